@@ -1,0 +1,429 @@
+import Foundation
+import GatewayCore
+
+/// Reads `gateway.conf`: YAML, then environment (`TGW_…`), then `--set key.path=value`, the command
+/// line winning; then decodes and validates into a ``GatewayConfig``.
+///
+/// Why not swift-configuration alone: its YAML provider holds scalars and lists of scalars, but
+/// `gateway.conf` has lists of mappings (`routes`, `tls.certificates`, `signing_keys`). So the file is
+/// read with Yams into a plain tree, scalar overrides are applied to that tree by key path, and one
+/// decoder produces typed structs with key-path errors (docs/configuration.md).
+public enum ConfigLoader {
+  /// The result of loading: a config, or errors; plus warnings either way.
+  public struct Outcome: Sendable {
+    public var config: GatewayConfig?
+    public var errors: [ConfigError]
+    public var warnings: [String]
+  }
+
+  /// Every scalar key that environment variables and `--set` may override.
+  public static let scalarKeyPaths: [String] = [
+    "listen.address", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
+    "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
+    "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "upstreams.default", "upstreams.test",
+    "policy.refuse_secret_key_in_browser", "cors.max_age_s", "tenant_header.name", "tenant_header.issuer",
+    "tenant_header.ttl_seconds", "tenant_header.trust_request_id", "access_log.path", "publishable_key_header",
+    "limits.per_key_rps", "limits.per_shop_rps", "limits.burst", "limits.max_header_bytes",
+    "limits.max_header_count", "limits.max_body_bytes", "limits.max_uri_bytes", "limits.client_header_timeout_s",
+    "limits.idle_timeout_s", "limits.upstream_connect_timeout_s", "limits.upstream_response_timeout_s",
+    "limits.max_connections", "limits.h2_max_concurrent_streams", "limits.drain_timeout_s",
+  ]
+
+  /// `listen.address` → `TGW_LISTEN_ADDRESS`.
+  public static func environmentName(for keyPath: String) -> String {
+    "TGW_" + keyPath.uppercased().replacingOccurrences(of: ".", with: "_")
+  }
+
+  /// Loads the file at `path` with overrides.
+  public static func load(
+    path: String, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = []
+  ) -> Outcome {
+    let text: String
+    do {
+      text = try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+      return Outcome(config: nil, errors: [ConfigError(path: "", reason: "cannot read \(path): \(error.localizedDescription)")], warnings: [])
+    }
+    let base = (URL(fileURLWithPath: path).deletingLastPathComponent().path)
+    return load(yaml: text, baseDirectory: base, environment: environment, overrides: overrides)
+  }
+
+  /// Loads YAML text; relative file paths resolve against `baseDirectory`.
+  public static func load(
+    yaml: String, baseDirectory: String, environment: [String: String] = [:], overrides: [String] = []
+  ) -> Outcome {
+    var tree: ConfigNode
+    do {
+      tree = try ConfigNode.parse(yaml: yaml)
+    } catch let e as ConfigError {
+      return Outcome(config: nil, errors: [e], warnings: [])
+    } catch {
+      return Outcome(config: nil, errors: [ConfigError(path: "", reason: "not valid YAML: \(error)")], warnings: [])
+    }
+    var errors: [ConfigError] = []
+    for keyPath in scalarKeyPaths {
+      if let value = environment[environmentName(for: keyPath)] {
+        do { try tree.set(path: keyPath.split(separator: ".").map(String.init), value: .scalar(value)) } catch {
+          errors.append(ConfigError(path: keyPath, reason: "cannot apply \(environmentName(for: keyPath)): \(error)"))
+        }
+      }
+    }
+    for item in overrides {
+      guard let eq = item.firstIndex(of: "=") else {
+        errors.append(ConfigError(path: item, reason: "--set needs key.path=value"))
+        continue
+      }
+      let keyPath = String(item[..<eq])
+      guard scalarKeyPaths.contains(keyPath) else {
+        errors.append(ConfigError(path: keyPath, reason: "--set only overrides scalar keys (\(scalarKeyPaths.count) of them, see docs/configuration.md)"))
+        continue
+      }
+      do {
+        try tree.set(path: keyPath.split(separator: ".").map(String.init), value: .scalar(String(item[item.index(after: eq)...])))
+      } catch {
+        errors.append(ConfigError(path: keyPath, reason: "\(error)"))
+      }
+    }
+    let decoded = ConfigDecoder(baseDirectory: baseDirectory).decode(tree)
+    errors.append(contentsOf: decoded.errors)
+    let warnings = decoded.unknownKeys.map { "unknown key \($0)" } + decoded.warnings
+    return Outcome(config: errors.isEmpty ? decoded.config : nil, errors: errors, warnings: warnings)
+  }
+}
+
+/// Turns the tree into a ``GatewayConfig``, collecting every error with its key path.
+struct ConfigDecoder {
+  let baseDirectory: String
+
+  struct Result {
+    var config: GatewayConfig?
+    var errors: [ConfigError]
+    var unknownKeys: [String]
+    var warnings: [String]
+  }
+
+  func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
+  }
+
+  func decode(_ tree: ConfigNode) -> Result {
+    let diag = ConfigCursor.Diagnostics()
+    var warnings: [String] = []
+    let root = ConfigCursor(node: tree, path: "", diagnostics: diag)
+
+    func address(_ c: ConfigCursor?, _ key: String, default d: String?, section: String) -> SocketAddressSpec? {
+      guard let c else {
+        if let d { return SocketAddressSpec(d) }
+        diag.errors.append(ConfigError(path: "\(section).\(key)", reason: "must be set"))
+        return nil
+      }
+      guard let text = c.string(key) ?? d else {
+        c.fail(key, "must be set")
+        return nil
+      }
+      guard let a = SocketAddressSpec(text) else {
+        c.fail(key, "must be host:port, got \"\(text)\"")
+        return nil
+      }
+      return a
+    }
+
+    // listen
+    let listenC = root.child("listen")
+    let listenAddress = address(listenC, "address", default: nil, section: "listen")
+    listenC?.finish()
+
+    // admin
+    let adminC = root.child("admin")
+    let adminAddress = address(adminC, "address", default: "127.0.0.1:9901", section: "admin")
+    let tokenFile = adminC?.string("token_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+    adminC?.finish()
+
+    // tls
+    var certificates: [GatewayConfig.CertificatePair] = []
+    var customDir: String? = nil
+    var minVersion = "1.2"
+    var generateDev = false
+    if let tlsC = root.child("tls") {
+      if let items = tlsC.items("certificates") {
+        for item in items {
+          guard let cert = item.string("cert"), let key = item.string("key"), !cert.isEmpty, !key.isEmpty else {
+            diag.errors.append(ConfigError(path: item.path, reason: "needs cert and key"))
+            continue
+          }
+          certificates.append(.init(cert: absolute(cert), key: absolute(key)))
+          item.finish()
+        }
+      }
+      if certificates.isEmpty { tlsC.fail("certificates", "must list at least one {cert, key}") }
+      customDir = tlsC.string("custom_domain_certs_dir").flatMap { $0.isEmpty ? nil : absolute($0) }
+      minVersion = tlsC.string("min_version", default: "1.2")
+      if minVersion != "1.2" && minVersion != "1.3" { tlsC.fail("min_version", "must be \"1.2\" or \"1.3\"") }
+      generateDev = tlsC.bool("generate_dev_certificate", default: false)
+      tlsC.finish()
+    } else {
+      diag.errors.append(ConfigError(path: "tls.certificates", reason: "must be set"))
+    }
+
+    // platform
+    var platform: GatewayConfig.Platform? = nil
+    if let pC = root.child("platform") {
+      var api: [String] = []
+      for (i, h) in (pC.strings("api_hosts") ?? []).enumerated() {
+        if let n = HostName.normalize(h), !h.contains(":") { api.append(n) } else {
+          diag.errors.append(ConfigError(path: "platform.api_hosts[\(i)]", reason: "\"\(h)\" is not a host name"))
+        }
+      }
+      if api.isEmpty { pC.fail("api_hosts", "must list at least one API host") }
+      var dash: [String] = []
+      for (i, h) in (pC.strings("dashboard_hosts") ?? []).enumerated() {
+        if let n = HostName.normalize(h), !h.contains(":") { dash.append(n) } else {
+          diag.errors.append(ConfigError(path: "platform.dashboard_hosts[\(i)]", reason: "\"\(h)\" is not a host name"))
+        }
+      }
+      let domainText = pC.string("domain")
+      if let d = domainText, let n = HostName.normalize(d), !d.contains(":"), n.contains(".") {
+        platform = .init(apiHosts: api, domain: n, dashboardHosts: dash)
+      } else {
+        pC.fail("domain", domainText == nil ? "must be set" : "\"\(domainText!)\" is not a domain name")
+      }
+      pC.finish()
+    } else {
+      diag.errors.append(ConfigError(path: "platform", reason: "must be set"))
+    }
+
+    // sessions
+    var sessions: GatewayConfig.Sessions? = nil
+    if let sC = root.child("sessions") {
+      let cookie = sC.string("cookie_name", default: "session")
+      let issuer = sC.string("issuer", default: "platform-auth")
+      var keys: [KeyFileSpec] = []
+      for item in sC.items("verify_keys") ?? [] {
+        let kid = item.string("kid") ?? ""
+        let alg = item.string("alg") ?? ""
+        if kid.isEmpty { item.fail("kid", "must be set") }
+        switch alg {
+        case "HS256":
+          if let f = item.string("secret_file"), !f.isEmpty { keys.append(.init(kid: kid, alg: alg, file: absolute(f))) } else {
+            item.fail("secret_file", "must be set for HS256")
+          }
+        case "ES256", "EdDSA":
+          if let f = item.string("public_key_file"), !f.isEmpty { keys.append(.init(kid: kid, alg: alg, file: absolute(f))) } else {
+            item.fail("public_key_file", "must be set for \(alg)")
+          }
+        default:
+          item.fail("alg", "must be HS256, ES256 or EdDSA, got \"\(alg)\"")
+        }
+        item.finish()
+      }
+      if Set(keys.map(\.kid)).count != keys.count { sC.fail("verify_keys", "kids must be unique") }
+      sC.finish()
+      if !keys.isEmpty { sessions = .init(cookieName: cookie, issuer: issuer, verifyKeys: keys) }
+    }
+
+    // snapshot
+    var snapshot = GatewayConfig.Snapshot(path: nil, url: nil, stateDir: absolute("var"), pollIntervalSeconds: 5)
+    if let snC = root.child("snapshot") {
+      snapshot.path = snC.string("path").flatMap { $0.isEmpty ? nil : absolute($0) }
+      snapshot.url = snC.string("url").flatMap { $0.isEmpty ? nil : $0 }
+      snapshot.stateDir = absolute(snC.string("state_dir", default: "var"))
+      snapshot.pollIntervalSeconds = snC.double("poll_interval_s", default: 5, range: 0.1...86400)
+      if snapshot.path == nil && snapshot.url == nil { snC.fail("path", "snapshot.path or snapshot.url must be set") }
+      if let u = snapshot.url, !(u.hasPrefix("http://") || u.hasPrefix("https://")) {
+        snC.fail("url", "must be an http:// or https:// URL")
+      }
+      snC.finish()
+    } else {
+      diag.errors.append(ConfigError(path: "snapshot.path", reason: "snapshot.path or snapshot.url must be set"))
+    }
+
+    // limits (read early: clusters default their timeouts from it)
+    var limits = GatewayConfig.Limits()
+    if let lC = root.child("limits") {
+      limits.perKeyRPS = lC.int("per_key_rps", default: 0, range: 0...10_000_000)
+      limits.perShopRPS = lC.int("per_shop_rps", default: 0, range: 0...10_000_000)
+      limits.burst = lC.int("burst", default: 0, range: 0...10_000_000)
+      limits.maxHeaderBytes = lC.int("max_header_bytes", default: 32768, range: 1024...1_048_576)
+      limits.maxHeaderCount = lC.int("max_header_count", default: 100, range: 8...10_000)
+      limits.maxBodyBytes = lC.int("max_body_bytes", default: 10_485_760, range: 0...Int.max)
+      limits.maxURIBytes = lC.int("max_uri_bytes", default: 8192, range: 64...1_048_576)
+      limits.clientHeaderTimeoutSeconds = lC.double("client_header_timeout_s", default: 10, range: 0.1...3600)
+      limits.idleTimeoutSeconds = lC.double("idle_timeout_s", default: 60, range: 0.1...86400)
+      limits.upstreamConnectTimeoutSeconds = lC.double("upstream_connect_timeout_s", default: 2, range: 0.01...600)
+      limits.upstreamResponseTimeoutSeconds = lC.double("upstream_response_timeout_s", default: 30, range: 0.01...86400)
+      limits.maxConnections = lC.int("max_connections", default: 10000, range: 1...10_000_000)
+      limits.h2MaxConcurrentStreams = lC.int("h2_max_concurrent_streams", default: 100, range: 1...10_000)
+      limits.drainTimeoutSeconds = lC.double("drain_timeout_s", default: 30, range: 0...3600)
+      lC.finish()
+    }
+
+    // upstreams
+    var upstreams: [String: UpstreamCluster] = [:]
+    if let uC = root.child("upstreams") {
+      for name in uC.keys {
+        guard let node = uC.node(name) else { continue }
+        let path = "upstreams.\(name)"
+        switch node {
+        case .scalar(let url):
+          if url.isEmpty { continue }  // `test: ""` means no test cluster
+          if let e = UpstreamEndpoint(url: url) {
+            upstreams[name] = UpstreamCluster(name: name, endpoints: [e])
+          } else {
+            diag.errors.append(ConfigError(path: path, reason: "\"\(url)\" is not an http:// or https:// URL"))
+          }
+        case .mapping:
+          let c = ConfigCursor(node: node, path: path, diagnostics: diag)
+          var cluster = UpstreamCluster(name: name, endpoints: [])
+          for (i, url) in (c.strings("endpoints") ?? []).enumerated() {
+            if let e = UpstreamEndpoint(url: url) { cluster.endpoints.append(e) } else {
+              diag.errors.append(ConfigError(path: "\(path).endpoints[\(i)]", reason: "\"\(url)\" is not an http:// or https:// URL"))
+            }
+          }
+          if cluster.endpoints.isEmpty { c.fail("endpoints", "must list at least one endpoint URL") }
+          if let lb = c.string("lb") {
+            if let b = UpstreamCluster.Balancing(rawValue: lb) { cluster.balancing = b } else {
+              c.fail("lb", "must be round_robin or least_request")
+            }
+          }
+          if let hc = c.child("health_check") {
+            cluster.healthCheck = .init(
+              path: hc.string("path", default: "/healthz"), intervalSeconds: hc.double("interval_s", default: 5, range: 0.1...3600),
+              unhealthyAfter: hc.int("unhealthy_after", default: 3, range: 1...100),
+              healthyAfter: hc.int("healthy_after", default: 2, range: 1...100))
+            hc.finish()
+          }
+          cluster.retries = c.int("retries", default: 1, range: 0...10)
+          cluster.retryBudgetPercent = c.int("retry_budget_percent", default: 20, range: 0...100)
+          cluster.maxConnectionsPerEndpoint = c.int("max_connections_per_endpoint", default: 512, range: 1...100_000)
+          cluster.caFile = c.string("ca_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+          if c.has("connect_timeout_s") {
+            cluster.connectTimeoutSeconds = c.double("connect_timeout_s", default: 2, range: 0.01...600)
+          }
+          if c.has("response_timeout_s") {
+            cluster.responseTimeoutSeconds = c.double("response_timeout_s", default: 30, range: 0.01...86400)
+          }
+          c.finish()
+          upstreams[name] = cluster
+        case .null:
+          continue
+        case .sequence:
+          diag.errors.append(ConfigError(path: path, reason: "must be a URL or a mapping with endpoints"))
+        }
+      }
+      _ = uC.keys.map { _ = uC.node($0) }
+    }
+    if upstreams["default"] == nil {
+      diag.errors.append(ConfigError(path: "upstreams.default", reason: "must be set"))
+    }
+
+    // routes
+    var routes = RouteTable.default
+    var routesAreDefault = true
+    if let items = root.items("routes") {
+      routesAreDefault = false
+      var list: [Route] = []
+      for item in items {
+        guard let prefix = item.string("prefix"), prefix.hasPrefix("/") else {
+          item.fail("prefix", "must be set and start with /")
+          continue
+        }
+        var accepts = CredentialKinds()
+        for (i, kind) in (item.strings("accepts") ?? []).enumerated() {
+          if let k = CredentialKind(rawValue: kind) { accepts.insert(CredentialKinds(k)) } else {
+            diag.errors.append(ConfigError(
+              path: "\(item.path).accepts[\(i)]",
+              reason: "unknown credential kind \"\(kind)\" (secret_key, publishable_key, host, session)"))
+          }
+        }
+        if accepts.isEmpty { item.fail("accepts", "must list at least one credential kind") }
+        let methods = item.strings("publishable_methods")?.map { $0.uppercased() }
+        let upstream = item.string("upstream", default: "default")
+        if upstreams[upstream] == nil && !upstreams.isEmpty {
+          item.fail("upstream", "names cluster \"\(upstream)\", which upstreams does not define")
+        }
+        list.append(Route(
+          prefix: prefix, accepts: accepts, publishableMethods: methods,
+          customerTokens: item.bool("customer_tokens", default: false),
+          requireOrigin: item.bool("require_origin", default: false), upstream: upstream))
+        item.finish()
+      }
+      routes = RouteTable(list)
+      for (rule, by) in routes.shadowedRules {
+        warnings.append("routes[\(rule)] (\(list[rule].prefix)) is shadowed by routes[\(by)] (\(list[by].prefix)), which comes first and matches every path it does")
+      }
+    }
+
+    // policy, cors
+    let policyC = root.child("policy")
+    let policy = GatewayConfig.Policy(refuseSecretKeyInBrowser: policyC?.bool("refuse_secret_key_in_browser", default: true) ?? true)
+    policyC?.finish()
+    let corsC = root.child("cors")
+    let cors = GatewayConfig.CORS(
+      allowHeaders: corsC?.strings("allow_headers") ?? ["Content-Type", "Authorization"],
+      maxAgeSeconds: corsC?.int("max_age_s", default: 600, range: 0...86400) ?? 600)
+    corsC?.finish()
+
+    // tenant_header
+    var tenantHeader = GatewayConfig.TenantHeader(name: "X-Tenant", issuer: "tenant-gateway", ttlSeconds: 60, trustRequestID: false, signingKeys: [])
+    if let tC = root.child("tenant_header") {
+      tenantHeader.name = tC.string("name", default: "X-Tenant")
+      if !isToken(tenantHeader.name) { tC.fail("name", "must be a valid header name") }
+      tenantHeader.issuer = tC.string("issuer", default: "tenant-gateway")
+      tenantHeader.ttlSeconds = tC.int("ttl_seconds", default: 60, range: 1...86400)
+      tenantHeader.trustRequestID = tC.bool("trust_request_id", default: false)
+      for item in tC.items("signing_keys") ?? [] {
+        let kid = item.string("kid") ?? ""
+        let alg = item.string("alg") ?? ""
+        if kid.isEmpty { item.fail("kid", "must be set") }
+        switch alg {
+        case "HS256":
+          if let f = item.string("secret_file"), !f.isEmpty { tenantHeader.signingKeys.append(.init(kid: kid, alg: alg, file: absolute(f))) } else {
+            item.fail("secret_file", "must be set for HS256")
+          }
+        case "EdDSA":
+          if let f = item.string("private_key_file"), !f.isEmpty { tenantHeader.signingKeys.append(.init(kid: kid, alg: alg, file: absolute(f))) } else {
+            item.fail("private_key_file", "must be set for EdDSA")
+          }
+        default:
+          item.fail("alg", "must be HS256 or EdDSA, got \"\(alg)\"")
+        }
+        item.finish()
+      }
+      if Set(tenantHeader.signingKeys.map(\.kid)).count != tenantHeader.signingKeys.count {
+        tC.fail("signing_keys", "kids must be unique")
+      }
+      tC.finish()
+    }
+    if tenantHeader.signingKeys.isEmpty {
+      diag.errors.append(ConfigError(path: "tenant_header.signing_keys", reason: "must list at least one key"))
+    }
+
+    let logC = root.child("access_log")
+    let logPath = logC?.string("path", default: "-") ?? "-"
+    logC?.finish()
+    let accessLog = GatewayConfig.AccessLog(path: logPath.isEmpty ? nil : (logPath == "-" ? "-" : absolute(logPath)))
+
+    let pkHeader = root.string("publishable_key_header", default: "X-Publishable-Key")
+    if !isToken(pkHeader) { root.fail("publishable_key_header", "must be a valid header name") }
+
+    root.finish()
+
+    guard diag.errors.isEmpty, let listenAddress, let adminAddress, let platform else {
+      return Result(config: nil, errors: diag.errors, unknownKeys: diag.unknownKeys, warnings: warnings)
+    }
+    let config = GatewayConfig(
+      listen: .init(address: listenAddress), admin: .init(address: adminAddress, tokenFile: tokenFile),
+      tls: .init(certificates: certificates, customDomainCertsDir: customDir, minVersion: minVersion, generateDevCertificate: generateDev),
+      platform: platform, sessions: sessions, snapshot: snapshot, upstreams: upstreams, routes: routes,
+      routesAreDefault: routesAreDefault, policy: policy, cors: cors, tenantHeader: tenantHeader, accessLog: accessLog,
+      publishableKeyHeader: pkHeader, limits: limits, baseDirectory: baseDirectory)
+    return Result(config: config, errors: [], unknownKeys: diag.unknownKeys, warnings: warnings)
+  }
+
+  /// RFC 9110 token characters (header names).
+  func isToken(_ s: String) -> Bool {
+    !s.isEmpty && s.utf8.allSatisfy { b in
+      (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^`|~".utf8.contains(b)
+    }
+  }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import GatewayCore
+
+/// A `host:port` to listen on or connect to.
+public struct SocketAddressSpec: Sendable, Equatable, CustomStringConvertible {
+  public var host: String
+  public var port: Int
+  public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+  /// Parses `host:port` or `[v6]:port`.
+  public init?(_ text: String) {
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+      host = String(text[text.index(after: text.startIndex)..<close])
+      let rest = text[text.index(after: close)...]
+      guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (0...65535).contains(p) else { return nil }
+      port = p
+    } else {
+      guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(p)
+      else { return nil }
+      host = String(text[..<colon])
+      port = p
+    }
+    guard !host.isEmpty else { return nil }
+  }
+}
+
+/// One upstream endpoint URL (`http://host:port` or `https://host:port`).
+public struct UpstreamEndpoint: Sendable, Equatable, CustomStringConvertible {
+  public var tls: Bool
+  public var host: String
+  public var port: Int
+  public var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+
+  public init?(url: String) {
+    let rest: Substring
+    if url.hasPrefix("http://") {
+      tls = false
+      rest = url.dropFirst(7)
+    } else if url.hasPrefix("https://") {
+      tls = true
+      rest = url.dropFirst(8)
+    } else {
+      return nil
+    }
+    var authority = rest
+    if authority.hasSuffix("/") { authority = authority.dropLast() }
+    guard !authority.isEmpty, !authority.contains("/"), !authority.contains("@") else { return nil }
+    if let addr = SocketAddressSpec(String(authority)) {
+      host = addr.host
+      port = addr.port
+    } else {
+      guard !authority.contains(":") else { return nil }
+      host = String(authority)
+      port = tls ? 443 : 80
+    }
+  }
+}
+
+/// An upstream cluster (PRODUCT.md §7): a URL, or a mapping with endpoints and settings.
+public struct UpstreamCluster: Sendable, Equatable {
+  public enum Balancing: String, Sendable { case roundRobin = "round_robin", leastRequest = "least_request" }
+  public struct HealthCheck: Sendable, Equatable {
+    public var path: String
+    public var intervalSeconds: Double
+    public var unhealthyAfter: Int
+    public var healthyAfter: Int
+  }
+  public var name: String
+  public var endpoints: [UpstreamEndpoint]
+  public var balancing: Balancing = .roundRobin
+  public var healthCheck: HealthCheck? = nil
+  public var retries: Int = 1
+  public var retryBudgetPercent: Int = 20
+  public var maxConnectionsPerEndpoint: Int = 512
+  public var caFile: String? = nil
+  public var connectTimeoutSeconds: Double? = nil
+  public var responseTimeoutSeconds: Double? = nil
+}
+
+/// `tenant_header.signing_keys` and `sessions.verify_keys` entries: a key id, an algorithm and a file.
+public struct KeyFileSpec: Sendable, Equatable {
+  public var kid: String
+  /// `HS256`, `EdDSA` or `ES256`.
+  public var alg: String
+  /// Absolute path of the secret, private or public key file.
+  public var file: String
+}
+
+/// Everything in `gateway.conf`, typed and validated (PRODUCT.md §7).
+public struct GatewayConfig: Sendable {
+  public struct Listen: Sendable { public var address: SocketAddressSpec }
+  public struct Admin: Sendable {
+    public var address: SocketAddressSpec
+    /// File with the admin bearer token; `nil`: no token required.
+    public var tokenFile: String?
+  }
+  public struct CertificatePair: Sendable, Equatable {
+    public var cert: String
+    public var key: String
+  }
+  public struct TLS: Sendable {
+    public var certificates: [CertificatePair]
+    public var customDomainCertsDir: String?
+    /// `1.2` or `1.3`.
+    public var minVersion: String
+    public var generateDevCertificate: Bool
+  }
+  public struct Platform: Sendable {
+    public var apiHosts: [String]
+    public var domain: String
+    public var dashboardHosts: [String]
+  }
+  public struct Sessions: Sendable {
+    public var cookieName: String
+    public var issuer: String
+    public var verifyKeys: [KeyFileSpec]
+  }
+  public struct Snapshot: Sendable {
+    public var path: String?
+    public var url: String?
+    public var stateDir: String
+    public var pollIntervalSeconds: Double
+  }
+  public struct RouteSpec: Sendable, Equatable {
+    public var route: Route
+  }
+  public struct Policy: Sendable { public var refuseSecretKeyInBrowser: Bool }
+  public struct CORS: Sendable {
+    public var allowHeaders: [String]
+    public var maxAgeSeconds: Int
+  }
+  public struct TenantHeader: Sendable {
+    public var name: String
+    public var issuer: String
+    public var ttlSeconds: Int
+    public var trustRequestID: Bool
+    public var signingKeys: [KeyFileSpec]
+  }
+  public struct AccessLog: Sendable {
+    /// `-` for stdout, a file path, or `nil` for off.
+    public var path: String?
+  }
+  /// `limits`; every duration in seconds, every size in bytes.
+  public struct Limits: Sendable {
+    public var perKeyRPS: Int = 0
+    public var perShopRPS: Int = 0
+    public var burst: Int = 0
+    public var maxHeaderBytes: Int = 32768
+    public var maxHeaderCount: Int = 100
+    public var maxBodyBytes: Int = 10_485_760
+    public var maxURIBytes: Int = 8192
+    public var clientHeaderTimeoutSeconds: Double = 10
+    public var idleTimeoutSeconds: Double = 60
+    public var upstreamConnectTimeoutSeconds: Double = 2
+    public var upstreamResponseTimeoutSeconds: Double = 30
+    public var maxConnections: Int = 10000
+    public var h2MaxConcurrentStreams: Int = 100
+    public var drainTimeoutSeconds: Double = 30
+  }
+
+  public var listen: Listen
+  public var admin: Admin
+  public var tls: TLS
+  public var platform: Platform
+  public var sessions: Sessions?
+  public var snapshot: Snapshot
+  /// Clusters by name; `default` always exists.
+  public var upstreams: [String: UpstreamCluster]
+  public var routes: RouteTable
+  /// True when `routes` was omitted and the default table applies.
+  public var routesAreDefault: Bool
+  public var policy: Policy
+  public var cors: CORS
+  public var tenantHeader: TenantHeader
+  public var accessLog: AccessLog
+  public var publishableKeyHeader: String
+  public var limits: Limits
+  /// Directory relative paths were resolved against (the config file's directory).
+  public var baseDirectory: String
+
+  /// The host classifier for these settings.
+  public var platformHosts: PlatformHosts {
+    PlatformHosts(apiHosts: platform.apiHosts, dashboardHosts: platform.dashboardHosts, domain: platform.domain)
+  }
+
+  /// The resolver settings for these settings.
+  public var resolverSettings: ResolverSettings {
+    ResolverSettings(
+      platform: platformHosts, routes: routes, refuseSecretKeyInBrowser: policy.refuseSecretKeyInBrowser,
+      hasTestCluster: upstreams["test"] != nil)
+  }
+}

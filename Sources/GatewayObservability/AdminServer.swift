@@ -1,0 +1,256 @@
+import Crypto
+import Foundation
+import GatewayCore
+import GatewaySnapshot
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The outcome of `POST /admin/reload`.
+public struct ReloadOutcome: Sendable {
+  public var accepted: Bool
+  public var version: String
+  public var shops: Int
+  public var customDomains: Int
+  public var keys: Int
+  public var errors: [String]
+  public init(accepted: Bool, version: String, shops: Int, customDomains: Int, keys: Int, errors: [String]) {
+    self.accepted = accepted
+    self.version = version
+    self.shops = shops
+    self.customDomains = customDomains
+    self.keys = keys
+    self.errors = errors
+  }
+}
+
+/// What the admin listener asks of the gateway.
+public protocol AdminBackend: Sendable {
+  var isReady: Bool { get }
+  var snapshotStatus: SnapshotStatus { get }
+  func reload() -> EventLoopFuture<ReloadOutcome>
+  func counters() -> EventLoopFuture<CounterSnapshot>
+}
+
+/// The admin listener (PRODUCT.md §8): plain HTTP/1.1, loopback by default, optional bearer token.
+/// `/healthz`, `/readyz`, `/metrics`, `/admin/snapshot`, `POST /admin/reload`.
+public final class AdminServer: Sendable {
+  let group: EventLoopGroup
+  let backend: AdminBackend
+  let token: [UInt8]?
+  let logger: Logger
+  private let channelBox = NIOLockedValueBox<Channel?>(nil)
+
+  public init(group: EventLoopGroup, backend: AdminBackend, tokenFile: String?, logger: Logger) {
+    self.group = group
+    self.backend = backend
+    self.logger = logger
+    if let tokenFile, let bytes = try? FileBytes.read(tokenFile) {
+      var t = bytes[...]
+      while let l = t.last, l == 0x0A || l == 0x0D || l == 0x20 || l == 0x09 { t = t.dropLast() }
+      token = Array(t)
+    } else {
+      token = nil
+    }
+  }
+
+  public func start(host: String, port: Int) throws {
+    let backend = self.backend
+    let token = self.token
+    let channel = try ServerBootstrap(group: group)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+          try channel.pipeline.syncOperations.addHandler(AdminHandler(backend: backend, token: token))
+        }
+      }
+      .bind(host: host, port: port).wait()
+    channelBox.withLockedValue { $0 = channel }
+  }
+
+  public var boundPort: Int? { channelBox.withLockedValue { $0?.localAddress?.port } }
+
+  public func stop() {
+    let ch = channelBox.withLockedValue { $0 }
+    try? ch?.close().wait()
+  }
+}
+
+final class AdminHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias OutboundOut = HTTPServerResponsePart
+
+  let backend: AdminBackend
+  let token: [UInt8]?
+  private var head: HTTPRequestHead?
+
+  init(backend: AdminBackend, token: [UInt8]?) {
+    self.backend = backend
+    self.token = token
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .head(let h): head = h
+    case .body: break
+    case .end:
+      guard let head else { return }
+      self.head = nil
+      handle(head, context: context)
+    }
+  }
+
+  private func authorised(_ head: HTTPRequestHead) -> Bool {
+    guard let token else { return true }
+    guard let value = head.headers.first(name: "authorization"), value.hasPrefix("Bearer ") else { return false }
+    let presented = Array(value.dropFirst(7).utf8)
+    // Constant time: compare digests so neither length nor prefix leaks through timing.
+    let a = SHA256.hash(data: presented)
+    let b = SHA256.hash(data: token)
+    return a == b
+  }
+
+  private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+    if path != "/healthz" && path != "/readyz" && !authorised(head) {
+      respond(context, status: .unauthorized, json: "{\"error\":{\"code\":\"unauthorized\",\"message\":\"admin token required\"}}")
+      return
+    }
+    switch (head.method, path) {
+    case (.GET, "/healthz"):
+      respond(context, status: .ok, json: "{\"status\":\"ok\"}")
+    case (.GET, "/readyz"):
+      let ready = backend.isReady
+      respond(context, status: ready ? .ok : .serviceUnavailable, json: "{\"ready\":\(ready)}")
+    case (.GET, "/admin/snapshot"):
+      respond(context, status: .ok, json: AdminJSON.snapshot(backend.snapshotStatus))
+    case (.POST, "/admin/reload"):
+      backend.reload().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let outcome):
+          self.respond(context, status: outcome.accepted ? .ok : .unprocessableEntity, json: AdminJSON.reload(outcome))
+        case .failure(let error):
+          self.respond(context, status: .internalServerError, json: AdminJSON.reload(
+            ReloadOutcome(accepted: false, version: "", shops: 0, customDomains: 0, keys: 0, errors: ["\(error)"])))
+        }
+      }
+    case (.GET, "/metrics"):
+      let status = backend.snapshotStatus
+      backend.counters().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+        let counters = (try? result.get()) ?? CounterSnapshot()
+        self.respond(context, status: .ok, contentType: "text/plain; version=0.0.4", body: PrometheusText.render(counters, snapshot: status))
+      }
+    default:
+      respond(context, status: .notFound, json: "{\"error\":{\"code\":\"not_found\",\"message\":\"no such admin endpoint\"}}")
+    }
+  }
+
+  private func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, json: String) {
+    respond(context, status: status, contentType: "application/json", body: json)
+  }
+
+  private func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, body: String) {
+    let buffer = context.channel.allocator.buffer(string: body)
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: contentType)
+    headers.add(name: "Content-Length", value: String(buffer.readableBytes))
+    headers.add(name: "Cache-Control", value: "no-store")
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+    context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+  }
+}
+
+/// JSON documents of the admin API.
+public enum AdminJSON {
+  public static func snapshot(_ s: SnapshotStatus) -> String {
+    var out = "{\"version\":"
+    JSONText.appendQuoted(s.version, to: &out)
+    out += ",\"shops\":\(s.shops),\"customDomains\":\(s.customDomains),\"keys\":\(s.keys)"
+    out += ",\"loadedAt\":"
+    JSONText.appendQuoted(iso8601(s.loadedAt), to: &out)
+    out += ",\"source\":"
+    JSONText.appendQuoted(s.source, to: &out)
+    out += ",\"reloadsAccepted\":\(s.accepted),\"reloadsRejected\":\(s.rejected),\"lastError\":"
+    if let e = s.lastError { out += stringArray(e) } else { out += "null" }
+    out += "}"
+    return out
+  }
+
+  public static func reload(_ r: ReloadOutcome) -> String {
+    var out = "{\"accepted\":\(r.accepted),\"version\":"
+    JSONText.appendQuoted(r.version, to: &out)
+    out += ",\"shops\":\(r.shops),\"customDomains\":\(r.customDomains),\"keys\":\(r.keys),\"errors\":\(stringArray(r.errors))}"
+    return out
+  }
+
+  static func stringArray(_ items: [String]) -> String {
+    var out = "["
+    for (i, e) in items.enumerated() {
+      if i > 0 { out += "," }
+      JSONText.appendQuoted(e, to: &out)
+    }
+    return out + "]"
+  }
+
+  static func iso8601(_ t: Double) -> String {
+    let f = ISO8601DateFormatter()
+    return f.string(from: Date(timeIntervalSince1970: t))
+  }
+}
+
+/// Prometheus text exposition (version 0.0.4) of the counters.
+public enum PrometheusText {
+  public static func render(_ c: CounterSnapshot, snapshot s: SnapshotStatus) -> String {
+    var out = ""
+    out += "# HELP tenant_gateway_requests_total Responses sent to clients, by status class.\n"
+    out += "# TYPE tenant_gateway_requests_total counter\n"
+    for i in 1...5 { out += "tenant_gateway_requests_total{code_class=\"\(i)xx\"} \(c.responsesByClass[i])\n" }
+    out += "# HELP tenant_gateway_refusals_total Requests the gateway answered itself, by refusal code.\n"
+    out += "# TYPE tenant_gateway_refusals_total counter\n"
+    for r in GatewayRefusal.all {
+      out += "tenant_gateway_refusals_total{code=\"\(r.code)\"} \(c.refusals[r.code] ?? 0)\n"
+    }
+    out += "# HELP tenant_gateway_upstream_errors_total Upstream faults, by kind.\n"
+    out += "# TYPE tenant_gateway_upstream_errors_total counter\n"
+    for (k, v) in c.upstreamErrors.sorted(by: { $0.key < $1.key }) {
+      out += "tenant_gateway_upstream_errors_total{kind=\"\(escape(k))\"} \(v)\n"
+    }
+    out += "# HELP tenant_gateway_open_connections Open client connections, by protocol.\n"
+    out += "# TYPE tenant_gateway_open_connections gauge\n"
+    out += "tenant_gateway_open_connections{protocol=\"http1\"} \(c.openHTTP1Connections)\n"
+    out += "tenant_gateway_open_connections{protocol=\"http2\"} \(c.openHTTP2Connections)\n"
+    out += "# HELP tenant_gateway_tls_handshakes_total Completed TLS handshakes.\n"
+    out += "# TYPE tenant_gateway_tls_handshakes_total counter\n"
+    out += "tenant_gateway_tls_handshakes_total \(c.tlsHandshakes)\n"
+    out += "# HELP tenant_gateway_tls_handshake_failures_total Failed TLS handshakes.\n"
+    out += "# TYPE tenant_gateway_tls_handshake_failures_total counter\n"
+    out += "tenant_gateway_tls_handshake_failures_total \(c.tlsHandshakeFailures)\n"
+    out += "# HELP tenant_gateway_connections_refused_total Connections closed at max_connections.\n"
+    out += "# TYPE tenant_gateway_connections_refused_total counter\n"
+    out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
+    out += "# HELP tenant_gateway_snapshot_info The serving snapshot's version.\n"
+    out += "# TYPE tenant_gateway_snapshot_info gauge\n"
+    out += "tenant_gateway_snapshot_info{version=\"\(escape(s.version))\"} 1\n"
+    out += "# HELP tenant_gateway_snapshot_entries Entries in the serving snapshot.\n"
+    out += "# TYPE tenant_gateway_snapshot_entries gauge\n"
+    out += "tenant_gateway_snapshot_entries{kind=\"shops\"} \(s.shops)\n"
+    out += "tenant_gateway_snapshot_entries{kind=\"custom_domains\"} \(s.customDomains)\n"
+    out += "tenant_gateway_snapshot_entries{kind=\"keys\"} \(s.keys)\n"
+    out += "# HELP tenant_gateway_snapshot_loaded_timestamp_seconds When the serving snapshot was loaded.\n"
+    out += "# TYPE tenant_gateway_snapshot_loaded_timestamp_seconds gauge\n"
+    out += "tenant_gateway_snapshot_loaded_timestamp_seconds \(Int(s.loadedAt))\n"
+    out += "# HELP tenant_gateway_snapshot_reloads_total Snapshot loads, by result.\n"
+    out += "# TYPE tenant_gateway_snapshot_reloads_total counter\n"
+    out += "tenant_gateway_snapshot_reloads_total{result=\"accepted\"} \(s.accepted)\n"
+    out += "tenant_gateway_snapshot_reloads_total{result=\"rejected\"} \(s.rejected)\n"
+    return out
+  }
+
+  static func escape(_ s: String) -> String {
+    s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+  }
+}

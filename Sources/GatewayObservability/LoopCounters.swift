@@ -1,0 +1,82 @@
+import GatewayCore
+import NIOCore
+
+/// Request and connection counters owned by one event loop: plain integers, no atomics, no locks.
+/// The admin listener reads them by running a closure on each loop and summing.
+public final class LoopCounters {
+  /// Responses by status class: index 1…5 for 1xx…5xx.
+  public var responsesByClass = [Int](repeating: 0, count: 6)
+  /// Gateway refusals by code.
+  public var refusals: [String: Int] = [:]
+  /// Upstream failures by kind.
+  public var upstreamErrors: [String: Int] = [:]
+  public var openHTTP1Connections = 0
+  public var openHTTP2Connections = 0
+  public var tlsHandshakes = 0
+  public var tlsHandshakeFailures = 0
+  public var connectionsRefusedAtLimit = 0
+
+  public init() {}
+
+  @inline(__always)
+  public func recordResponse(status: Int) {
+    let c = status / 100
+    if c >= 1 && c <= 5 { responsesByClass[c] &+= 1 }
+  }
+
+  public func recordRefusal(_ refusal: GatewayRefusal) {
+    refusals[refusal.code, default: 0] += 1
+  }
+
+  public func recordUpstreamError(_ kind: String) {
+    upstreamErrors[kind, default: 0] += 1
+  }
+
+  /// A copy for summing on another thread.
+  public var snapshot: CounterSnapshot {
+    CounterSnapshot(
+      responsesByClass: responsesByClass, refusals: refusals, upstreamErrors: upstreamErrors,
+      openHTTP1Connections: openHTTP1Connections, openHTTP2Connections: openHTTP2Connections,
+      tlsHandshakes: tlsHandshakes, tlsHandshakeFailures: tlsHandshakeFailures,
+      connectionsRefusedAtLimit: connectionsRefusedAtLimit)
+  }
+}
+
+/// Summable copy of ``LoopCounters``.
+public struct CounterSnapshot: Sendable {
+  public var responsesByClass = [Int](repeating: 0, count: 6)
+  public var refusals: [String: Int] = [:]
+  public var upstreamErrors: [String: Int] = [:]
+  public var openHTTP1Connections = 0
+  public var openHTTP2Connections = 0
+  public var tlsHandshakes = 0
+  public var tlsHandshakeFailures = 0
+  public var connectionsRefusedAtLimit = 0
+
+  public init() {}
+
+  init(
+    responsesByClass: [Int], refusals: [String: Int], upstreamErrors: [String: Int], openHTTP1Connections: Int,
+    openHTTP2Connections: Int, tlsHandshakes: Int, tlsHandshakeFailures: Int, connectionsRefusedAtLimit: Int
+  ) {
+    self.responsesByClass = responsesByClass
+    self.refusals = refusals
+    self.upstreamErrors = upstreamErrors
+    self.openHTTP1Connections = openHTTP1Connections
+    self.openHTTP2Connections = openHTTP2Connections
+    self.tlsHandshakes = tlsHandshakes
+    self.tlsHandshakeFailures = tlsHandshakeFailures
+    self.connectionsRefusedAtLimit = connectionsRefusedAtLimit
+  }
+
+  public mutating func add(_ o: CounterSnapshot) {
+    for i in 0..<6 { responsesByClass[i] += o.responsesByClass[i] }
+    for (k, v) in o.refusals { refusals[k, default: 0] += v }
+    for (k, v) in o.upstreamErrors { upstreamErrors[k, default: 0] += v }
+    openHTTP1Connections += o.openHTTP1Connections
+    openHTTP2Connections += o.openHTTP2Connections
+    tlsHandshakes += o.tlsHandshakes
+    tlsHandshakeFailures += o.tlsHandshakeFailures
+    connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
+  }
+}

@@ -1,0 +1,131 @@
+import Crypto
+import Foundation
+import GatewayConfig
+import GatewayCore
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// The host names one certificate covers: exact names and `*.suffix` wildcards (one label).
+struct CertificateNames: Sendable {
+  let exact: Set<String>
+  /// Wildcard suffixes with their leading dot, e.g. `.platform.localhost`.
+  let wildcardSuffixes: [String]
+
+  init(names: [String]) {
+    var exact = Set<String>()
+    var wild: [String] = []
+    for n in names.map({ $0.lowercased() }) {
+      if n.hasPrefix("*.") { wild.append(String(n.dropFirst())) } else { exact.insert(n) }
+    }
+    self.exact = exact
+    self.wildcardSuffixes = wild
+  }
+
+  /// True when a normalised host is covered (RFC 6125 §6.4.3: a wildcard stands for one label).
+  func covers(_ host: String) -> Bool {
+    if exact.contains(host) { return true }
+    return coveredByWildcard(host)
+  }
+
+  func coveredByWildcard(_ host: String) -> Bool {
+    for suffix in wildcardSuffixes where host.hasSuffix(suffix) {
+      let label = host.dropLast(suffix.count)
+      if !label.isEmpty && !label.contains(".") { return true }
+    }
+    return false
+  }
+}
+
+/// The configured certificates, one TLS context each, and SNI selection among them (PRODUCT.md §2).
+final class CertificateSet: Sendable {
+  struct Entry: Sendable {
+    let names: CertificateNames
+    let context: NIOSSLContext
+    let certPath: String
+  }
+  let entries: [Entry]
+
+  /// Loads every `tls.certificates` entry. The first is the default certificate.
+  init(config: GatewayConfig.TLS) throws {
+    var entries: [Entry] = []
+    for pair in config.certificates {
+      let chain = try NIOSSLCertificate.fromPEMFile(pair.cert)
+      guard !chain.isEmpty else { throw ConfigError(path: "tls.certificates", reason: "\(pair.cert) holds no certificate") }
+      let key = try NIOSSLPrivateKey(file: pair.key, format: .pem)
+      var tls = TLSConfiguration.makeServerConfiguration(
+        certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+      tls.minimumTLSVersion = config.minVersion == "1.3" ? .tlsv13 : .tlsv12
+      tls.applicationProtocols = ["h2", "http/1.1"]
+      let context = try NIOSSLContext(configuration: tls)
+      let names = try Self.names(ofLeafIn: pair.cert)
+      entries.append(Entry(names: CertificateNames(names: names), context: context, certPath: pair.cert))
+    }
+    self.entries = entries
+  }
+
+  /// DNS names of a PEM file's first certificate: its subjectAltName DNS entries, else its CN.
+  static func names(ofLeafIn path: String) throws -> [String] {
+    let pem = try String(contentsOfFile: path, encoding: .utf8)
+    let docs = try PEMDocument.parseMultiple(pemString: pem).filter { $0.discriminator == "CERTIFICATE" }
+    guard let first = docs.first else { return [] }
+    let cert = try Certificate(pemDocument: first)
+    var names: [String] = []
+    if let san = try cert.extensions.subjectAlternativeNames {
+      for name in san { if case .dnsName(let d) = name { names.append(d) } }
+    }
+    if names.isEmpty {
+      for rdn in cert.subject { for attr in rdn where attr.type == .RDNAttributeType.commonName { names.append("\(attr.value)") } }
+    }
+    return names
+  }
+
+  /// The certificate for a ClientHello's SNI: exact name first, then wildcard, else the default.
+  func select(serverName: String?) -> Int {
+    guard let raw = serverName, let name = HostName.normalize(raw) else { return 0 }
+    if let i = entries.firstIndex(where: { $0.names.exact.contains(name) }) { return i }
+    if let i = entries.firstIndex(where: { $0.names.coveredByWildcard(name) }) { return i }
+    return 0
+  }
+}
+
+/// The development certificate of `tls.generate_dev_certificate` (PRODUCT.md §7).
+public enum DevelopmentCertificate {
+  /// Writes a self-signed P-256 certificate for `names` to `certPath` and its key to `keyPath`.
+  public static func generate(names: [String], certPath: String, keyPath: String) throws {
+    let key = P256.Signing.PrivateKey()
+    let subject = try DistinguishedName {
+      CommonName("tenant-gateway development certificate")
+      OrganizationName("tenant-gateway (development only)")
+    }
+    let now = Date()
+    let extensions = try Certificate.Extensions {
+      Critical(BasicConstraints.notCertificateAuthority)
+      Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+      try ExtendedKeyUsage([.serverAuth])
+      SubjectAlternativeNames(names.map { GeneralName.dnsName($0) })
+    }
+    let cert = try Certificate(
+      version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+      notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(90 * 86400),
+      issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions,
+      issuerPrivateKey: .init(key))
+    let certPEM = try cert.serializeAsPEM().pemString
+    for path in [certPath, keyPath] {
+      try FileManager.default.createDirectory(
+        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    }
+    try Data((certPEM + "\n").utf8).write(to: URL(fileURLWithPath: certPath), options: .atomic)
+    _ = FileManager.default.createFile(
+      atPath: keyPath, contents: Data((key.pemRepresentation + "\n").utf8), attributes: [.posixPermissions: 0o600])
+  }
+
+  /// The names the shipped configuration's development certificate covers.
+  public static func names(for platform: GatewayConfig.Platform) -> [String] {
+    var names = platform.apiHosts + platform.dashboardHosts + ["*." + platform.domain, platform.domain]
+    var seen = Set<String>()
+    names = names.filter { seen.insert($0).inserted }
+    return names
+  }
+}

@@ -1,0 +1,197 @@
+import GatewayCore
+import GatewayUpstream
+import NIOCore
+import NIOHTTP1
+
+/// The client side of one exchange: an HTTP/1.1 connection or one HTTP/2 stream.
+protocol ClientSide: AnyObject {
+  func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead)
+  func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer)
+  func exchangeSendEnd(_ exchange: Exchange)
+  /// The exchange failed before any response byte reached the client.
+  func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal)
+  /// The exchange failed after the response started: reset the stream or close the connection
+  /// (a started response cannot change status, §4).
+  func exchangeAbort(_ exchange: Exchange)
+  /// Flush what was written for this exchange (end of an upstream read batch).
+  func exchangeFlush(_ exchange: Exchange)
+  /// Request-body bytes handed to the upstream socket (HTTP/2: flow-control credit).
+  func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int)
+  /// Stop or resume delivering request body (HTTP/1.1: reads are gated).
+  func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool)
+}
+
+/// One proxied request: leases an upstream connection, streams the request body up and the response
+/// down with backpressure both ways, and maps upstream faults to the §4 codes.
+///
+/// Runs entirely on the client connection's event loop (pools are per loop), so the state needs no
+/// synchronisation. Phases: waiting for a connection → request streaming → response streaming → done.
+final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
+  let requestID: String
+  /// HTTP/2 stream id; 0 for HTTP/1.1.
+  let streamID: Int
+  weak var client: ClientSide?
+  let pool: UpstreamPool
+  let head: HTTPRequestHead
+  let hasBody: Bool
+
+  private var connection: UpstreamConnection?
+  private var pendingBody: [ByteBuffer] = []
+  private var pendingBytes = 0
+  private var uncreditedBytes = 0
+  private var requestEnded = false
+  private var bodyBytesSent = 0
+  private(set) var responseStarted = false
+  private(set) var finished = false
+  private var attempts = 0
+  /// Status sent to the client (for counters and logs).
+  private(set) var status = 0
+  private(set) var failure: UpstreamFailure?
+
+  /// Body bytes queued before the connection is ready above which the client is paused.
+  static let maxPendingBody = 256 * 1024
+
+  init(requestID: String, streamID: Int, client: ClientSide, pool: UpstreamPool, head: HTTPRequestHead, hasBody: Bool) {
+    self.requestID = requestID
+    self.streamID = streamID
+    self.client = client
+    self.pool = pool
+    self.head = head
+    self.hasBody = hasBody
+  }
+
+  func start() {
+    attempts += 1
+    pool.acquire(self, fresh: attempts > 1)
+  }
+
+  // MARK: from the client side
+
+  func requestBody(_ buffer: ByteBuffer) {
+    guard !finished else { return }
+    let n = buffer.readableBytes
+    if let connection {
+      connection.sendBody(buffer)
+      bodyBytesSent += n
+      credit(n, writable: connection.isWritable)
+    } else {
+      pendingBody.append(buffer)
+      pendingBytes += n
+      if pendingBytes > Self.maxPendingBody { client?.exchangeSetRequestBodyPaused(self, true) }
+    }
+  }
+
+  func requestEnd() {
+    requestEnded = true
+    guard !finished else { return }
+    connection?.finishRequest()
+  }
+
+  /// The client went away or reset the stream: drop the upstream connection (never reused dirty).
+  func cancel() {
+    guard !finished else { return }
+    finished = true
+    connection?.cancel()
+    connection = nil
+  }
+
+  /// Client-side writability (response backpressure).
+  func clientWritabilityChanged(isWritable: Bool) {
+    connection?.setReadPaused(!isWritable)
+  }
+
+  private func credit(_ n: Int, writable: Bool) {
+    if writable {
+      client?.exchangeConsumedRequestBody(self, bytes: n + uncreditedBytes)
+      uncreditedBytes = 0
+    } else {
+      uncreditedBytes += n
+      client?.exchangeSetRequestBodyPaused(self, true)
+    }
+  }
+
+  // MARK: UpstreamConnectionRequester
+
+  func upstreamConnectionReady(_ conn: UpstreamConnection) {
+    guard !finished else {
+      conn.returnUnused()
+      return
+    }
+    connection = conn
+    conn.start(head: head, delegate: self, hasBody: hasBody)
+    if !pendingBody.isEmpty {
+      let parts = pendingBody
+      pendingBody = []
+      let bytes = pendingBytes
+      pendingBytes = 0
+      for part in parts { conn.sendBody(part) }
+      bodyBytesSent += bytes
+      credit(bytes, writable: conn.isWritable)
+      if conn.isWritable { client?.exchangeSetRequestBodyPaused(self, false) }
+    }
+    if requestEnded && hasBody { conn.finishRequest() }
+  }
+
+  func upstreamConnectionFailed(_ failure: UpstreamFailure) {
+    guard !finished else { return }
+    fail(failure)
+  }
+
+  // MARK: UpstreamResponseDelegate
+
+  func upstreamResponseHead(_ head: HTTPResponseHead) {
+    guard !finished else { return }
+    responseStarted = true
+    status = Int(head.status.code)
+    client?.exchangeSendHead(self, head)
+  }
+
+  func upstreamResponseBody(_ buffer: ByteBuffer) {
+    guard !finished else { return }
+    client?.exchangeSendBody(self, buffer)
+  }
+
+  func upstreamResponseEnd() {
+    guard !finished else { return }
+    finished = true
+    connection = nil
+    client?.exchangeSendEnd(self)
+  }
+
+  func upstreamFailed(_ failure: UpstreamFailure, responseStarted started: Bool) {
+    guard !finished else { return }
+    let reused = (connection?.useCount ?? 0) > 0
+    connection = nil
+    // A keep-alive connection the upstream closed just as we reused it: nothing was processed, so
+    // the request may go again on a fresh connection — once, and only if no body byte was sent.
+    if failure == .reset && !started && reused && bodyBytesSent == 0 && attempts == 1 {
+      start()
+      return
+    }
+    fail(failure)
+  }
+
+  private func fail(_ failure: UpstreamFailure) {
+    finished = true
+    self.failure = failure
+    if responseStarted {
+      client?.exchangeAbort(self)
+    } else {
+      status = failure.refusal.status
+      client?.exchangeSendRefusal(self, failure.refusal)
+    }
+  }
+
+  func upstreamReadComplete() {
+    client?.exchangeFlush(self)
+  }
+
+  func upstreamWritabilityChanged(isWritable: Bool) {
+    guard isWritable else { return }
+    if uncreditedBytes > 0 {
+      client?.exchangeConsumedRequestBody(self, bytes: uncreditedBytes)
+      uncreditedBytes = 0
+    }
+    client?.exchangeSetRequestBodyPaused(self, false)
+  }
+}

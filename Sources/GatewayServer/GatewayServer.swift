@@ -1,0 +1,288 @@
+import Atomics
+import Foundation
+import GatewayConfig
+import GatewayCore
+import GatewayObservability
+import GatewaySigning
+import GatewaySnapshot
+import GatewayUpstream
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import NIOTLS
+
+/// The gateway process: the TLS listener, one ``LoopContext`` per event loop, and the admin
+/// listener. Built from a validated ``GatewayConfig`` and a ``SnapshotStore``.
+public final class GatewayServer: @unchecked Sendable {
+  public let config: GatewayConfig
+  public let store: SnapshotStore
+  let loader: SnapshotLoader?
+  let logger: Logger
+  let group: MultiThreadedEventLoopGroup
+  let certificates: CertificateSet
+  let settings: ServerSettings
+  private let contexts: [ObjectIdentifier: LoopContext]
+  private let openConnections = ManagedAtomic<Int>(0)
+  private var listener: Channel?
+  private var admin: AdminServer?
+  private let reloadPool = NIOThreadPool(numberOfThreads: 1)
+
+  /// Creates the server; nothing listens until ``start()``.
+  /// - Parameter eventLoops: event loop count; defaults to one per core.
+  public init(config: GatewayConfig, store: SnapshotStore, loader: SnapshotLoader?, logger: Logger, eventLoops: Int? = nil) throws {
+    self.config = config
+    self.store = store
+    self.loader = loader
+    self.logger = logger
+    self.certificates = try CertificateSet(config: config.tls)
+    let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
+    let limits = RequestLimits(
+      maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
+      maxBodyBytes: config.limits.maxBodyBytes, maxURIBytes: config.limits.maxURIBytes)
+    self.settings = ServerSettings(
+      resolver: config.resolverSettings,
+      rewrite: HeaderRewrite(
+        tenantHeaderName: config.tenantHeader.name, publishableKeyHeader: config.publishableKeyHeader,
+        trustRequestID: config.tenantHeader.trustRequestID),
+      limits: limits,
+      clientHeaderTimeout: .nanoseconds(Int64(config.limits.clientHeaderTimeoutSeconds * 1e9)),
+      idleTimeout: .nanoseconds(Int64(config.limits.idleTimeoutSeconds * 1e9)),
+      h2MaxConcurrentStreams: config.limits.h2MaxConcurrentStreams, maxConnections: config.limits.maxConnections)
+    let loops = eventLoops ?? System.coreCount
+    self.group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+    var contexts: [ObjectIdentifier: LoopContext] = [:]
+    for loop in group.makeIterator() {
+      var pools: [String: UpstreamPool] = [:]
+      for (name, cluster) in config.upstreams {
+        let endpoint = cluster.endpoints[0]
+        let connectTimeout = cluster.connectTimeoutSeconds ?? config.limits.upstreamConnectTimeoutSeconds
+        let responseTimeout = cluster.responseTimeoutSeconds ?? config.limits.upstreamResponseTimeoutSeconds
+        pools[name] = UpstreamPool(
+          settings: UpstreamPoolSettings(
+            host: endpoint.host, port: endpoint.port, maxConnections: max(1, cluster.maxConnectionsPerEndpoint / loops),
+            connectTimeout: .nanoseconds(Int64(connectTimeout * 1e9)),
+            responseTimeout: .nanoseconds(Int64(responseTimeout * 1e9)),
+            queueTimeout: .nanoseconds(Int64(connectTimeout * 1e9))),
+          eventLoop: loop)
+      }
+      let signer = TenantTokenSigner(keys: keys, issuer: config.tenantHeader.issuer, ttlSeconds: config.tenantHeader.ttlSeconds)
+      contexts[ObjectIdentifier(loop)] = LoopContext(
+        eventLoop: loop, store: store, signer: signer, settings: settings, pools: pools, logger: logger)
+    }
+    self.contexts = contexts
+  }
+
+  /// Binds the TLS and admin listeners.
+  public func start() throws {
+    reloadPool.start()
+    let bootstrap = ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 4096)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+      .childChannelOption(.maxMessagesPerRead, value: 16)
+      .childChannelInitializer { [self] channel in
+        initializeConnection(channel)
+      }
+    let address = config.listen.address
+    listener = try bootstrap.bind(host: address.host, port: address.port).wait()
+    logger.info("listening", metadata: ["address": "\(address)", "event_loops": "\(contexts.count)"])
+
+    let admin = AdminServer(group: group, backend: AdminBackendImpl(server: self), tokenFile: config.admin.tokenFile, logger: logger)
+    try admin.start(host: config.admin.address.host, port: config.admin.address.port)
+    self.admin = admin
+    logger.info("admin listening", metadata: ["address": "\(config.admin.address)"])
+  }
+
+  /// The bound TLS port (useful when configured as port 0).
+  public var boundPort: Int? { listener?.localAddress?.port }
+
+  /// Blocks until the listener closes.
+  public func wait() throws {
+    try listener?.closeFuture.wait()
+  }
+
+  /// Stops listening and closes everything.
+  public func shutdown() {
+    try? listener?.close().wait()
+    admin?.stop()
+    try? group.syncShutdownGracefully()
+    try? reloadPool.syncShutdownGracefully()
+  }
+
+  /// Re-reads the snapshot off the event loops; the old table keeps serving on failure.
+  public func reload() -> EventLoopFuture<Result<TenantTable, SnapshotError>> {
+    let loop = group.next()
+    guard let loader else {
+      return loop.makeSucceededFuture(.failure(.unreadable(path: "", reason: "no snapshot file configured")))
+    }
+    let store = self.store
+    let logger = self.logger
+    return reloadPool.runIfActive(eventLoop: loop) {
+      let result = loader.reload(into: store)
+      switch result {
+      case .success(let t):
+        logger.info("snapshot reloaded", metadata: ["version": "\(t.version)", "shops": "\(t.shopCount)", "keys": "\(t.keyCount)"])
+      case .failure(let e):
+        logger.error("snapshot rejected; previous table keeps serving", metadata: ["error": "\(e)"])
+      }
+      return result
+    }
+  }
+
+  /// Sums every loop's counters.
+  public func counters() -> EventLoopFuture<CounterSnapshot> {
+    let futures = contexts.values.map { ctx in
+      ctx.eventLoop.submit { ctx.counters.snapshot }
+    }
+    return EventLoopFuture.reduce(CounterSnapshot(), futures, on: group.next()) { total, next in
+      var t = total
+      t.add(next)
+      return t
+    }
+  }
+
+  // MARK: connection set-up
+
+  private func initializeConnection(_ channel: Channel) -> EventLoopFuture<Void> {
+    guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
+      return channel.close()
+    }
+    let open = openConnections.loadThenWrappingIncrement(ordering: .relaxed)
+    let counter = openConnections
+    channel.closeFuture.whenComplete { _ in counter.wrappingDecrement(ordering: .relaxed) }
+    if open >= settings.maxConnections {
+      loop.counters.connectionsRefusedAtLimit += 1
+      return channel.close()
+    }
+    let certificates = self.certificates
+    let settings = self.settings
+    let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
+    // TLS must complete within the header timeout (a slow ClientHello is a slowloris too).
+    let handshakeTimer = channel.eventLoop.scheduleTask(in: settings.clientHeaderTimeout) { channel.close(promise: nil) }
+    channel.closeFuture.whenComplete { _ in handshakeTimer.cancel() }
+
+    return channel.eventLoop.makeCompletedFuture {
+      let sni = SNIHandler { result in
+        let name: String?
+        if case .hostname(let h) = result { name = h } else { name = nil }
+        let index = certificates.select(serverName: name)
+        let entry = certificates.entries[index]
+        let info = ConnectionInfo(clientAddress: clientAddress, certificate: entry.names)
+        return channel.eventLoop.makeCompletedFuture {
+          let sync = channel.pipeline.syncOperations
+          try sync.addHandler(NIOSSLServerHandler(context: entry.context))
+          let failures = TLSFailureCounter(counters: loop.counters)
+          try sync.addHandler(failures)
+          try sync.addHandler(
+            ApplicationProtocolNegotiationHandler { alpn in
+              handshakeTimer.cancel()
+              loop.counters.tlsHandshakes += 1
+              return channel.eventLoop.makeCompletedFuture {
+                channel.pipeline.syncOperations.removeHandler(failures, promise: nil)
+                switch alpn {
+                case .negotiated("h2"):
+                  try Self.configureHTTP2(channel, loop: loop, info: info, settings: settings)
+                default:
+                  try Self.configureHTTP1(channel, loop: loop, info: info, settings: settings)
+                }
+              }
+            })
+        }
+      }
+      try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(sni))
+    }
+  }
+
+  static func configureHTTP1(_ channel: Channel, loop: LoopContext, info: ConnectionInfo, settings: ServerSettings) throws {
+    let sync = channel.pipeline.syncOperations
+    let activity = ByteActivityHandler()
+    try sync.addHandler(activity)
+    var limits = NIOHTTPDecoderLimitConfiguration()
+    // Our own checks answer 414/431 precisely; the parser's limits are the backstop for giants.
+    limits.maxHeaderFieldSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
+    limits.maxHeaderListSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
+    limits.maxHeaderFieldCount = settings.limits.maxHeaderCount + 1
+    try sync.configureHTTPServerPipeline(
+      withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
+      withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+    let handler = HTTP1ServerHandler(loop: loop, connection: info)
+    activity.target = handler
+    try sync.addHandler(handler)
+  }
+
+  static func configureHTTP2(_ channel: Channel, loop: LoopContext, info: ConnectionInfo, settings: ServerSettings) throws {
+    let sync = channel.pipeline.syncOperations
+    var connectionConfig = NIOHTTP2Handler.ConnectionConfiguration()
+    connectionConfig.initialSettings = [
+      HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.h2MaxConcurrentStreams),
+      HTTP2Setting(parameter: .maxHeaderListSize, value: settings.limits.maxHeaderBytes + settings.limits.maxURIBytes),
+      HTTP2Setting(parameter: .initialWindowSize, value: 65535),
+    ]
+    try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfig))
+    try sync.addHandler(HTTP2ServerHandler(loop: loop, connection: info))
+  }
+}
+
+extension LoopContext: @unchecked Sendable {}
+
+/// Counts and closes failed TLS handshakes (removed once the handshake completes).
+final class TLSFailureCounter: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = Any
+  let counters: LoopCounters
+  init(counters: LoopCounters) { self.counters = counters }
+  func errorCaught(context: ChannelHandlerContext, error: Error) {
+    counters.tlsHandshakeFailures += 1
+    context.close(promise: nil)
+  }
+}
+
+/// Loads `tenant_header.signing_keys` (PRODUCT.md §5).
+public enum SigningKeys {
+  public struct LoadError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  public static func load(_ specs: [KeyFileSpec]) throws -> [SigningKey] {
+    try specs.enumerated().map { (i, spec) in
+      let path = "tenant_header.signing_keys[\(i)]"
+      let bytes: [UInt8]
+      do { bytes = try FileBytes.read(spec.file) } catch {
+        throw LoadError(description: "\(path): cannot read \(spec.file): \(error)")
+      }
+      switch spec.alg {
+      case "HS256":
+        guard let key = SigningKey.hs256Secret(fileContents: bytes) else {
+          throw LoadError(description: "\(path): \(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
+        }
+        return SigningKey(kid: spec.kid, material: .hs256(key))
+      default:
+        throw LoadError(description: "\(path): alg \(spec.alg) is not supported yet")
+      }
+    }
+  }
+}
+
+/// Connects the admin listener to the running server.
+struct AdminBackendImpl: AdminBackend {
+  let server: GatewayServer
+
+  var isReady: Bool { server.store.isReady }
+  var snapshotStatus: SnapshotStatus { server.store.status }
+
+  func reload() -> EventLoopFuture<ReloadOutcome> {
+    server.reload().map { result in
+      switch result {
+      case .success(let t):
+        return ReloadOutcome(accepted: true, version: t.version, shops: t.shopCount, customDomains: t.customDomainCount, keys: t.keyCount, errors: [])
+      case .failure(let e):
+        let s = server.store.status
+        return ReloadOutcome(accepted: false, version: s.version, shops: s.shops, customDomains: s.customDomains, keys: s.keys, errors: e.messages)
+      }
+    }
+  }
+
+  func counters() -> EventLoopFuture<CounterSnapshot> { server.counters() }
+}

@@ -1,0 +1,325 @@
+import GatewayCore
+import GatewayUpstream
+import NIOCore
+import NIOHTTP1
+
+/// Serves HTTP/1.1 on one client connection: validates each request, admits or refuses it, and
+/// runs its ``Exchange``. Pipelined requests are queued by NIO's `HTTPServerPipelineHandler` in
+/// front of this handler, so it sees one request at a time.
+///
+/// Reads are gated (the `read` outbound event is held) while the upstream cannot take more request
+/// body, so an upload is never buffered whole. Timeouts: `idle_timeout_s` between requests,
+/// `client_header_timeout_s` from a request's first byte to its complete head.
+final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias OutboundIn = HTTPServerResponsePart
+  typealias OutboundOut = HTTPServerResponsePart
+
+  enum RequestState {
+    /// Waiting for the next request head.
+    case idle
+    /// Forwarding: the exchange owns the response.
+    case forwarding(Exchange)
+    /// Refused: the rest of the request body is read and dropped.
+    case refused
+  }
+
+  private let loop: LoopContext
+  private let connection: ConnectionInfo
+  private var context: ChannelHandlerContext?
+  private var state = RequestState.idle
+  private var keepAlive = true
+  /// The refusal (or upstream fault) asked for the connection to close after the response.
+  private var closeAfterResponse = false
+  private var bodyLimit = 0
+  private var bodyReceived = 0
+  private var readPaused = false
+  private var pendingRead = false
+  private var timer: Scheduled<Void>?
+  private var requestInProgress = false
+  private var responseInProgress = false
+  private var method = HTTPMethod.GET
+  private var version = HTTPVersion.http1_1
+
+  init(loop: LoopContext, connection: ConnectionInfo) {
+    self.loop = loop
+    self.connection = connection
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    loop.counters.openHTTP1Connections += 1
+    armIdleTimer()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    timer?.cancel()
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    loop.counters.openHTTP1Connections -= 1
+    timer?.cancel()
+    if case .forwarding(let exchange) = state { exchange.cancel() }
+    state = .idle
+    context.fireChannelInactive()
+  }
+
+  // MARK: timeouts
+
+  /// Called by ``ByteActivityHandler`` when bytes of a new request arrive on an idle connection.
+  func requestBytesArrived() {
+    guard !requestInProgress, !responseInProgress, let context else { return }
+    requestInProgress = true
+    timer?.cancel()
+    timer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.clientHeaderTimeout) { [weak self] () -> Void in
+      self?.headerTimedOut()
+    }
+  }
+
+  private func armIdleTimer() {
+    guard let context else { return }
+    timer?.cancel()
+    requestInProgress = false
+    timer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.idleTimeout) { [weak self] () -> Void in
+      self?.context?.close(promise: nil)
+    }
+  }
+
+  private func headerTimedOut() {
+    guard let context, case .idle = state else { return }
+    // The head never completed: answer 408 and close (§4 request_timeout).
+    keepAlive = false
+    closeAfterResponse = true
+    state = .refused
+    method = .GET
+    version = .http1_1
+    writeRefusal(.requestTimeout, requestID: loop.requestIDs.next(), context: context)
+  }
+
+  // MARK: requests
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .head(let head):
+      timer?.cancel()
+      timer = nil
+      requestInProgress = true
+      responseInProgress = true
+      receivedHead(head, context: context)
+    case .body(let buffer):
+      bodyReceived += buffer.readableBytes
+      switch state {
+      case .forwarding(let exchange):
+        if bodyReceived > bodyLimit {
+          bodyTooLarge(exchange, context: context)
+        } else {
+          exchange.requestBody(buffer)
+        }
+      case .refused, .idle:
+        break
+      }
+    case .end:
+      requestInProgress = false
+      if case .forwarding(let exchange) = state { exchange.requestEnd() }
+      if case .refused = state, !responseInProgress { finishResponse(context: context) }
+    }
+  }
+
+  private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    keepAlive = head.isKeepAlive
+    version = head.version
+    closeAfterResponse = false
+    method = head.method
+    bodyReceived = 0
+    bodyLimit = loop.limits.maxBodyBytes
+    let validated: ValidatedRequest
+    switch RequestValidation.validateHTTP1(head, limits: loop.limits) {
+    case .success(let v):
+      validated = v
+    case .failure(let f):
+      refuse(f.refusal, closeConnection: f.closeConnection, requestID: loop.requestIDs.next(), context: context)
+      return
+    }
+    let pairs = head.headers.lazy.map { ($0.name, $0.value) }
+    switch RequestAdmission.admit(validated, method: head.method, headers: pairs, loop: loop, connection: connection) {
+    case .refuse(let refusal, let close, let id):
+      // A refused request with a body: the client is still sending it; close rather than read it all.
+      refuse(refusal, closeConnection: close || validated.body != .none, requestID: id, context: context)
+    case .forward(let plan):
+      if plan.expectContinue {
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+      }
+      let exchange = Exchange(
+        requestID: plan.requestID, streamID: 0, client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody)
+      state = .forwarding(exchange)
+      exchange.start()
+    }
+  }
+
+  private func bodyTooLarge(_ exchange: Exchange, context: ChannelHandlerContext) {
+    exchange.cancel()
+    if exchange.responseStarted {
+      context.close(promise: nil)
+    } else {
+      refuse(.payloadTooLarge, closeConnection: true, requestID: exchange.requestID, context: context)
+    }
+  }
+
+  private func refuse(_ refusal: GatewayRefusal, closeConnection: Bool, requestID: String, context: ChannelHandlerContext) {
+    if closeConnection {
+      keepAlive = false
+      closeAfterResponse = true
+    }
+    state = .refused
+    writeRefusal(refusal, requestID: requestID, context: context)
+  }
+
+  private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
+    loop.counters.recordRefusal(refusal)
+    loop.counters.recordResponse(status: refusal.status)
+    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: "application/json")
+    headers.add(name: "Content-Length", value: String(body.readableBytes))
+    headers.add(name: "X-Request-Id", value: requestID)
+    headers.add(name: "Cache-Control", value: "no-store")
+    if !keepAlive { headers.add(name: "Connection", value: "close") }
+    let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: refusal.status), headers: headers)
+    context.write(wrapOutboundOut(.head(head)), promise: nil)
+    if method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+    responseInProgress = false
+    if !requestInProgress || closeAfterResponse {
+      finishResponse(context: context)
+    } else {
+      context.flush()
+    }
+  }
+
+  /// The response is complete: keep the connection for the next request or close it.
+  private func finishResponse(context: ChannelHandlerContext) {
+    let close = !keepAlive || closeAfterResponse
+    responseInProgress = false
+    state = .idle
+    setReadPaused(false)
+    if close {
+      context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    } else {
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+      armIdleTimer()
+    }
+  }
+
+  // MARK: ClientSide
+
+  func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
+    guard let context else { return }
+    var headers = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID)
+    if !keepAlive || requestInProgress {
+      // The client has not finished sending (an early response): close once this response ends.
+      if requestInProgress { closeAfterResponse = true }
+      headers.replaceOrAdd(name: "Connection", value: "close")
+    }
+    loop.counters.recordResponse(status: Int(head.status.code))
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))), promise: nil)
+  }
+
+  func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
+    guard let context else { return }
+    context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    if !context.channel.isWritable { exchange.clientWritabilityChanged(isWritable: false) }
+  }
+
+  func exchangeSendEnd(_ exchange: Exchange) {
+    guard let context else { return }
+    if requestInProgress { closeAfterResponse = true }
+    finishResponse(context: context)
+  }
+
+  func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
+    guard let context else { return }
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    if requestInProgress { closeAfterResponse = true }
+    state = .refused
+    writeRefusal(refusal, requestID: exchange.requestID, context: context)
+  }
+
+  func exchangeAbort(_ exchange: Exchange) {
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    // The response already started: its status cannot change; closing tells the client it is cut.
+    context?.close(promise: nil)
+  }
+
+  func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int) {}
+
+  func exchangeFlush(_ exchange: Exchange) {
+    context?.flush()
+  }
+
+  func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {
+    setReadPaused(paused)
+  }
+
+  // MARK: backpressure
+
+  private func setReadPaused(_ paused: Bool) {
+    guard paused != readPaused else { return }
+    readPaused = paused
+    if !paused, pendingRead, let context {
+      pendingRead = false
+      context.read()
+    }
+  }
+
+  func read(context: ChannelHandlerContext) {
+    if readPaused {
+      pendingRead = true
+    } else {
+      context.read()
+    }
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    if case .forwarding(let exchange) = state { exchange.clientWritabilityChanged(isWritable: context.channel.isWritable) }
+    context.fireChannelWritabilityChanged()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: Error) {
+    if let parserError = error as? HTTPParserError {
+      // Framing the parser could not accept (§9.4): refuse and close, nothing is forwarded.
+      let refusal: GatewayRefusal
+      switch parserError {
+      case .headerOverflow: refusal = .headersTooLarge
+      default: refusal = .invalidRequest.with(message: "The request is malformed (\(parserError)).")
+      }
+      if case .forwarding(let exchange) = state {
+        exchange.cancel()
+        if exchange.responseStarted {
+          context.close(promise: nil)
+          return
+        }
+      }
+      keepAlive = false
+      closeAfterResponse = true
+      requestInProgress = false
+      state = .refused
+      method = .GET
+      writeRefusal(refusal, requestID: loop.requestIDs.next(), context: context)
+      return
+    }
+    context.close(promise: nil)
+  }
+}
+
+/// Tells the HTTP/1.1 handler when bytes arrive, so it can start the header timer on a request's
+/// first byte. Sits between TLS and the HTTP decoder; passes everything through.
+final class ByteActivityHandler: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = ByteBuffer
+  typealias InboundOut = ByteBuffer
+  weak var target: HTTP1ServerHandler?
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    target?.requestBytesArrived()
+    context.fireChannelRead(data)
+  }
+}

@@ -1,0 +1,432 @@
+import GatewayCore
+import GatewayUpstream
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// Serves HTTP/2 on the connection channel: frames are handled here with a per-connection stream
+/// table, not through a child channel per stream (a child channel, pipeline and codec per request
+/// costs ~2.5× throughput, see `../shared/spikes/nio-ceiling`).
+///
+/// Flow control is ours: the connection window is replenished as DATA arrives (stream windows bound
+/// what any stream can buffer), a stream's window only once its bytes were handed to the upstream
+/// socket. Response DATA carries write promises so a slow client pauses the upstream read.
+final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
+  typealias InboundIn = HTTP2Frame
+  typealias OutboundIn = HTTP2Frame
+  typealias OutboundOut = HTTP2Frame
+
+  struct StreamState {
+    var exchange: Exchange?
+    var method: HTTPMethod = .GET
+    var bodyReceived = 0
+    var requestEnded = false
+    var responseDone = false
+    /// Response HEADERS not yet written (held to merge END_STREAM into the last frame).
+    var pendingHeaders: HPACKHeaders?
+    /// The last response DATA not yet written (same reason).
+    var pendingData: ByteBuffer?
+    /// Response bytes written but not yet on the wire.
+    var outstanding = 0
+    var upstreamPaused = false
+    /// Request-body bytes forwarded but not yet credited with a WINDOW_UPDATE.
+    var uncredited = 0
+  }
+
+  private let loop: LoopContext
+  private let connection: ConnectionInfo
+  private var context: ChannelHandlerContext?
+  private var streams: [HTTP2StreamID: StreamState] = [:]
+  private var connectionCredit = 0
+  private var idleTimer: Scheduled<Void>?
+
+  /// Connection-level receive window we keep open (bytes).
+  static let connectionWindow = 1 << 20
+  /// Pause the upstream read when this many response bytes of one stream are buffered.
+  static let outstandingHigh = 512 * 1024
+  static let outstandingLow = 128 * 1024
+
+  init(loop: LoopContext, connection: ConnectionInfo) {
+    self.loop = loop
+    self.connection = connection
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    loop.counters.openHTTP2Connections += 1
+    // Open the connection window beyond the 65 535-byte default (RFC 9113 §6.9.2).
+    let increment = Self.connectionWindow - 65535
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+    armIdleTimer()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    idleTimer?.cancel()
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    loop.counters.openHTTP2Connections -= 1
+    idleTimer?.cancel()
+    for (_, s) in streams { s.exchange?.cancel() }
+    streams.removeAll()
+    context.fireChannelInactive()
+  }
+
+  private func armIdleTimer() {
+    guard let context else { return }
+    idleTimer?.cancel()
+    idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.idleTimeout) { [weak self] () -> Void in
+      guard let self, let context = self.context, self.streams.isEmpty else { return }
+      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+      context.writeAndFlush(self.wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+  }
+
+  // MARK: inbound
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    let id = frame.streamID
+    switch frame.payload {
+    case .headers(let headers):
+      if streams[id] != nil {
+        // Trailers: not forwarded (HTTP/1.1 upstream); they end the request.
+        if headers.endStream { requestEnded(id) }
+      } else {
+        newRequest(id, headers: headers.headers, endStream: headers.endStream, context: context)
+      }
+    case .data(let data):
+      let flowControlled = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+      connectionCredit += flowControlled
+      guard var s = streams[id] else { return }
+      if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
+        s.bodyReceived += buffer.readableBytes
+        if let exchange = s.exchange, !s.responseDone || !exchange.finished {
+          if s.bodyReceived > loop.limits.maxBodyBytes {
+            streams[id] = s
+            bodyTooLarge(id, exchange: exchange)
+            return
+          }
+          streams[id] = s
+          exchange.requestBody(buffer)
+        } else {
+          streams[id] = s
+        }
+      }
+      if data.endStream { requestEnded(id) }
+    case .rstStream:
+      // The client gave up on the stream: cancel the upstream request (its connection is closed,
+      // never reused with a half-sent request).
+      if let s = streams.removeValue(forKey: id) { s.exchange?.cancel() }
+      if streams.isEmpty { armIdleTimer() }
+    default:
+      break
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    if connectionCredit >= Self.connectionWindow / 2 {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionCredit))), promise: nil)
+      connectionCredit = 0
+    }
+    context.flush()
+    context.fireChannelReadComplete()
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let closed = event as? StreamClosedEvent {
+      if let s = streams.removeValue(forKey: closed.streamID), let e = s.exchange, !e.finished { e.cancel() }
+      if streams.isEmpty { armIdleTimer() }
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  private func requestEnded(_ id: HTTP2StreamID) {
+    guard var s = streams[id], !s.requestEnded else { return }
+    s.requestEnded = true
+    streams[id] = s
+    s.exchange?.requestEnd()
+  }
+
+  private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
+    idleTimer?.cancel()
+    idleTimer = nil
+    var state = StreamState()
+    state.requestEnded = endStream
+    streams[id] = state
+    let validated: ValidatedRequest
+    let method: HTTPMethod
+    switch HTTP2RequestValidation.validate(headers, endStream: endStream, limits: loop.limits) {
+    case .success(let v):
+      validated = v.request
+      method = v.method
+    case .failure(let f):
+      sendRefusal(id, f.refusal, requestID: loop.requestIDs.next(), method: .GET)
+      return
+    }
+    streams[id]?.method = method
+    let pairs = headers.lazy.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
+    switch RequestAdmission.admit(validated, method: method, headers: pairs, loop: loop, connection: connection) {
+    case .refuse(let refusal, _, let requestID):
+      sendRefusal(id, refusal, requestID: requestID, method: method)
+    case .forward(let plan):
+      let exchange = Exchange(
+        requestID: plan.requestID, streamID: Int(id), client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody)
+      streams[id]?.exchange = exchange
+      exchange.start()
+      if endStream { exchange.requestEnd() }
+    }
+  }
+
+  private func bodyTooLarge(_ id: HTTP2StreamID, exchange: Exchange) {
+    exchange.cancel()
+    if exchange.responseStarted {
+      reset(id, .cancel)
+    } else {
+      sendRefusal(id, .payloadTooLarge, requestID: exchange.requestID, method: streams[id]?.method ?? .POST)
+    }
+  }
+
+  // MARK: outbound helpers
+
+  private func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+    guard let context else { return }
+    streams[id]?.responseDone = true
+    context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(code))), promise: nil)
+  }
+
+  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod) {
+    guard let context else { return }
+    loop.counters.recordRefusal(refusal)
+    loop.counters.recordResponse(status: refusal.status)
+    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
+    let headers = HPACKHeaders([
+      (":status", String(refusal.status)), ("content-type", "application/json"),
+      ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
+    ])
+    let headOnly = method == .HEAD
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))), promise: nil)
+    if !headOnly {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))), promise: nil)
+    }
+    streams[id]?.responseDone = true
+    if let s = streams[id], !s.requestEnded {
+      // Answered before the request finished: tell the client to stop sending (RFC 9113 §8.1).
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    }
+    context.flush()
+  }
+
+  // MARK: ClientSide
+
+  func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
+    let id = HTTP2StreamID(exchange.streamID)
+    var headers = HPACKHeaders()
+    headers.reserveCapacity(head.headers.count + 2)
+    headers.add(name: ":status", value: String(head.status.code))
+    let filtered = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID)
+    for (name, value) in filtered where !Self.isConnectionSpecific(name) {
+      headers.add(name: name.lowercased(), value: value)
+    }
+    loop.counters.recordResponse(status: Int(head.status.code))
+    streams[id]?.pendingHeaders = headers
+  }
+
+  func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
+    let id = HTTP2StreamID(exchange.streamID)
+    guard let context, var s = streams[id] else { return }
+    if s.method == .HEAD { return }
+    if let h = s.pendingHeaders {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
+      s.pendingHeaders = nil
+    }
+    if let previous = s.pendingData {
+      writeData(previous, id: id, state: &s, context: context)
+    }
+    s.pendingData = buffer
+    streams[id] = s
+  }
+
+  private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: inout StreamState, context: ChannelHandlerContext) {
+    let n = buffer.readableBytes
+    s.outstanding += n
+    let promise = context.eventLoop.makePromise(of: Void.self)
+    promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in self?.dataWritten(id, bytes: n) }
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
+    if s.outstanding > Self.outstandingHigh && !s.upstreamPaused {
+      s.upstreamPaused = true
+      s.exchange?.clientWritabilityChanged(isWritable: false)
+    }
+  }
+
+  private func dataWritten(_ id: HTTP2StreamID, bytes: Int) {
+    guard var s = streams[id] else { return }
+    s.outstanding -= bytes
+    if s.upstreamPaused && s.outstanding < Self.outstandingLow {
+      s.upstreamPaused = false
+      s.exchange?.clientWritabilityChanged(isWritable: true)
+    }
+    streams[id] = s
+  }
+
+  func exchangeSendEnd(_ exchange: Exchange) {
+    let id = HTTP2StreamID(exchange.streamID)
+    guard let context, var s = streams[id] else { return }
+    if let data = s.pendingData {
+      if let h = s.pendingHeaders {
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
+      }
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: nil)
+    } else if let h = s.pendingHeaders {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))), promise: nil)
+    } else {
+      let empty = context.channel.allocator.buffer(capacity: 0)
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))), promise: nil)
+    }
+    s.pendingHeaders = nil
+    s.pendingData = nil
+    s.responseDone = true
+    let needsReset = !s.requestEnded
+    streams[id] = s
+    if needsReset {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    }
+  }
+
+  func exchangeFlush(_ exchange: Exchange) {
+    let id = HTTP2StreamID(exchange.streamID)
+    guard let context else { return }
+    if var s = streams[id], !s.responseDone {
+      // Streaming response: put what is held on the wire now rather than wait for the next part.
+      if let h = s.pendingHeaders {
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
+        s.pendingHeaders = nil
+      }
+      if let d = s.pendingData {
+        s.pendingData = nil
+        writeData(d, id: id, state: &s, context: context)
+      }
+      streams[id] = s
+    }
+    context.flush()
+  }
+
+  func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    let id = HTTP2StreamID(exchange.streamID)
+    sendRefusal(id, refusal, requestID: exchange.requestID, method: streams[id]?.method ?? .GET)
+  }
+
+  func exchangeAbort(_ exchange: Exchange) {
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    reset(HTTP2StreamID(exchange.streamID), .internalError)
+  }
+
+  func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int) {
+    let id = HTTP2StreamID(exchange.streamID)
+    guard let context, var s = streams[id] else { return }
+    s.uncredited += bytes
+    if s.uncredited >= 16384 && !s.requestEnded {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
+      s.uncredited = 0
+    }
+    streams[id] = s
+  }
+
+  /// HTTP/2 uses stream flow control instead of pausing the connection.
+  func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {}
+
+  static func isConnectionSpecific(_ name: String) -> Bool {
+    HeaderRewrite.isHopByHop(name)
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: Error) {
+    // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY); stream-level
+    // errors leave the connection usable.
+    if error is any NIOHTTP2Error { return }
+    context.close(promise: nil)
+  }
+}
+
+/// HTTP/2 request validation: pseudo-headers, Host vs `:authority`, limits, body framing. NIOHTTP2's
+/// own header-block validation has already refused uppercase names, connection-specific headers and
+/// misplaced pseudo-headers with a stream error.
+enum HTTP2RequestValidation {
+  struct Validated {
+    var request: ValidatedRequest
+    var method: HTTPMethod
+  }
+
+  static func validate(_ headers: HPACKHeaders, endStream: Bool, limits: RequestLimits) -> Result<Validated, ValidationFailure> {
+    func fail(_ r: GatewayRefusal, _ reason: String) -> Result<Validated, ValidationFailure> {
+      .failure(ValidationFailure(refusal: r.with(message: reason), closeConnection: false))
+    }
+    var method: String?
+    var scheme: String?
+    var path: String?
+    var authority: String?
+    var hosts: [String] = []
+    var contentLength: [String] = []
+    var bytes = 0
+    var count = 0
+    for (name, value, _) in headers {
+      count += 1
+      bytes += name.utf8.count + value.utf8.count + 32
+      if let problem = RequestValidation.headerProblem(name: name.hasPrefix(":") ? String(name.dropFirst()) : name, value: value) {
+        return fail(.invalidRequest, problem)
+      }
+      switch name {
+      case ":method": method = value
+      case ":scheme": scheme = value
+      case ":path": path = value
+      case ":authority": authority = value
+      case "host": hosts.append(value)
+      case "content-length": contentLength.append(value)
+      default: break
+      }
+    }
+    if count > limits.maxHeaderCount { return fail(.headersTooLarge, "More than \(limits.maxHeaderCount) header fields.") }
+    if bytes > limits.maxHeaderBytes { return fail(.headersTooLarge, "Request headers exceed \(limits.maxHeaderBytes) bytes.") }
+    guard let m = method, !m.isEmpty else { return fail(.invalidRequest, ":method is missing.") }
+    let httpMethod = HTTPMethod(rawValue: m)
+    if httpMethod == .CONNECT { return fail(.invalidRequest, "CONNECT is not supported.") }
+    guard let s = scheme, s == "https" || s == "http" else { return fail(.invalidRequest, ":scheme must be https.") }
+    guard let p = path, !p.isEmpty else { return fail(.invalidRequest, ":path is missing.") }
+    if p.utf8.count > limits.maxURIBytes { return fail(.uriTooLong, GatewayRefusal.uriTooLong.message) }
+
+    // Host (§2): :authority or Host; when both, they must agree; several Host fields are refused.
+    guard hosts.count <= 1 else { return fail(.invalidHost, "Several host fields.") }
+    guard let rawHost = authority ?? hosts.first, let host = HostName.normalize(rawHost) else {
+      return fail(.invalidHost, authority == nil && hosts.isEmpty ? ":authority is missing." : "The host is not a valid host name.")
+    }
+    if let a = authority, let h = hosts.first {
+      guard HostName.normalize(a) == HostName.normalize(h) else { return fail(.invalidHost, ":authority and host disagree.") }
+    }
+
+    var target: Substring
+    if p == "*" {
+      guard httpMethod == .OPTIONS else { return fail(.invalidRequest, "The asterisk form is only for OPTIONS.") }
+      target = "*"
+    } else {
+      guard p.hasPrefix("/") else { return fail(.invalidRequest, "Malformed :path.") }
+      target = Substring(p)
+    }
+    let pathOnly = target.firstIndex(of: "?").map { target[..<$0] } ?? target
+    if target != "*", let problem = RequestValidation.pathProblem(pathOnly) { return fail(.invalidRequest, problem) }
+
+    var framing = BodyFraming.none
+    if contentLength.count > 1 { return fail(.invalidRequest, "Several content-length fields.") }
+    if let cl = contentLength.first {
+      guard let n = RequestValidation.parseContentLength(cl) else { return fail(.invalidRequest, "content-length must be a decimal number.") }
+      if n > limits.maxBodyBytes { return fail(.payloadTooLarge, "The request body is larger than \(limits.maxBodyBytes) bytes.") }
+      framing = n == 0 ? .none : .contentLength(n)
+    } else if !endStream {
+      framing = .streamed
+    }
+    if endStream, case .contentLength = framing { return fail(.invalidRequest, "content-length promises a body the stream does not have.") }
+    return .success(
+      Validated(request: ValidatedRequest(host: host, target: String(target), path: String(pathOnly), body: framing), method: httpMethod))
+  }
+}

@@ -1,0 +1,201 @@
+import GatewayCore
+import NIOHTTP1
+
+/// Credentials and policy inputs read from a request's headers in one pass.
+struct RequestCredentials {
+  var bearer: String?
+  var authorizationIsBearer = false
+  var publishableKey: String?
+  var origin: String?
+  var requestID: String?
+  var expectContinue = false
+  /// Set when a credential header appears twice (ambiguous: refused).
+  var duplicate: String?
+}
+
+/// Header hygiene of PRODUCT.md §5, in both directions.
+///
+/// Towards the upstream: client-sent identity headers (`X-Tenant*`, `X-Shop-Id`, `X-Forwarded-*`,
+/// `Forwarded`, `X-Real-IP`, `X-Request-Id` unless trusted) are deleted in any case, hop-by-hop
+/// headers and the headers `Connection` names are dropped, API keys are removed (the gateway never
+/// forwards a plaintext key), then the gateway adds its own headers. Because ours are added after
+/// the filtering, `Connection` can never strip them.
+struct HeaderRewrite {
+  /// `tenant_header.name`, lowercased.
+  let tenantHeader: String
+  /// `publishable_key_header`, lowercased.
+  let publishableKeyHeader: String
+  let tenantHeaderName: String
+  let trustRequestID: Bool
+
+  init(tenantHeaderName: String, publishableKeyHeader: String, trustRequestID: Bool) {
+    self.tenantHeaderName = tenantHeaderName
+    self.tenantHeader = tenantHeaderName.lowercased()
+    self.publishableKeyHeader = publishableKeyHeader.lowercased()
+    self.trustRequestID = trustRequestID
+  }
+
+  /// Reads credentials from `(name, value)` pairs.
+  func credentials<S: Sequence>(_ headers: S) -> RequestCredentials where S.Element == (String, String) {
+    var c = RequestCredentials()
+    var sawAuthorization = false
+    for (name, value) in headers {
+      if equalsIgnoringCase(name, "authorization") {
+        if sawAuthorization { c.duplicate = "Authorization" }
+        sawAuthorization = true
+        if let token = Self.bearerToken(value) {
+          c.bearer = token
+          c.authorizationIsBearer = true
+        }
+      } else if equalsIgnoringCase(name, publishableKeyHeader) {
+        if c.publishableKey != nil { c.duplicate = "the publishable-key header" }
+        c.publishableKey = value.trimmingASCIIWhitespace()
+      } else if equalsIgnoringCase(name, "origin") {
+        if c.origin != nil { c.duplicate = "Origin" }
+        c.origin = value.trimmingASCIIWhitespace()
+      } else if trustRequestID && equalsIgnoringCase(name, "x-request-id") {
+        c.requestID = value
+      } else if equalsIgnoringCase(name, "expect") {
+        c.expectContinue = equalsIgnoringCase(value.trimmingASCIIWhitespace(), "100-continue")
+      }
+    }
+    return c
+  }
+
+  /// `Bearer <token>` (scheme case-insensitive, RFC 9110 §11.1); `nil` for other schemes.
+  static func bearerToken(_ value: String) -> String? {
+    let v = value.trimmingASCIIWhitespace()
+    guard v.utf8.count > 7, equalsIgnoringCase(String(v.prefix(7)), "bearer ") else { return nil }
+    let token = v.dropFirst(7).trimmingASCIIWhitespace()
+    return token.isEmpty ? nil : token
+  }
+
+  /// What the gateway adds to every forwarded request.
+  struct Added {
+    var host: String
+    var clientAddress: String
+    var requestID: String
+    var shopID: String
+    var token: String
+    var framing: BodyFraming
+    /// Drop `Authorization` (it carried an API key).
+    var stripAuthorization: Bool
+  }
+
+  /// Builds the upstream request headers from the client's.
+  func upstreamHeaders<S: Sequence>(from client: S, added: Added) -> HTTPHeaders where S.Element == (String, String) {
+    var connectionTokens: [String] = []
+    for (name, value) in client where equalsIgnoringCase(name, "connection") {
+      for token in value.split(separator: ",") {
+        let t = token.trimmingASCIIWhitespace().lowercased()
+        if !t.isEmpty { connectionTokens.append(t) }
+      }
+    }
+    var out = HTTPHeaders()
+    out.reserveCapacity(16)
+    out.add(name: "Host", value: added.host)
+    var cookies: [String] = []
+    for (name, value) in client {
+      if isStrippedRequestHeader(name) { continue }
+      if added.stripAuthorization && equalsIgnoringCase(name, "authorization") { continue }
+      if !connectionTokens.isEmpty && connectionTokens.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
+      if equalsIgnoringCase(name, "cookie") {
+        // HTTP/2 may split cookies over several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+        cookies.append(value)
+        continue
+      }
+      out.add(name: name, value: value)
+    }
+    if !cookies.isEmpty { out.add(name: "Cookie", value: cookies.joined(separator: "; ")) }
+    switch added.framing {
+    case .none: break
+    case .contentLength(let n): out.add(name: "Content-Length", value: String(n))
+    case .streamed: out.add(name: "Transfer-Encoding", value: "chunked")
+    }
+    out.add(name: "X-Forwarded-For", value: added.clientAddress)
+    out.add(name: "X-Forwarded-Proto", value: "https")
+    out.add(name: "X-Forwarded-Host", value: added.host)
+    out.add(name: "X-Request-Id", value: added.requestID)
+    out.add(name: "X-Shop-Id", value: added.shopID)
+    out.add(name: tenantHeaderName, value: added.token)
+    return out
+  }
+
+  /// Client headers that never reach an upstream.
+  func isStrippedRequestHeader(_ name: String) -> Bool {
+    let n = name.utf8.count
+    if n >= 8 && hasPrefixIgnoringCase(name, "x-tenant") {
+      // X-Tenant and every X-Tenant-*.
+      if n == 8 || name.utf8[name.utf8.index(name.utf8.startIndex, offsetBy: 8)] == UInt8(ascii: "-") { return true }
+    }
+    if n >= 12 && hasPrefixIgnoringCase(name, "x-forwarded-") { return true }
+    if equalsIgnoringCase(name, tenantHeader) || equalsIgnoringCase(name, publishableKeyHeader) { return true }
+    if n > tenantHeader.utf8.count && hasPrefixIgnoringCase(name, tenantHeader + "-") { return true }
+    switch n {
+    case 2: return equalsIgnoringCase(name, "te")
+    case 4: return equalsIgnoringCase(name, "host")
+    case 6: return equalsIgnoringCase(name, "expect")
+    case 7: return equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "trailer")
+    case 9: return equalsIgnoringCase(name, "forwarded") || equalsIgnoringCase(name, "x-real-ip") || equalsIgnoringCase(name, "x-shop-id")
+    case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
+    case 12: return equalsIgnoringCase(name, "x-request-id")
+    case 14: return equalsIgnoringCase(name, "content-length")
+    case 16: return equalsIgnoringCase(name, "proxy-connection")
+    case 17: return equalsIgnoringCase(name, "transfer-encoding")
+    default: return false
+    }
+  }
+
+  /// Response headers to pass to the client: hop-by-hop ones and `Connection`-named ones dropped,
+  /// `X-Request-Id` replaced by the gateway's.
+  static func clientResponseHeaders(from upstream: HTTPHeaders, requestID: String) -> HTTPHeaders {
+    var connectionTokens: [String] = []
+    for value in upstream[canonicalForm: "connection"] {
+      let t = value.trimmingASCIIWhitespace().lowercased()
+      if !t.isEmpty { connectionTokens.append(String(t)) }
+    }
+    var out = HTTPHeaders()
+    out.reserveCapacity(upstream.count + 1)
+    for (name, value) in upstream {
+      if isHopByHop(name) || equalsIgnoringCase(name, "x-request-id") { continue }
+      if !connectionTokens.isEmpty && connectionTokens.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
+      out.add(name: name, value: value)
+    }
+    out.add(name: "X-Request-Id", value: requestID)
+    return out
+  }
+
+  static func isHopByHop(_ name: String) -> Bool {
+    switch name.utf8.count {
+    case 2: return equalsIgnoringCase(name, "te")
+    case 7: return equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "trailer")
+    case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
+    case 16: return equalsIgnoringCase(name, "proxy-connection")
+    case 17: return equalsIgnoringCase(name, "transfer-encoding")
+    default: return false
+    }
+  }
+}
+
+/// ASCII case-insensitive equality without allocating.
+@inline(__always)
+func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
+  let x = a.utf8
+  let y = b.utf8
+  guard x.count == y.count else { return false }
+  for (p, q) in zip(x, y) where p != q {
+    guard p | 0x20 == q | 0x20, (p | 0x20) >= UInt8(ascii: "a"), (p | 0x20) <= UInt8(ascii: "z") else { return false }
+  }
+  return true
+}
+
+@inline(__always)
+func hasPrefixIgnoringCase(_ a: String, _ prefix: String) -> Bool {
+  let x = a.utf8
+  let y = prefix.utf8
+  guard x.count >= y.count else { return false }
+  for (p, q) in zip(x, y) where p != q {
+    guard p | 0x20 == q | 0x20, (p | 0x20) >= UInt8(ascii: "a"), (p | 0x20) <= UInt8(ascii: "z") else { return false }
+  }
+  return true
+}

@@ -1,0 +1,169 @@
+import Crypto
+import Foundation
+import GatewayCore
+
+/// One X-Tenant signing key (`tenant_header.signing_keys` entry).
+public struct SigningKey: Sendable {
+  public enum Material: Sendable {
+    /// HMAC-SHA256 shared secret (at least 32 bytes).
+    case hs256(SymmetricKey)
+    /// Ed25519 private key.
+    case eddsa(Curve25519.Signing.PrivateKey)
+  }
+  public let kid: String
+  public let material: Material
+
+  public init(kid: String, material: Material) {
+    self.kid = kid
+    self.material = material
+  }
+
+  /// The JOSE `alg` name.
+  public var algorithm: String {
+    switch material {
+    case .hs256: return "HS256"
+    case .eddsa: return "EdDSA"
+    }
+  }
+
+  /// Shortest HS256 secret accepted, in bytes (PRODUCT.md §5).
+  public static let minimumSecretBytes = 32
+
+  /// Reads an HS256 secret file: its bytes less trailing whitespace are the key.
+  public static func hs256Secret(fileContents: [UInt8]) -> SymmetricKey? {
+    var bytes = fileContents[...]
+    while let last = bytes.last, last == 0x20 || last == 0x0A || last == 0x0D || last == 0x09 {
+      bytes = bytes.dropLast()
+    }
+    guard bytes.count >= minimumSecretBytes else { return nil }
+    return SymmetricKey(data: Array(bytes))
+  }
+}
+
+/// Writes the JSON claims of one X-Tenant token into a reusable buffer, in a fixed order, with
+/// string escaping. Values are appended as bytes straight from the tenant table, with no `String`.
+public struct ClaimsWriter {
+  @usableFromInline var bytes: [UInt8]
+  @usableFromInline var first = true
+
+  /// Takes over `buffer`'s storage (no copy), leaving it empty.
+  @inlinable init(taking buffer: inout [UInt8]) {
+    bytes = []
+    swap(&bytes, &buffer)
+    bytes.removeAll(keepingCapacity: true)
+    bytes.append(UInt8(ascii: "{"))
+  }
+
+  @inlinable mutating func key(_ name: StaticString) {
+    if !first { bytes.append(UInt8(ascii: ",")) }
+    first = false
+    bytes.append(UInt8(ascii: "\""))
+    name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    bytes.append(UInt8(ascii: "\""))
+    bytes.append(UInt8(ascii: ":"))
+  }
+
+  /// Adds a string claim from raw UTF-8 bytes.
+  @inlinable public mutating func add(_ name: StaticString, bytes value: UnsafeRawBufferPointer) {
+    key(name)
+    JSONText.appendQuoted(bytes: value, to: &bytes)
+  }
+
+  /// Adds a string claim.
+  @inlinable public mutating func add(_ name: StaticString, _ value: String) {
+    key(name)
+    var v = value
+    v.withUTF8 { JSONText.appendQuoted(bytes: $0, to: &bytes) }
+  }
+
+  /// Adds a numeric claim.
+  @inlinable public mutating func add(_ name: StaticString, int value: Int) {
+    key(name)
+    if value == 0 {
+      bytes.append(UInt8(ascii: "0"))
+      return
+    }
+    var v = value
+    if v < 0 {
+      bytes.append(UInt8(ascii: "-"))
+      v = -v
+    }
+    let start = bytes.count
+    while v > 0 {
+      bytes.append(UInt8(ascii: "0") + UInt8(v % 10))
+      v /= 10
+    }
+    bytes[start...].reverse()
+  }
+
+  @inlinable mutating func close() { bytes.append(UInt8(ascii: "}")) }
+}
+
+/// Signs X-Tenant tokens (PRODUCT.md §5): JWS compact, `{"alg":…,"kid":…,"typ":"JWT"}` header, the
+/// first configured key signing.
+///
+/// The protected header is encoded once at start-up; per request only the claims are written,
+/// base64url-encoded and MACed. One signer per event loop (it owns scratch buffers); the keys are
+/// shared and immutable.
+public struct TenantTokenSigner {
+  public let keys: [SigningKey]
+  /// `iss` claim.
+  public let issuer: String
+  /// Token lifetime: `exp = iat + ttlSeconds`.
+  public let ttlSeconds: Int
+  @usableFromInline let encodedHeader: [UInt8]
+  @usableFromInline let signing: SigningKey
+  @usableFromInline var payloadScratch: [UInt8] = []
+  @usableFromInline var outScratch: [UInt8] = []
+
+  public init(keys: [SigningKey], issuer: String, ttlSeconds: Int) {
+    precondition(!keys.isEmpty, "at least one signing key")
+    self.keys = keys
+    self.issuer = issuer
+    self.ttlSeconds = ttlSeconds
+    self.signing = keys[0]
+    var header = "{\"alg\":"
+    JSONText.appendQuoted(keys[0].algorithm, to: &header)
+    header += ",\"kid\":"
+    JSONText.appendQuoted(keys[0].kid, to: &header)
+    header += ",\"typ\":\"JWT\"}"
+    var encoded: [UInt8] = []
+    Array(header.utf8).withUnsafeBytes { Base64URL.encode($0, into: &encoded) }
+    self.encodedHeader = encoded
+    payloadScratch.reserveCapacity(512)
+    outScratch.reserveCapacity(1024)
+  }
+
+  /// Signs the claims written by `write` (after `iss`, which the signer adds itself), and returns the
+  /// compact token. `iat` is `now` in seconds since 1970; `exp` follows from the TTL.
+  @inlinable
+  public mutating func sign(now: Int, _ write: (inout ClaimsWriter) -> Void) -> String {
+    var claims = ClaimsWriter(taking: &payloadScratch)
+    claims.add("iss", issuer)
+    write(&claims)
+    claims.add("iat", int: now)
+    claims.add("exp", int: now + ttlSeconds)
+    claims.close()
+    swap(&payloadScratch, &claims.bytes)
+
+    var out: [UInt8] = []
+    swap(&out, &outScratch)
+    out.removeAll(keepingCapacity: true)
+    out.append(contentsOf: encodedHeader)
+    out.append(UInt8(ascii: "."))
+    payloadScratch.withUnsafeBytes { Base64URL.encode($0, into: &out) }
+    switch signing.material {
+    case .hs256(let key):
+      let mac = out.withUnsafeBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key) }
+      out.append(UInt8(ascii: "."))
+      mac.withUnsafeBytes { Base64URL.encode($0, into: &out) }
+    case .eddsa(let key):
+      let signature = out.withUnsafeBytes { (try? key.signature(for: $0)) ?? Data() }
+      out.append(UInt8(ascii: "."))
+      signature.withUnsafeBytes { Base64URL.encode($0, into: &out) }
+    }
+    let token = String(decoding: out, as: UTF8.self)
+    swap(&out, &outScratch)
+    return token
+  }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GatewayCore
+
+/// Reads snapshot files, validates them, and keeps the last accepted one on disk (PRODUCT.md §6).
+///
+/// All work here runs off the event loops (the caller picks a thread); publishing is one atomic swap
+/// in ``SnapshotStore``.
+public struct SnapshotLoader: Sendable {
+  /// The snapshot file (`snapshot.path`).
+  public let path: String
+  /// Where the last accepted snapshot is kept (`snapshot.state_dir`).
+  public let stateDirectory: String
+  public let platform: PlatformHosts
+
+  /// File name of the last-known-good copy inside the state directory.
+  public static let lastKnownGoodName = "last-known-good.json"
+
+  public init(path: String, stateDirectory: String, platform: PlatformHosts) {
+    self.path = path
+    self.stateDirectory = stateDirectory
+    self.platform = platform
+  }
+
+  public var lastKnownGoodPath: String { (stateDirectory as NSString).appendingPathComponent(Self.lastKnownGoodName) }
+
+  /// Reads and validates the snapshot at `path`, returning the table and the raw bytes.
+  public func loadFile(_ path: String) throws(SnapshotError) -> (TenantTable, [UInt8]) {
+    let bytes: [UInt8]
+    do {
+      bytes = try FileBytes.read(path)
+    } catch {
+      throw .unreadable(path: path, reason: "\(error)")
+    }
+    let table = try SnapshotParser.parse(bytes, platform: platform)
+    return (table, bytes)
+  }
+
+  /// Loads the configured snapshot; persists it as last-known-good when accepted. When the source is
+  /// broken, falls back to the last-known-good copy (and reports the source's error).
+  public func loadAtStart(into store: SnapshotStore) throws(SnapshotError) {
+    do {
+      let (table, bytes) = try loadFile(path)
+      persistLastKnownGood(bytes)
+      store.publish(table, source: "file:\(path)")
+    } catch {
+      guard FileManager.default.fileExists(atPath: lastKnownGoodPath) else { throw error }
+      let (table, _) = try loadFile(lastKnownGoodPath)
+      store.publish(table, source: "last-known-good:\(lastKnownGoodPath)")
+      store.recordFailure(error.messages)
+    }
+  }
+
+  /// Re-reads the source; on success publishes and persists, on failure keeps the serving table.
+  @discardableResult
+  public func reload(into store: SnapshotStore) -> Result<TenantTable, SnapshotError> {
+    do {
+      let (table, bytes) = try loadFile(path)
+      persistLastKnownGood(bytes)
+      store.publish(table, source: "file:\(path)")
+      return .success(table)
+    } catch {
+      store.recordFailure(error.messages)
+      return .failure(error)
+    }
+  }
+
+  /// Writes the accepted snapshot atomically: temp file, fsync, rename, fsync of the directory.
+  public func persistLastKnownGood(_ bytes: [UInt8]) {
+    try? AtomicFile.write(bytes, to: lastKnownGoodPath)
+  }
+}
+
+/// Whole-file reads and atomic writes with POSIX calls (no Foundation `Data` copy of large files).
+public enum FileBytes {
+  public struct IOError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// Reads a whole file.
+  public static func read(_ path: String) throws(IOError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw IOError(description: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw IOError(description: String(cString: strerror(errno))) }
+    guard (st.st_mode & S_IFMT) == S_IFREG else { throw IOError(description: "not a regular file") }
+    let size = Int(st.st_size)
+    var out = [UInt8](repeating: 0, count: size)
+    var done = 0
+    let ok = out.withUnsafeMutableBytes { buf -> Bool in
+      while done < size {
+        let n = Foundation.read(fd, buf.baseAddress! + done, size - done)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        done += n
+      }
+      return true
+    }
+    guard ok else { throw IOError(description: "short read") }
+    return out
+  }
+}
+
+/// Crash-safe replacement of a file: readers see the old or the new content, never a torn one.
+public enum AtomicFile {
+  public static func write(_ bytes: [UInt8], to path: String) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
+    let temp = path + ".tmp.\(getpid())"
+    let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FileBytes.IOError(description: "open \(temp): \(String(cString: strerror(errno)))") }
+    var written = 0
+    let ok = bytes.withUnsafeBytes { buf -> Bool in
+      while written < buf.count {
+        let n = Foundation.write(fd, buf.baseAddress! + written, buf.count - written)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        written += n
+      }
+      return fsync(fd) == 0
+    }
+    close(fd)
+    guard ok, rename(temp, path) == 0 else {
+      unlink(temp)
+      throw FileBytes.IOError(description: "write \(path): \(String(cString: strerror(errno)))")
+    }
+    let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
+    if dfd >= 0 {
+      fsync(dfd)
+      close(dfd)
+    }
+  }
+}

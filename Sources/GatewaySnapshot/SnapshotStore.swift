@@ -1,0 +1,108 @@
+import Atomics
+import Foundation
+import GatewayCore
+
+/// Where the serving table came from and how the last reload went (for `/admin/snapshot`).
+public struct SnapshotStatus: Sendable {
+  public var version: String
+  public var shops: Int
+  public var customDomains: Int
+  public var keys: Int
+  /// When the serving table was published (seconds since 1970).
+  public var loadedAt: Double
+  /// `file:PATH`, `last-known-good:PATH`, `url:URL`.
+  public var source: String
+  /// The last reload's error, if the last attempt failed (the older table keeps serving).
+  public var lastError: [String]?
+  /// When the last reload was attempted.
+  public var lastAttemptAt: Double?
+  /// Reloads accepted and rejected since start.
+  public var accepted: Int
+  public var rejected: Int
+}
+
+/// Holds the serving ``TenantTable`` and swaps it atomically (PRODUCT.md §6).
+///
+/// Request handling never takes a lock: each event loop keeps a ``TableReader`` that compares one
+/// atomic generation counter per request and re-reads the atomic table reference only after a swap.
+/// Requests in flight keep the table they started with (they hold a strong reference).
+public final class SnapshotStore: Sendable {
+  private final class Box: AtomicReference, Sendable {
+    let table: TenantTable
+    init(_ table: TenantTable) { self.table = table }
+  }
+
+  private let box: ManagedAtomic<Box>
+  private let generationCounter = ManagedAtomic<Int>(0)
+  private let statusLock = NSLock()
+  nonisolated(unsafe) private var _status: SnapshotStatus
+
+  public init(initial: TenantTable = .empty(), source: String = "none") {
+    self.box = ManagedAtomic(Box(initial))
+    self._status = SnapshotStatus(
+      version: initial.version, shops: initial.shopCount, customDomains: initial.customDomainCount,
+      keys: initial.keyCount, loadedAt: Date().timeIntervalSince1970, source: source, lastError: nil,
+      lastAttemptAt: nil, accepted: 0, rejected: 0)
+  }
+
+  /// The serving table.
+  public var current: TenantTable { box.load(ordering: .acquiring).table }
+
+  /// Increments on every publish.
+  public var generation: Int { generationCounter.load(ordering: .acquiring) }
+
+  /// True once a snapshot has been loaded (for `/readyz`).
+  public var isReady: Bool { generation > 0 }
+
+  /// Publishes `table` with one atomic swap.
+  public func publish(_ table: TenantTable, source: String) {
+    box.store(Box(table), ordering: .releasing)
+    generationCounter.wrappingIncrement(ordering: .releasing)
+    statusLock.withLock {
+      _status.version = table.version
+      _status.shops = table.shopCount
+      _status.customDomains = table.customDomainCount
+      _status.keys = table.keyCount
+      _status.loadedAt = Date().timeIntervalSince1970
+      _status.source = source
+      _status.lastError = nil
+      _status.lastAttemptAt = _status.loadedAt
+      _status.accepted += 1
+    }
+  }
+
+  /// Records a rejected reload; the serving table is unchanged.
+  public func recordFailure(_ messages: [String]) {
+    statusLock.withLock {
+      _status.lastError = messages
+      _status.lastAttemptAt = Date().timeIntervalSince1970
+      _status.rejected += 1
+    }
+  }
+
+  public var status: SnapshotStatus { statusLock.withLock { _status } }
+}
+
+/// A per-event-loop view of the store: one relaxed counter comparison per request, and an atomic
+/// reference load only after a swap.
+public struct TableReader {
+  public let store: SnapshotStore
+  private var seenGeneration: Int
+  private var table: TenantTable
+
+  public init(store: SnapshotStore) {
+    self.store = store
+    self.seenGeneration = store.generation
+    self.table = store.current
+  }
+
+  /// The table to use for the request starting now.
+  public mutating func current() -> TenantTable {
+    let g = store.generation
+    if g != seenGeneration {
+      seenGeneration = g
+      table = store.current
+    }
+    return table
+  }
+}

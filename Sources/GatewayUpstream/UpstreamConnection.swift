@@ -1,0 +1,217 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives one upstream response, part by part, on the connection's event loop.
+public protocol UpstreamResponseDelegate: AnyObject {
+  func upstreamResponseHead(_ head: HTTPResponseHead)
+  func upstreamResponseBody(_ buffer: ByteBuffer)
+  func upstreamResponseEnd()
+  /// The exchange failed. `responseStarted` says whether a response head had arrived.
+  func upstreamFailed(_ failure: UpstreamFailure, responseStarted: Bool)
+  /// The upstream socket's writability changed (request-body backpressure).
+  func upstreamWritabilityChanged(isWritable: Bool)
+  /// The current batch of reads is done: a good moment to flush what was written to the client.
+  func upstreamReadComplete()
+}
+
+/// One pooled keep-alive HTTP/1.1 connection to an upstream endpoint.
+///
+/// Carries one exchange at a time (no upstream pipelining: a slow response would hold up the ones
+/// behind it). Reads are gated for response backpressure: while the client side is not writable the
+/// connection stops reading, so a slow client never makes the gateway buffer a large response.
+/// A connection goes back to the pool only after a cleanly framed response to a completely sent
+/// request; anything else closes it.
+public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+  public typealias InboundIn = HTTPClientResponsePart
+  public typealias OutboundIn = HTTPClientRequestPart
+  public typealias OutboundOut = HTTPClientRequestPart
+
+  enum State {
+    case idle
+    /// Request in progress: the head is out, the response not complete.
+    case active(requestComplete: Bool, responseStarted: Bool, responseComplete: Bool)
+    case closed
+  }
+
+  private var state = State.idle
+  private var context: ChannelHandlerContext?
+  weak var pool: UpstreamPool?
+  /// The current exchange's receiver (strong while active, cleared at the end).
+  private var delegate: UpstreamResponseDelegate?
+  /// The delegate whose response ended in this read batch: it still gets `upstreamReadComplete`.
+  private var lastDelegateForFlush: UpstreamResponseDelegate?
+  private var readPaused = false
+  private var pendingRead = false
+  private var keepAlive = true
+  private var responseTimeout: Scheduled<Void>?
+  private let responseTimeoutAmount: TimeAmount
+  /// Requests served on this connection (0 while serving its first).
+  public private(set) var useCount = 0
+
+  init(responseTimeout: TimeAmount) {
+    self.responseTimeoutAmount = responseTimeout
+  }
+
+  public var channel: Channel? { context?.channel }
+  public var isWritable: Bool { context?.channel.isWritable ?? false }
+  var isIdle: Bool { if case .idle = state { return true } else { return false } }
+
+  public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+  public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+  // MARK: exchange API (called on the event loop by the exchange)
+
+  /// Starts a request: sends its head. `delegate` receives the response.
+  public func start(head: HTTPRequestHead, delegate: UpstreamResponseDelegate, hasBody: Bool) {
+    guard let context, case .idle = state else {
+      delegate.upstreamFailed(.reset, responseStarted: false)
+      return
+    }
+    self.delegate = delegate
+    self.keepAlive = true
+    state = .active(requestComplete: false, responseStarted: false, responseComplete: false)
+    context.write(wrapOutboundOut(.head(head)), promise: nil)
+    if !hasBody { finishRequest() } else { context.flush() }
+  }
+
+  /// Sends part of the request body.
+  public func sendBody(_ buffer: ByteBuffer) {
+    guard let context, case .active = state else { return }
+    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+  }
+
+  /// Ends the request body.
+  public func finishRequest() {
+    guard let context, case .active(_, let started, let complete) = state else { return }
+    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    state = .active(requestComplete: true, responseStarted: started, responseComplete: complete)
+    if !started && !complete {
+      responseTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: responseTimeoutAmount) { [weak self] () -> Void in
+        self?.fail(.responseTimeout)
+      }
+    }
+  }
+
+  /// Gives back a connection that was leased but never used (the request was cancelled meanwhile).
+  public func returnUnused() {
+    guard case .idle = state else { return }
+    if let pool { pool.release(self) } else { close() }
+  }
+
+  /// Abandons the exchange (client went away): the connection is closed, never reused dirty.
+  public func cancel() {
+    delegate = nil
+    close()
+  }
+
+  /// Stops or resumes reading the response (client-side backpressure).
+  public func setReadPaused(_ paused: Bool) {
+    guard paused != readPaused else { return }
+    readPaused = paused
+    if !paused, pendingRead, let context {
+      pendingRead = false
+      context.read()
+    }
+  }
+
+  // MARK: channel events
+
+  public func read(context: ChannelHandlerContext) {
+    if readPaused {
+      pendingRead = true
+    } else {
+      context.read()
+    }
+  }
+
+  public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let part = unwrapInboundIn(data)
+    guard case .active(let reqDone, let started, _) = state else {
+      // Bytes on an idle connection: the upstream is confused. Never reuse it.
+      if case .idle = state { close() }
+      return
+    }
+    switch part {
+    case .head(let head):
+      responseTimeout?.cancel()
+      responseTimeout = nil
+      if !head.isKeepAlive { keepAlive = false }
+      state = .active(requestComplete: reqDone, responseStarted: true, responseComplete: false)
+      delegate?.upstreamResponseHead(head)
+    case .body(let buffer):
+      delegate?.upstreamResponseBody(buffer)
+    case .end:
+      state = .active(requestComplete: reqDone, responseStarted: started, responseComplete: true)
+      let d = delegate
+      delegate = nil
+      lastDelegateForFlush = d
+      d?.upstreamResponseEnd()
+      if reqDone {
+        completeExchange()
+      } else {
+        // The upstream answered before the request body was fully sent (e.g. an early 413): the
+        // rest of the body would be read as a new request, so this connection is never reused.
+        close()
+      }
+    }
+  }
+
+  private func completeExchange() {
+    delegate = nil
+    useCount += 1
+    state = .idle
+    readPaused = false
+    if pendingRead, let context {
+      pendingRead = false
+      context.read()
+    }
+    if keepAlive, let pool {
+      pool.release(self)
+    } else {
+      close()
+    }
+  }
+
+  public func channelReadComplete(context: ChannelHandlerContext) {
+    delegate?.upstreamReadComplete()
+    lastDelegateForFlush?.upstreamReadComplete()
+    lastDelegateForFlush = nil
+    context.fireChannelReadComplete()
+  }
+
+  public func channelWritabilityChanged(context: ChannelHandlerContext) {
+    delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+    context.fireChannelWritabilityChanged()
+  }
+
+  public func channelInactive(context: ChannelHandlerContext) {
+    fail(.reset)
+    state = .closed
+    pool?.connectionClosed(self)
+    context.fireChannelInactive()
+  }
+
+  public func errorCaught(context: ChannelHandlerContext, error: Error) {
+    if error is HTTPParserError {
+      fail(.malformedResponse)
+    } else {
+      fail(.reset)
+    }
+  }
+
+  private func fail(_ failure: UpstreamFailure) {
+    responseTimeout?.cancel()
+    responseTimeout = nil
+    if case .active(_, let started, _) = state, let d = delegate {
+      delegate = nil
+      state = .closed
+      d.upstreamFailed(failure, responseStarted: started)
+    }
+    close()
+  }
+
+  func close() {
+    if case .closed = state {} else { state = .closed }
+    context?.close(promise: nil)
+  }
+}

@@ -1,0 +1,210 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import GatewayConfig
+import GatewayCore
+import GatewaySigning
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP/1.1 backend for the demo and the integration tests: it verifies the X-Tenant
+/// header the way a real backend would and answers with the verified claims.
+///
+/// - any path: `{"verified":…,"claims":{…},"method":…,"path":…,"headers":[[name,value],…]}`
+/// - `/__download?bytes=N`: N deterministic bytes, streamed
+/// - `/__upload`: reads the body, answers `{"bytes":N,"sha256":…}`
+/// - `/__status/CODE`: answers with that status
+/// - `--record FILE`: one JSON line per received request (tests prove what did or did not arrive).
+struct DemoUpstream: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "demo-upstream", abstract: "Run a demo backend that verifies and echoes the X-Tenant claims.")
+
+  @Option(help: "Address to listen on.")
+  var listen: String = "127.0.0.1:9000"
+
+  @Option(help: "gateway.conf whose tenant_header signing keys verify X-Tenant.")
+  var config: String = "gateway.conf"
+
+  @Option(help: "Append one JSON line per request to this file.")
+  var record: String?
+
+  func run() throws {
+    let outcome = ConfigLoader.load(path: config)
+    guard let cfg = outcome.config else {
+      for e in outcome.errors { printError("\(config): \(e)") }
+      throw ExitCode(1)
+    }
+    var keys: [String: SymmetricKey] = [:]
+    for spec in cfg.tenantHeader.signingKeys where spec.alg == "HS256" {
+      if let bytes = FileManager.default.contents(atPath: spec.file), let k = SigningKey.hs256Secret(fileContents: Array(bytes)) {
+        keys[spec.kid] = k
+      }
+    }
+    guard let address = SocketAddressSpec(listen) else { throw ValidationError("--listen must be host:port") }
+    let verifier = DemoTokenVerifier(keys: keys, issuer: cfg.tenantHeader.issuer, headerName: cfg.tenantHeader.name.lowercased())
+    let recorder = record.map { DemoRecorder(path: $0) }
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let channel = try ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 1024)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+          try channel.pipeline.syncOperations.addHandler(DemoHandler(verifier: verifier, recorder: recorder))
+        }
+      }
+      .bind(host: address.host, port: address.port).wait()
+    FileHandle.standardError.write(Data("demo upstream listening on \(address)\n".utf8))
+    try channel.closeFuture.wait()
+  }
+}
+
+final class DemoRecorder: @unchecked Sendable {
+  let handle: FileHandle?
+  let lock = NSLock()
+  init(path: String) {
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+    handle = FileHandle(forWritingAtPath: path)
+    handle?.seekToEndOfFile()
+  }
+  func record(_ line: String) {
+    lock.withLock { handle?.write(Data((line + "\n").utf8)) }
+  }
+}
+
+/// Verifies X-Tenant like a backend: HS256 by `kid`, `iss`, `exp`.
+struct DemoTokenVerifier: Sendable {
+  let keys: [String: SymmetricKey]
+  let issuer: String
+  let headerName: String
+
+  func verify(_ token: String?) -> (ok: Bool, reason: String, claims: Any?) {
+    guard let token else { return (false, "no \(headerName) header", nil) }
+    let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
+      let sig = Base64URL.decode(parts[2]),
+      let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any],
+      let claims = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any]
+    else { return (false, "malformed token", nil) }
+    guard header["alg"] as? String == "HS256", let kid = header["kid"] as? String, let key = keys[kid] else {
+      return (false, "unknown alg or kid", claims)
+    }
+    let signingInput = Data((parts[0] + "." + parts[1]).utf8)
+    guard HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: signingInput, using: key) else {
+      return (false, "bad signature", claims)
+    }
+    guard claims["iss"] as? String == issuer else { return (false, "wrong issuer", claims) }
+    guard let exp = claims["exp"] as? Int, exp >= Int(Date().timeIntervalSince1970) else { return (false, "expired", claims) }
+    return (true, "ok", claims)
+  }
+}
+
+final class DemoHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias OutboundOut = HTTPServerResponsePart
+
+  let verifier: DemoTokenVerifier
+  let recorder: DemoRecorder?
+  private var head: HTTPRequestHead?
+  private var bodyBytes = 0
+  private var hasher = SHA256()
+
+  init(verifier: DemoTokenVerifier, recorder: DemoRecorder?) {
+    self.verifier = verifier
+    self.recorder = recorder
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .head(let h):
+      head = h
+      bodyBytes = 0
+      hasher = SHA256()
+      if let recorder {
+        let line: [String: Any] = [
+          "method": h.method.rawValue, "uri": h.uri, "headers": h.headers.map { [$0.name, $0.value] },
+        ]
+        if let d = try? JSONSerialization.data(withJSONObject: line) { recorder.record(String(decoding: d, as: UTF8.self)) }
+      }
+    case .body(let buffer):
+      bodyBytes += buffer.readableBytes
+      buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+    case .end:
+      guard let head else { return }
+      self.head = nil
+      respond(head, context: context)
+    }
+  }
+
+  private func respond(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
+    let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+    if path == "/__download" {
+      let n = query.split(separator: "&").compactMap { p -> Int? in
+        let kv = p.split(separator: "=")
+        return kv.count == 2 && kv[0] == "bytes" ? Int(kv[1]) : nil
+      }.first ?? 0
+      streamDownload(n, context: context)
+      return
+    }
+    if path.hasPrefix("/__status/"), let code = Int(path.dropFirst(10)) {
+      send(context, status: HTTPResponseStatus(statusCode: code), body: "{\"status\":\(code)}")
+      return
+    }
+    if path == "/__upload" {
+      let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+      send(context, status: .ok, body: "{\"bytes\":\(bodyBytes),\"sha256\":\"\(digest)\"}")
+      return
+    }
+    let token = head.headers.first(name: verifier.headerName)
+    let result = verifier.verify(token)
+    var doc: [String: Any] = [
+      "verified": result.ok, "reason": result.reason, "method": head.method.rawValue, "path": path,
+      "headers": head.headers.map { [$0.name, $0.value] }, "bodyBytes": bodyBytes,
+    ]
+    if let claims = result.claims { doc["claims"] = claims }
+    let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys])) ?? Data()
+    send(context, status: result.ok ? .ok : .unauthorized, body: String(decoding: data, as: UTF8.self))
+  }
+
+  private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String) {
+    let buffer = context.channel.allocator.buffer(string: body + "\n")
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: "application/json")
+    headers.add(name: "Content-Length", value: String(buffer.readableBytes))
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+    context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+  }
+
+  /// Bytes `i % 251` for i in 0..<n, in 64 KiB chunks that respect channel writability.
+  private func streamDownload(_ n: Int, context: ChannelHandlerContext) {
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: "application/octet-stream")
+    headers.add(name: "Content-Length", value: String(n))
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+    var sent = 0
+    let loop = context.eventLoop.assumeIsolated()
+    func pump() {
+      while sent < n {
+        let size = min(65536, n - sent)
+        var buf = context.channel.allocator.buffer(capacity: size)
+        buf.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { ptr in
+          for i in 0..<size { ptr[i] = UInt8((sent + i) % 251) }
+          return size
+        }
+        sent += size
+        if !context.channel.isWritable {
+          context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buf)))).assumeIsolated().whenComplete { _ in
+            loop.execute { pump() }
+          }
+          return
+        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+      }
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+    pump()
+  }
+}

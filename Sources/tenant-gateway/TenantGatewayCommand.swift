@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// `tenant-gateway`: the multi-tenant edge proxy and its ops commands.
+@main
+struct TenantGatewayCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "tenant-gateway",
+    abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",
+    subcommands: [Serve.self, Check.self, DemoUpstream.self, Keys.self])
+}
+
+/// Options shared by commands that read `gateway.conf`.
+struct ConfigOptions: ParsableArguments {
+  @Option(name: .long, help: "Path to gateway.conf.")
+  var config: String = "gateway.conf"
+
+  @Option(name: .customLong("set"), help: ArgumentHelp("Override a scalar key: key.path=value (repeatable; wins over TGW_* environment variables).", valueName: "key.path=value"))
+  var overrides: [String] = []
+}
