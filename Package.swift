@@ -1,13 +1,22 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Warnings are errors in CI (scripts/build.sh passes -warnings-as-errors); locally they stay warnings
-// so a half-finished edit still builds.
+import class Foundation.ProcessInfo
+
+/// Our own targets build with warnings as errors when TGW_WARNINGS_AS_ERRORS is set (CI does);
+/// dependencies are unaffected.
+let strict: [SwiftSetting] =
+  ProcessInfo.processInfo.environment["TGW_WARNINGS_AS_ERRORS"] != nil ? [.unsafeFlags(["-warnings-as-errors"])] : []
+
 let package = Package(
   name: "tenant-gateway",
   platforms: [.macOS(.v14)],
   products: [
-    .executable(name: "tenant-gateway", targets: ["tenant-gateway"])
+    .executable(name: "tenant-gateway", targets: ["tenant-gateway"]),
+    // Libraries for the benchmark package in Benchmarks/ (not a public API).
+    .library(name: "GatewayCore", targets: ["GatewayCore"]),
+    .library(name: "GatewaySigning", targets: ["GatewaySigning"]),
+    .library(name: "GatewaySnapshot", targets: ["GatewaySnapshot"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -26,12 +35,14 @@ let package = Package(
     // Pure, I/O-free: host normalisation, tenant table, resolver, refusals. No NIO.
     .target(
       name: "GatewayCore",
-      dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+      dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+      swiftSettings: strict
     ),
     // gateway.conf: typed, validated configuration with environment and --set overrides.
     .target(
       name: "GatewayConfig",
-      dependencies: ["GatewayCore", .product(name: "Yams", package: "Yams")]
+      dependencies: ["GatewayCore", .product(name: "Yams", package: "Yams")],
+      swiftSettings: strict
     ),
     // Snapshot document, validation, table builder, store (atomic swap), reload.
     .target(
@@ -40,12 +51,14 @@ let package = Package(
         "GatewayCore",
         .product(name: "Atomics", package: "swift-atomics"),
         .product(name: "Logging", package: "swift-log"),
-      ]
+      ],
+      swiftSettings: strict
     ),
     // X-Tenant JWT signer and key ring.
     .target(
       name: "GatewaySigning",
-      dependencies: ["GatewayCore", .product(name: "Crypto", package: "swift-crypto")]
+      dependencies: ["GatewayCore", .product(name: "Crypto", package: "swift-crypto")],
+      swiftSettings: strict
     ),
     // Upstream connection pools, request encoding, response streaming, timeouts.
     .target(
@@ -55,7 +68,8 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
-      ]
+      ],
+      swiftSettings: strict
     ),
     // Counters and the admin listener.
     .target(
@@ -68,7 +82,8 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
-      ]
+      ],
+      swiftSettings: strict
     ),
     // NIO bootstrap, TLS with SNI, HTTP/1 + HTTP/2 pipelines and the per-request exchange.
     .target(
@@ -87,7 +102,8 @@ let package = Package(
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
-      ]
+      ],
+      swiftSettings: strict
     ),
     .executableTarget(
       name: "tenant-gateway",
@@ -99,14 +115,16 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Crypto", package: "swift-crypto"),
-      ]
+      ],
+      swiftSettings: strict
     ),
-    .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
-    .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
-    .testTarget(name: "GatewaySnapshotTests", dependencies: ["GatewaySnapshot"]),
+    .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
+    .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"], swiftSettings: strict),
+    .testTarget(name: "GatewaySnapshotTests", dependencies: ["GatewaySnapshot"], swiftSettings: strict),
     .testTarget(
       name: "GatewaySigningTests",
-      dependencies: ["GatewaySigning", .product(name: "JWTKit", package: "jwt-kit")]
+      dependencies: ["GatewaySigning", .product(name: "JWTKit", package: "jwt-kit")],
+      swiftSettings: strict
     ),
     .testTarget(
       name: "GatewayServerTests",
@@ -115,13 +133,16 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
-      ]
+        .product(name: "NIOHPACK", package: "swift-nio-http2"),
+      ],
+      swiftSettings: strict
     ),
     // Starts the real tenant-gateway binary and speaks to it with curl, nghttp, Python h2 and PyJWT.
     .testTarget(
       name: "GatewayIntegrationTests",
       dependencies: ["tenant-gateway"],
-      resources: [.copy("clients")]
+      exclude: ["clients"],
+      swiftSettings: strict
     ),
   ]
 )

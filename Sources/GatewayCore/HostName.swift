@@ -95,7 +95,8 @@ public enum HostName {
       guard labelLength <= maxLabelLength else { return .invalid }
       previous = b
     }
-    guard previous != UInt8(ascii: "-") else { return .invalid }
+    // The last label must be non-empty and not end with a hyphen ("a.b.." keeps one dot after trimming).
+    guard previous != UInt8(ascii: "-"), labelLength > 0 else { return .invalid }
     guard changed else { return .unchanged }
     return .changed(
       String(unsafeUninitializedCapacity: end) { out in

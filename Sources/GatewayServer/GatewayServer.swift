@@ -210,6 +210,7 @@ public final class GatewayServer: @unchecked Sendable {
       withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
     let handler = HTTP1ServerHandler(loop: loop, connection: info)
     activity.target = handler
+    handler.activity = activity
     try sync.addHandler(handler)
   }
 

@@ -39,6 +39,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
   private var requestInProgress = false
   private var responseInProgress = false
   private var method = HTTPMethod.GET
+  /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
+  private var closing = false
+  /// The byte-level handler below the HTTP codec, for answers that precede any request head.
+  weak var activity: ByteActivityHandler?
   private var version = HTTPVersion.http1_1
 
   init(loop: LoopContext, connection: ConnectionInfo) {
@@ -88,18 +92,27 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
 
   private func headerTimedOut() {
     guard let context, case .idle = state else { return }
-    // The head never completed: answer 408 and close (§4 request_timeout).
-    keepAlive = false
-    closeAfterResponse = true
-    state = .refused
-    method = .GET
-    version = .http1_1
-    writeRefusal(.requestTimeout, requestID: loop.requestIDs.next(), context: context)
+    // The head never completed: answer 408 and close (§4 request_timeout). No request exists for
+    // the HTTP codec to pair a response with, so the answer is written below it, as bytes.
+    closing = true
+    let refusal = GatewayRefusal.requestTimeout
+    let requestID = loop.requestIDs.next()
+    loop.counters.recordRefusal(refusal)
+    loop.counters.recordResponse(status: refusal.status)
+    let body = refusal.jsonBody(requestID: requestID)
+    let text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+      + "X-Request-Id: \(requestID)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body
+    if let activity {
+      activity.writeAndClose(context.channel.allocator.buffer(string: text))
+    } else {
+      context.close(promise: nil)
+    }
   }
 
   // MARK: requests
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if closing { return }
     switch unwrapInboundIn(data) {
     case .head(let head):
       timer?.cancel()
@@ -199,6 +212,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
   /// The response is complete: keep the connection for the next request or close it.
   private func finishResponse(context: ChannelHandlerContext) {
     let close = !keepAlive || closeAfterResponse
+    if close { closing = true }
     responseInProgress = false
     state = .idle
     setReadPaused(false)
@@ -305,6 +319,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
       state = .refused
       method = .GET
       writeRefusal(refusal, requestID: loop.requestIDs.next(), context: context)
+      closing = true
       return
     }
     context.close(promise: nil)
@@ -316,7 +331,18 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
 final class ByteActivityHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
+  typealias OutboundOut = ByteBuffer
   weak var target: HTTP1ServerHandler?
+  private var context: ChannelHandlerContext?
+
+  func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+  func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+  /// Writes bytes below the HTTP codec and closes the connection.
+  func writeAndClose(_ buffer: ByteBuffer) {
+    guard let context else { return }
+    context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+  }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     target?.requestBytesArrived()

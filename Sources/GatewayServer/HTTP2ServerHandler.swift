@@ -39,6 +39,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
   private var context: ChannelHandlerContext?
   private var streams: [HTTP2StreamID: StreamState] = [:]
   private var connectionCredit = 0
+  /// True between channelRead and channelReadComplete: writes then are flushed at read complete.
+  private var inReadCycle = false
   private var idleTimer: Scheduled<Void>?
 
   /// Connection-level receive window we keep open (bytes).
@@ -87,6 +89,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
   // MARK: inbound
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    inReadCycle = true
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
     switch frame.payload {
@@ -127,6 +130,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
+    inReadCycle = false
     if connectionCredit >= Self.connectionWindow / 2 {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionCredit))), promise: nil)
       connectionCredit = 0
@@ -331,6 +335,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
     if s.uncredited >= 16384 && !s.requestEnded {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
       s.uncredited = 0
+      // Credit given outside a read cycle (the upstream drained) must go out now.
+      if !inReadCycle { context.flush() }
     }
     streams[id] = s
   }

@@ -56,7 +56,17 @@ struct DemoUpstream: ParsableCommand {
       }
       .bind(host: address.host, port: address.port).wait()
     FileHandle.standardError.write(Data("demo upstream listening on \(address)\n".utf8))
+    // Exit on SIGTERM/SIGINT even when started with those signals ignored (as some runners do).
+    var sources: [DispatchSourceSignal] = []
+    for sig in [SIGTERM, SIGINT] {
+      signal(sig, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler { Foundation.exit(0) }
+      source.resume()
+      sources.append(source)
+    }
     try channel.closeFuture.wait()
+    withExtendedLifetime(sources) {}
   }
 }
 

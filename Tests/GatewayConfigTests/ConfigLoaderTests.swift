@@ -1,0 +1,119 @@
+import Foundation
+import GatewayCore
+import Testing
+
+@testable import GatewayConfig
+
+@Suite("gateway.conf (§7)")
+struct ConfigLoaderTests {
+  static let minimal = """
+    listen: {address: "127.0.0.1:8443"}
+    tls: {certificates: [{cert: c.pem, key: c.key}]}
+    platform: {api_hosts: [api.platform.example], domain: platform.example}
+    snapshot: {path: tenants.json}
+    upstreams: {default: "http://127.0.0.1:9000"}
+    tenant_header: {signing_keys: [{kid: k1, alg: HS256, secret_file: secret.key}]}
+    """
+
+  @Test("The shipped gateway.conf loads without warnings")
+  func shipped() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let outcome = ConfigLoader.load(path: root.appendingPathComponent("gateway.conf").path, environment: [:])
+    #expect(outcome.errors.isEmpty, "\(outcome.errors)")
+    #expect(outcome.warnings.isEmpty, "\(outcome.warnings)")
+    let c = try #require(outcome.config)
+    #expect(c.listen.address.port == 8443)
+    #expect(c.tls.generateDevCertificate)
+    #expect(c.routesAreDefault)
+    #expect(c.upstreams["test"] == nil)
+  }
+
+  @Test("Omitted scalar keys take the documented defaults; paths resolve against the config directory")
+  func defaults() throws {
+    let c = try #require(ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/etc/tgw").config)
+    #expect(c.admin.address.description == "127.0.0.1:9901")
+    #expect(c.limits.maxHeaderBytes == 32768)
+    #expect(c.limits.maxBodyBytes == 10_485_760)
+    #expect(c.limits.h2MaxConcurrentStreams == 100)
+    #expect(c.tenantHeader.name == "X-Tenant")
+    #expect(c.tenantHeader.ttlSeconds == 60)
+    #expect(c.publishableKeyHeader == "X-Publishable-Key")
+    #expect(c.cors.maxAgeSeconds == 600)
+    #expect(c.policy.refuseSecretKeyInBrowser)
+    #expect(c.tls.minVersion == "1.2")
+    #expect(c.tls.certificates[0].cert == "/etc/tgw/c.pem")
+    #expect(c.snapshot.path == "/etc/tgw/tenants.json")
+    #expect(c.accessLog.path == "-")
+    #expect(c.sessions == nil)
+  }
+
+  @Test(
+    "Missing required keys are reported with their key path",
+    arguments: [
+      ("listen", "listen.address"), ("tls", "tls.certificates"), ("platform", "platform"),
+      ("snapshot", "snapshot.path"), ("upstreams", "upstreams.default"), ("tenant_header", "tenant_header.signing_keys"),
+    ])
+  func missing(_ section: String, _ path: String) {
+    let yaml = Self.minimal.split(separator: "\n").filter { !$0.hasPrefix(section + ":") }.joined(separator: "\n")
+    let outcome = ConfigLoader.load(yaml: yaml, baseDirectory: "/")
+    #expect(outcome.config == nil)
+    #expect(outcome.errors.contains { $0.path == path }, "\(outcome.errors)")
+  }
+
+  @Test(
+    "Bad values name the key path and the reason",
+    arguments: [
+      ("limits: {max_body_bytes: lots}", "limits.max_body_bytes"),
+      ("limits: {h2_max_concurrent_streams: 0}", "limits.h2_max_concurrent_streams"),
+      ("policy: {refuse_secret_key_in_browser: maybe}", "policy.refuse_secret_key_in_browser"),
+      ("tls2: {}", ""),
+      ("publishable_key_header: X_Key", "publishable_key_header"),
+      ("routes: [{prefix: /v1/, accepts: [api_key]}]", "routes[0].accepts[0]"),
+      ("routes: [{prefix: /v1/, accepts: [secret_key], upstream: nowhere}]", "routes[0].upstream"),
+    ])
+  func badValues(_ extra: String, _ path: String) {
+    let outcome = ConfigLoader.load(yaml: Self.minimal + "\n" + extra, baseDirectory: "/")
+    if path.isEmpty {
+      #expect(outcome.warnings.contains { $0.contains("unknown key tls2") })
+    } else {
+      #expect(outcome.errors.contains { $0.path == path }, "\(outcome.errors)")
+    }
+  }
+
+  @Test("Environment overrides the file and --set overrides the environment")
+  func overrides() throws {
+    let env = ["TGW_LISTEN_ADDRESS": "127.0.0.1:1111", "TGW_LIMITS_MAX_BODY_BYTES": "42", "TGW_TENANT_HEADER_TTL_SECONDS": "5"]
+    let c = try #require(ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/", environment: env, overrides: ["listen.address=127.0.0.1:2222"]).config)
+    #expect(c.listen.address.port == 2222)
+    #expect(c.limits.maxBodyBytes == 42)
+    #expect(c.tenantHeader.ttlSeconds == 5)
+    let bad = ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/", overrides: ["routes=x"])
+    #expect(bad.errors.contains { $0.path == "routes" })
+    #expect(ConfigLoader.environmentName(for: "limits.max_body_bytes") == "TGW_LIMITS_MAX_BODY_BYTES")
+  }
+
+  @Test("A route shadowed by an earlier prefix is a warning; the default table nests on purpose")
+  func shadowedRoutes() throws {
+    let yaml = Self.minimal + "\nroutes: [{prefix: /v1/, accepts: [secret_key]}, {prefix: /v1/admin/, accepts: [secret_key]}]"
+    let outcome = ConfigLoader.load(yaml: yaml, baseDirectory: "/")
+    #expect(outcome.config != nil)
+    #expect(outcome.warnings.contains { $0.contains("shadowed") })
+    let c = try #require(outcome.config)
+    #expect(c.routes.routes.count == 2)
+    #expect(!c.routesAreDefault)
+  }
+
+  @Test("Upstream clusters: a URL or a mapping with endpoints")
+  func clusters() throws {
+    let yaml = Self.minimal.replacingOccurrences(of: "upstreams: {default: \"http://127.0.0.1:9000\"}", with: """
+      upstreams:
+        default: "http://127.0.0.1:9000"
+        catalog: {endpoints: ["http://10.0.0.5:8080", "https://10.0.0.6:8443"], lb: least_request, retries: 2}
+        test: ""
+      """)
+    let c = try #require(ConfigLoader.load(yaml: yaml, baseDirectory: "/").config)
+    #expect(c.upstreams["catalog"]?.endpoints.map(\.description) == ["http://10.0.0.5:8080", "https://10.0.0.6:8443"])
+    #expect(c.upstreams["catalog"]?.balancing == .leastRequest)
+    #expect(c.upstreams["test"] == nil)
+  }
+}

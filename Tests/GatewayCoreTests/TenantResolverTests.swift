@@ -1,0 +1,166 @@
+import Testing
+
+@testable import GatewayCore
+
+@Suite("Resolver: §2 resolution and §3 policy")
+struct TenantResolverTests {
+  struct Row: CustomTestStringConvertible, Sendable {
+    var name: String
+    var host: String
+    var path: String
+    var method = "GET"
+    var bearer: String? = nil
+    var publishable: String? = nil
+    var origin: String? = nil
+    /// Expected refusal code, or nil for a forwarded request.
+    var refusal: String? = nil
+    var shop: String? = nil
+    var auth: CredentialKind? = nil
+    var mode: KeyMode = .live
+    var testDescription: String { name }
+  }
+
+  static let api = "api.platform.example"
+  static let rows: [Row] = [
+    // API host: the key decides.
+    Row(name: "API host, secret key", host: api, path: "/v1/admin/products", bearer: "sk_live_acme", shop: Fixture.acme, auth: .secretKey),
+    Row(name: "API host, test-mode key", host: api, path: "/v1/orders", bearer: "sk_test_acme", shop: Fixture.acme, auth: .secretKey, mode: .test),
+    Row(name: "API host, no key", host: api, path: "/v1/admin/products", refusal: "missing_credentials"),
+    Row(name: "API host, unknown key", host: api, path: "/v1/admin/products", bearer: "sk_nope", refusal: "invalid_api_key"),
+    Row(name: "API host, revoked key", host: api, path: "/v1/admin/products", bearer: "sk_live_acme_revoked", refusal: "invalid_api_key"),
+    Row(name: "API host, non-/v1 path", host: api, path: "/index.html", bearer: "sk_live_acme", refusal: "not_found"),
+    Row(name: "API host, publishable key on admin route (Authorization)", host: api, path: "/v1/admin/x", bearer: "pk_live_acme", refusal: "key_not_allowed_for_route"),
+    Row(name: "API host, publishable key on admin route (header)", host: api, path: "/v1/admin/x", publishable: "pk_live_acme", refusal: "key_not_allowed_for_route"),
+    Row(name: "API host, publishable key on other /v1 route", host: api, path: "/v1/orders", publishable: "pk_live_acme", refusal: "key_not_allowed_for_route"),
+    Row(name: "API host, publishable key on store, headless, no Origin", host: api, path: "/v1/store/products", publishable: "pk_live_acme", shop: Fixture.acme, auth: .publishableKey),
+    Row(name: "API host, publishable key on store, allowed Origin", host: api, path: "/v1/store/products", publishable: "pk_live_acme", origin: "https://acme.com", shop: Fixture.acme, auth: .publishableKey),
+    Row(name: "API host, publishable key on store, other Origin", host: api, path: "/v1/store/products", publishable: "pk_live_acme", origin: "https://acme.com.evil.com", refusal: "origin_not_allowed"),
+    Row(name: "API host, publishable key on store, null Origin", host: api, path: "/v1/store/products", publishable: "pk_live_acme", origin: "null", refusal: "origin_not_allowed"),
+    Row(name: "API host, publishable key of non-headless shop", host: api, path: "/v1/store/products", publishable: "pk_live_bibi", refusal: "headless_disabled"),
+    Row(name: "API host, secret key on store (server side)", host: api, path: "/v1/store/products", bearer: "sk_live_acme", shop: Fixture.acme, auth: .secretKey),
+    Row(name: "API host, secret key with a browser Origin", host: api, path: "/v1/admin/products", bearer: "sk_live_acme", origin: "https://acme.com", refusal: "secret_key_in_browser"),
+    Row(name: "API host, two keys of two shops", host: api, path: "/v1/store/x", bearer: "sk_live_acme", publishable: "pk_live_bibi", refusal: "tenant_mismatch"),
+    Row(name: "API host, suspended shop's key", host: api, path: "/v1/admin/x", bearer: "sk_live_tea", refusal: "shop_suspended"),
+    Row(name: "API host, customer token shape on customer route without sessions", host: api, path: "/v1/store/customers/me", bearer: "aaa.bbb.ccc", publishable: "pk_live_acme", refusal: "invalid_session"),
+    // Subdomain: the host decides; a key must agree.
+    Row(name: "subdomain, storefront page", host: "acme.platform.example", path: "/products/shoes", shop: Fixture.acme, auth: .host),
+    Row(name: "subdomain, /v1 without a key", host: "acme.platform.example", path: "/v1/admin/x", refusal: "missing_credentials"),
+    Row(name: "subdomain, /v1 with its own key", host: "acme.platform.example", path: "/v1/admin/x", bearer: "sk_live_acme", shop: Fixture.acme, auth: .secretKey),
+    Row(name: "subdomain, another shop's key", host: "acme.platform.example", path: "/v1/admin/x", bearer: "sk_live_bibi", refusal: "tenant_mismatch"),
+    Row(name: "subdomain, storefront page with another shop's key", host: "acme.platform.example", path: "/", bearer: "sk_live_bibi", refusal: "tenant_mismatch"),
+    Row(name: "subdomain, storefront page with its own publishable key", host: "acme.platform.example", path: "/", publishable: "pk_live_acme", shop: Fixture.acme, auth: .publishableKey),
+    Row(name: "subdomain, unknown", host: "nobody.platform.example", path: "/", refusal: "unknown_host"),
+    Row(name: "subdomain, suspended shop", host: "tea.platform.example", path: "/", refusal: "shop_suspended"),
+    Row(name: "two labels under the platform domain", host: "a.acme.platform.example", path: "/", refusal: "unknown_host"),
+    // Custom domain.
+    Row(name: "custom domain, storefront page", host: "shop.acme.com", path: "/", shop: Fixture.acme, auth: .host),
+    Row(name: "custom domain, own key on /v1", host: "shop.acme.com", path: "/v1/orders", bearer: "sk_live_acme", shop: Fixture.acme, auth: .secretKey),
+    Row(name: "custom domain, another shop's key", host: "bibi.example", path: "/v1/orders", bearer: "sk_live_acme", refusal: "tenant_mismatch"),
+    Row(name: "custom domain, unknown", host: "unknown.example", path: "/", refusal: "unknown_host"),
+    // Dashboard host: sessions only.
+    Row(name: "dashboard host without a session", host: "dashboard.platform.example", path: "/", refusal: "missing_credentials"),
+    Row(name: "dashboard host, a key does not count", host: "dashboard.platform.example", path: "/v1/admin/x", bearer: "sk_live_acme", refusal: "missing_credentials"),
+  ]
+
+  @Test("Every row of the decision table", arguments: rows)
+  func decide(_ row: Row) throws {
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform))
+    let table = try Fixture.table()
+    let facts = RequestFacts(
+      host: row.host, method: row.method, path: row.path, bearer: row.bearer, publishableKey: row.publishable, origin: row.origin)
+    switch resolver.resolve(facts, in: table) {
+    case .success(let ctx):
+      #expect(row.refusal == nil, "expected \(row.refusal ?? "")")
+      #expect(table.shopID(ctx.shop) == row.shop)
+      #expect(ctx.auth == row.auth)
+      #expect(ctx.mode == row.mode)
+      #expect(ctx.upstream == "default")
+    case .failure(let refusal):
+      #expect(refusal.code == row.refusal)
+    }
+  }
+
+  @Test("publishable_methods limits a publishable key's methods")
+  func publishableMethods() throws {
+    var routes = RouteTable.default.routes
+    routes[2].publishableMethods = ["GET", "HEAD"]
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, routes: RouteTable(routes)))
+    let table = try Fixture.table()
+    let post = RequestFacts(host: Self.api, method: "POST", path: "/v1/store/cart", publishableKey: "pk_live_acme")
+    #expect(resolver.resolve(post, in: table).failureCode == "method_not_allowed_for_key")
+    let get = RequestFacts(host: Self.api, method: "GET", path: "/v1/store/cart", publishableKey: "pk_live_acme")
+    #expect(resolver.resolve(get, in: table).failureCode == nil)
+    // A secret key is not limited by publishable_methods.
+    let secret = RequestFacts(host: Self.api, method: "POST", path: "/v1/store/cart", bearer: "sk_live_acme")
+    #expect(resolver.resolve(secret, in: table).failureCode == nil)
+  }
+
+  @Test("require_origin refuses a publishable-key request without Origin")
+  func requireOrigin() throws {
+    var routes = RouteTable.default.routes
+    routes[2].requireOrigin = true
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, routes: RouteTable(routes)))
+    let facts = RequestFacts(host: Self.api, method: "GET", path: "/v1/store/cart", publishableKey: "pk_live_acme")
+    #expect(resolver.resolve(facts, in: try Fixture.table()).failureCode == "origin_not_allowed")
+  }
+
+  @Test("refuse_secret_key_in_browser: false lets a secret key with Origin pass")
+  func secretKeyInBrowserOff() throws {
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, refuseSecretKeyInBrowser: false))
+    let facts = RequestFacts(host: Self.api, method: "GET", path: "/v1/admin/x", bearer: "sk_live_acme", origin: "https://acme.com")
+    #expect(resolver.resolve(facts, in: try Fixture.table()).failureCode == nil)
+  }
+
+  @Test("Test-mode keys go to the test cluster when it is configured")
+  func testCluster() throws {
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, hasTestCluster: true))
+    let table = try Fixture.table()
+    let test = resolver.resolve(RequestFacts(host: Self.api, method: "GET", path: "/v1/x", bearer: "sk_test_acme"), in: table)
+    #expect(try test.get().upstream == "test")
+    let live = resolver.resolve(RequestFacts(host: Self.api, method: "GET", path: "/v1/x", bearer: "sk_live_acme"), in: table)
+    #expect(try live.get().upstream == "default")
+  }
+
+  @Test("JWS compact shape detection")
+  func jwsShape() {
+    #expect(TenantResolver.isJWSCompact("eyJh.eyJz.c2ln"))
+    #expect(TenantResolver.isJWSCompact("a-_.b.c"))
+    #expect(!TenantResolver.isJWSCompact("sk_live_acme"))
+    #expect(!TenantResolver.isJWSCompact("a..c"))
+    #expect(!TenantResolver.isJWSCompact("a.b.c.d"))
+    #expect(!TenantResolver.isJWSCompact("a.b."))
+    #expect(!TenantResolver.isJWSCompact("a.b=.c"))
+  }
+
+  @Test("Route table: first match wins; shadowed rules are reported")
+  func routes() {
+    let t = RouteTable.default
+    #expect(t.match(path: "/v1/admin/products") == 0)
+    #expect(t.match(path: "/v1/store/customers/me") == 1)
+    #expect(t.match(path: "/v1/store/cart") == 2)
+    #expect(t.match(path: "/v1/orders") == 3)
+    #expect(t.match(path: "/v1") == 4)
+    #expect(t.match(path: "/") == 4)
+    #expect(t.shadowedRules.isEmpty)
+    let bad = RouteTable([Route(prefix: "/v1/", accepts: .secretKey), Route(prefix: "/v1/admin/", accepts: .secretKey)])
+    #expect(bad.shadowedRules.map(\.rule) == [1])
+  }
+
+  @Test("Every refusal has a stable code, a 4xx/5xx status and a JSON body")
+  func refusalBodies() throws {
+    #expect(Set(GatewayRefusal.all.map(\.code)).count == GatewayRefusal.all.count)
+    for r in GatewayRefusal.all {
+      #expect((400...599).contains(r.status))
+      let body = r.jsonBody(requestID: "rid\"1")
+      #expect(body.hasPrefix("{\"error\":{\"code\":\"\(r.code)\""))
+      #expect(body.contains("\"requestId\":\"rid\\\"1\""))
+    }
+  }
+}
+
+extension Result where Failure == GatewayRefusal {
+  var failureCode: String? {
+    if case .failure(let r) = self { return r.code }
+    return nil
+  }
+}

@@ -1,0 +1,191 @@
+import GatewayCore
+import NIOHPACK
+import NIOHTTP1
+import Testing
+
+@testable import GatewayServer
+
+let limits = RequestLimits(maxHeaderBytes: 4096, maxHeaderCount: 20, maxBodyBytes: 1000, maxURIBytes: 256)
+
+func head(_ method: HTTPMethod = .GET, _ uri: String = "/", version: HTTPVersion = .http1_1, _ headers: [(String, String)]) -> HTTPRequestHead {
+  HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+}
+
+@Suite("HTTP/1.1 request validation (§2, §4, §9.4)")
+struct HTTP1ValidationTests {
+  struct Case: CustomTestStringConvertible, Sendable {
+    var name: String
+    var method: HTTPMethod = .GET
+    var uri = "/"
+    var version: HTTPVersion = .http1_1
+    var headers: [(String, String)]
+    var code: String?
+    var testDescription: String { name }
+  }
+
+  static let host = ("Host", "acme.platform.example")
+  static let cases: [Case] = [
+    Case(name: "plain GET", headers: [host], code: nil),
+    Case(name: "Content-Length + Transfer-Encoding (CL.TE / TE.CL)", method: .POST, headers: [host, ("Content-Length", "5"), ("Transfer-Encoding", "chunked")], code: "invalid_request"),
+    Case(name: "duplicate Content-Length, same value", method: .POST, headers: [host, ("Content-Length", "5"), ("Content-Length", "5")], code: "invalid_request"),
+    Case(name: "Content-Length list", method: .POST, headers: [host, ("Content-Length", "5, 5")], code: "invalid_request"),
+    Case(name: "signed Content-Length", method: .POST, headers: [host, ("Content-Length", "+5")], code: "invalid_request"),
+    Case(name: "huge Content-Length", method: .POST, headers: [host, ("Content-Length", "99999999999999999999")], code: "invalid_request"),
+    Case(name: "Content-Length over max_body_bytes", method: .POST, headers: [host, ("Content-Length", "1001")], code: "payload_too_large"),
+    Case(name: "Transfer-Encoding: xchunked", method: .POST, headers: [host, ("Transfer-Encoding", "xchunked")], code: "invalid_request"),
+    Case(name: "Transfer-Encoding: chunked, identity", method: .POST, headers: [host, ("Transfer-Encoding", "chunked, identity")], code: "invalid_request"),
+    Case(name: "Transfer-Encoding twice", method: .POST, headers: [host, ("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], code: "invalid_request"),
+    Case(name: "Transfer-Encoding on HTTP/1.0", method: .POST, version: .http1_0, headers: [host, ("Transfer-Encoding", "chunked")], code: "invalid_request"),
+    Case(name: "underscore in a header name", headers: [host, ("X_Tenant", "x")], code: "invalid_request"),
+    Case(name: "NUL in a header value", headers: [host, ("X-A", "a\u{0}b")], code: "invalid_request"),
+    Case(name: "missing Host", headers: [], code: "invalid_host"),
+    Case(name: "two Host headers", headers: [host, ("Host", "bibi.platform.example")], code: "invalid_host"),
+    Case(name: "invalid Host", headers: [("Host", "acme_shop.example")], code: "invalid_host"),
+    Case(name: "absolute-form naming another host", uri: "https://bibi.platform.example/x", headers: [host], code: "invalid_host"),
+    Case(name: "absolute-form naming the same host", uri: "https://ACME.platform.example:443/x?y", headers: [host], code: nil),
+    Case(name: "asterisk-form on GET", uri: "*", headers: [host], code: "invalid_request"),
+    Case(name: "asterisk-form on OPTIONS", method: .OPTIONS, uri: "*", headers: [host], code: nil),
+    Case(name: "CONNECT", method: .CONNECT, uri: "acme.platform.example:443", headers: [host], code: "invalid_request"),
+    Case(name: "dot segment", uri: "/v1/store/../admin/x", headers: [host], code: "invalid_request"),
+    Case(name: "encoded dot segment", uri: "/v1/store/%2e%2e/admin/x", headers: [host], code: "invalid_request"),
+    Case(name: "encoded slash", uri: "/v1/store/..%2Fadmin", headers: [host], code: "invalid_request"),
+    Case(name: "backslash", uri: "/v1/store\\..\\admin", headers: [host], code: "invalid_request"),
+    Case(name: "bad percent escape", uri: "/a%zz", headers: [host], code: "invalid_request"),
+    Case(name: "dots inside a segment are fine", uri: "/v1/files/a..b/.well-known", headers: [host], code: nil),
+    Case(name: "URI too long", uri: "/" + String(repeating: "a", count: 300), headers: [host], code: "uri_too_long"),
+    Case(name: "too many headers", headers: [host] + (0..<25).map { ("X-H\($0)", "v") }, code: "headers_too_large"),
+    Case(name: "headers too large", headers: [host, ("X-Big", String(repeating: "v", count: 5000))], code: "headers_too_large"),
+    Case(name: "HTTP/2.0 on the HTTP/1 parser", version: HTTPVersion(major: 2, minor: 0), headers: [host], code: "invalid_request"),
+  ]
+
+  @Test("Each request shape", arguments: cases)
+  func validate(_ c: Case) {
+    let result = RequestValidation.validateHTTP1(head(c.method, c.uri, version: c.version, c.headers), limits: limits)
+    switch result {
+    case .success: #expect(c.code == nil, "accepted")
+    case .failure(let f):
+      #expect(f.refusal.code == c.code)
+      // Framing errors close the HTTP/1.1 connection.
+      #expect(f.closeConnection)
+    }
+  }
+
+  @Test("Framing and target are reported for valid requests")
+  func valid() throws {
+    let v = try RequestValidation.validateHTTP1(head(.POST, "http://acme.platform.example/a/b?q=1", [("Host", "Acme.Platform.Example:443"), ("Content-Length", "12")]), limits: limits).get()
+    #expect(v.host == "acme.platform.example")
+    #expect(v.target == "/a/b?q=1")
+    #expect(v.path == "/a/b")
+    #expect(v.body == .contentLength(12))
+    let chunked = try RequestValidation.validateHTTP1(head(.POST, "/", [("Host", "a.b"), ("Transfer-Encoding", "Chunked")]), limits: limits).get()
+    #expect(chunked.body == .streamed)
+  }
+}
+
+@Suite("HTTP/2 request validation")
+struct HTTP2ValidationTests {
+  func validate(_ fields: [(String, String)], endStream: Bool = true) -> Result<HTTP2RequestValidation.Validated, ValidationFailure> {
+    HTTP2RequestValidation.validate(HPACKHeaders(fields), endStream: endStream, limits: limits)
+  }
+  static let base = [(":method", "GET"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/x")]
+
+  @Test("A well-formed request passes; host comes from :authority")
+  func valid() throws {
+    let v = try validate(Self.base).get()
+    #expect(v.request.host == "acme.platform.example")
+    #expect(v.method == .GET)
+    #expect(v.request.body == .none)
+    #expect(try validate(Self.base, endStream: false).get().request.body == .streamed)
+  }
+
+  typealias Fields = [(String, String)]
+  static let refusedShapes: [(Fields, String)] = [
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/x"), ("host", "bibi.platform.example")], "invalid_host"),
+      ([(":method", "GET"), (":scheme", "https"), (":path", "/x")], "invalid_host"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/x"), ("x_tenant", "1")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/v1/../admin")], "invalid_request"),
+      ([(":method", "CONNECT"), (":authority", "a.b:443")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "ftp"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
+      ([(":method", "POST"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("content-length", "5000")], "payload_too_large"),
+      ([(":method", "POST"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("content-length", "1"), ("content-length", "1")], "invalid_request"),
+    ]
+
+  @Test("Refused shapes", arguments: refusedShapes.indices)
+  func refused(_ i: Int) {
+    let (fields, code) = Self.refusedShapes[i]
+    switch validate(fields, endStream: false) {
+    case .success: Issue.record("accepted")
+    case .failure(let f): #expect(f.refusal.code == code)
+    }
+  }
+
+  @Test("Host header alone is accepted when it agrees; :authority and host that agree pass")
+  func hostAgreement() throws {
+    let v = try validate([(":method", "GET"), (":scheme", "https"), (":path", "/"), ("host", "acme.platform.example")]).get()
+    #expect(v.request.host == "acme.platform.example")
+    _ = try validate(Self.base + [("host", "ACME.platform.example:443")]).get()
+  }
+}
+
+@Suite("Header hygiene (§5)")
+struct HeaderRewriteTests {
+  let rewrite = HeaderRewrite(tenantHeaderName: "X-Tenant", publishableKeyHeader: "X-Sellvik-Key", trustRequestID: false)
+
+  @Test("Identity, hop-by-hop and key headers are dropped; the gateway's own are added last")
+  func upstreamHeaders() {
+    let client: [(String, String)] = [
+      ("Host", "x"), ("X-Tenant", "f"), ("x-tenant-shop", "f"), ("X-TENANTS", "kept"), ("X-Shop-Id", "f"),
+      ("X-Forwarded-For", "f"), ("x-forwarded-anything", "f"), ("Forwarded", "f"), ("X-Real-IP", "f"), ("X-Request-Id", "f"),
+      ("Connection", "close, X-Hop, X-Request-Id"), ("X-Hop", "f"), ("Keep-Alive", "f"), ("TE", "trailers"), ("Upgrade", "h2c"),
+      ("Transfer-Encoding", "chunked"), ("Content-Length", "9"), ("X-Sellvik-Key", "pk_x"), ("Authorization", "Bearer sk_x"),
+      ("Cookie", "a=1"), ("cookie", "b=2"), ("Accept", "*/*"),
+    ]
+    let added = HeaderRewrite.Added(host: "acme.example", clientAddress: "10.0.0.1", requestID: "rid", shopID: "shop", token: "jwt",
+                                    framing: .contentLength(9), stripAuthorization: true)
+    let out = rewrite.upstreamHeaders(from: client, added: added)
+    let pairs = out.map { ($0.name.lowercased(), $0.value) }
+    #expect(pairs.allSatisfy { $0.1 != "f" && !$0.1.contains("pk_x") && !$0.1.contains("sk_x") }, "\(pairs)")
+    #expect(pairs.contains { $0 == ("x-tenants", "kept") })
+    #expect(pairs.contains { $0 == ("cookie", "a=1; b=2") })
+    #expect(pairs.contains { $0 == ("host", "acme.example") })
+    #expect(pairs.contains { $0 == ("content-length", "9") })
+    #expect(pairs.filter { $0.0 == "x-request-id" }.map(\.1) == ["rid"])
+    #expect(pairs.filter { $0.0 == "x-tenant" }.map(\.1) == ["jwt"])
+    #expect(pairs.filter { $0.0 == "x-forwarded-for" }.map(\.1) == ["10.0.0.1"])
+    #expect(pairs.contains { $0 == ("accept", "*/*") })
+    #expect(!pairs.contains { ["te", "upgrade", "keep-alive", "connection", "transfer-encoding", "authorization"].contains($0.0) })
+  }
+
+  @Test("Credentials are read once; a repeated credential header is reported")
+  func credentials() {
+    let c = rewrite.credentials([("authorization", "bearer  sk_1 "), ("x-sellvik-key", "pk_1"), ("Origin", "https://a.com")])
+    #expect(c.bearer == "sk_1")
+    #expect(c.publishableKey == "pk_1")
+    #expect(c.origin == "https://a.com")
+    #expect(c.duplicate == nil)
+    #expect(rewrite.credentials([("Authorization", "Bearer a"), ("authorization", "Bearer b")]).duplicate == "Authorization")
+    #expect(rewrite.credentials([("Authorization", "Basic dXNlcg==")]).bearer == nil)
+  }
+
+  @Test("Responses lose hop-by-hop headers and get the gateway's request id")
+  func responseHeaders() {
+    let upstream = HTTPHeaders([("Connection", "X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "5"), ("Transfer-Encoding", "chunked"),
+                                ("X-Request-Id", "upstream"), ("Content-Type", "text/plain")])
+    let out = HeaderRewrite.clientResponseHeaders(from: upstream, requestID: "rid")
+    #expect(out.map(\.name) == ["Content-Type", "X-Request-Id"])
+    #expect(out["X-Request-Id"] == ["rid"])
+  }
+}
+
+@Suite("Certificate coverage (§2 misdirected_request)")
+struct CertificateNamesTests {
+  @Test func coverage() {
+    let n = CertificateNames(names: ["*.platform.example", "api.platform.example", "Shop.Acme.com"])
+    #expect(n.covers("acme.platform.example"))
+    #expect(n.covers("api.platform.example"))
+    #expect(n.covers("shop.acme.com"))
+    #expect(!n.covers("a.b.platform.example"))
+    #expect(!n.covers("platform.example"))
+    #expect(!n.covers("acme.com"))
+  }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the tests, the demo and the benchmarks need on a Debian machine
+# (Swift itself is expected to be installed). Safe to run again.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+  curl openssl ca-certificates nghttp2-client wrk python3 python3-pip >/dev/null
+# Python clients used by the integration tests: the h2 protocol stack and PyJWT.
+python3 -m pip install -q --disable-pip-version-check h2 PyJWT cryptography 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages h2 PyJWT cryptography
+python3 -c 'import h2, jwt; print("python clients: h2", h2.__version__, "PyJWT", jwt.__version__)'

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, and integration tests that start the real tenant-gateway binary on
+# loopback and talk to it with curl, h2load, openssl, Python h2 and PyJWT.
+# One build serves both: the integration tests run the tenant-gateway built next to them.
+# Needs: swift, curl, openssl, h2load (nghttp2-client), python3 with h2 + PyJWT
+#        (scripts/install-deps.sh installs them on Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in curl openssl h2load python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+python3 -c 'import h2, jwt' 2>/dev/null || missing+=("python3 modules h2 and PyJWT")
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing: ${missing[*]} — run scripts/install-deps.sh (Debian) first" >&2
+  exit 2
+fi
+
+# CI builds with warnings as errors (see Package.swift).
+if [ "${CI:-}" = "true" ]; then export TGW_WARNINGS_AS_ERRORS=1; fi
+
+swift build --build-tests
+swift test --skip-build "$@"
