@@ -55,6 +55,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
     var contexts: [ObjectIdentifier: LoopContext] = [:]
     for loop in group.makeIterator() {
+      let sweeper = DeadlineSweeper(eventLoop: loop)
       var pools: [String: UpstreamPool] = [:]
       for (name, cluster) in config.upstreams {
         let endpoint = cluster.endpoints[0]
@@ -66,11 +67,11 @@ public final class GatewayServer: @unchecked Sendable {
             connectTimeout: .nanoseconds(Int64(connectTimeout * 1e9)),
             responseTimeout: .nanoseconds(Int64(responseTimeout * 1e9)),
             queueTimeout: .nanoseconds(Int64(connectTimeout * 1e9))),
-          eventLoop: loop)
+          eventLoop: loop, sweeper: sweeper)
       }
       let signer = TenantTokenSigner(keys: keys, issuer: config.tenantHeader.issuer, ttlSeconds: config.tenantHeader.ttlSeconds)
       contexts[ObjectIdentifier(loop)] = LoopContext(
-        eventLoop: loop, store: store, signer: signer, settings: settings, pools: pools, logger: logger)
+        eventLoop: loop, store: store, signer: signer, settings: settings, pools: pools, sweeper: sweeper, logger: logger)
     }
     self.contexts = contexts
   }
@@ -78,6 +79,9 @@ public final class GatewayServer: @unchecked Sendable {
   /// Binds the TLS and admin listeners.
   public func start() throws {
     reloadPool.start()
+    for ctx in contexts.values {
+      try ctx.eventLoop.submit { ctx.sweeper.start() }.wait()
+    }
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 4096)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -161,8 +165,8 @@ public final class GatewayServer: @unchecked Sendable {
     let settings = self.settings
     let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
     // TLS must complete within the header timeout (a slow ClientHello is a slowloris too).
-    let handshakeTimer = channel.eventLoop.scheduleTask(in: settings.clientHeaderTimeout) { channel.close(promise: nil) }
-    channel.closeFuture.whenComplete { _ in handshakeTimer.cancel() }
+    let handshakeTimer = HandshakeDeadline(channel: channel, deadline: loop.sweeper.deadline(in: settings.clientHeaderTimeout))
+    loop.sweeper.register(handshakeTimer)
 
     return channel.eventLoop.makeCompletedFuture {
       let sni = SNIHandler { result in
@@ -178,7 +182,7 @@ public final class GatewayServer: @unchecked Sendable {
           try sync.addHandler(failures)
           try sync.addHandler(
             ApplicationProtocolNegotiationHandler { alpn in
-              handshakeTimer.cancel()
+              handshakeTimer.completed()
               loop.counters.tlsHandshakes += 1
               return channel.eventLoop.makeCompletedFuture {
                 channel.pipeline.syncOperations.removeHandler(failures, promise: nil)
@@ -228,6 +232,29 @@ public final class GatewayServer: @unchecked Sendable {
 }
 
 extension LoopContext: @unchecked Sendable {}
+
+/// Closes a connection whose TLS handshake has not completed by its deadline.
+final class HandshakeDeadline: Expirable, @unchecked Sendable {  // confined to the channel's loop
+  private weak var channel: Channel?
+  private var deadline: NIODeadline?
+
+  init(channel: Channel, deadline: NIODeadline) {
+    self.channel = channel
+    self.deadline = deadline
+  }
+
+  func completed() {
+    deadline = nil
+    channel = nil
+  }
+
+  func checkDeadlines(now: NIODeadline) {
+    guard let d = deadline, d <= now else { return }
+    deadline = nil
+    channel?.close(promise: nil)
+    channel = nil
+  }
+}
 
 /// Counts and closes failed TLS handshakes (removed once the handshake completes).
 final class TLSFailureCounter: ChannelInboundHandler, RemovableChannelHandler {

@@ -10,7 +10,7 @@ import NIOHTTP1
 /// Reads are gated (the `read` outbound event is held) while the upstream cannot take more request
 /// body, so an upload is never buffered whole. Timeouts: `idle_timeout_s` between requests,
 /// `client_header_timeout_s` from a request's first byte to its complete head.
-final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
+final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   typealias InboundIn = HTTPServerRequestPart
   typealias OutboundIn = HTTPServerResponsePart
   typealias OutboundOut = HTTPServerResponsePart
@@ -35,7 +35,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
   private var bodyReceived = 0
   private var readPaused = false
   private var pendingRead = false
-  private var timer: Scheduled<Void>?
+  /// The next timeout: idle between requests, or the header deadline once a request started.
+  private var deadline: NIODeadline?
+  private var deadlineIsHeader = false
   private var requestInProgress = false
   private var responseInProgress = false
   private var method = HTTPMethod.GET
@@ -53,17 +55,24 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
     loop.counters.openHTTP1Connections += 1
+    loop.sweeper.register(self)
     armIdleTimer()
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
-    timer?.cancel()
+    deadline = nil
     self.context = nil
+  }
+
+  func checkDeadlines(now: NIODeadline) {
+    guard let d = deadline, d <= now else { return }
+    deadline = nil
+    if deadlineIsHeader { headerTimedOut() } else { context?.close(promise: nil) }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP1Connections -= 1
-    timer?.cancel()
+    deadline = nil
     if case .forwarding(let exchange) = state { exchange.cancel() }
     state = .idle
     context.fireChannelInactive()
@@ -73,21 +82,16 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
 
   /// Called by ``ByteActivityHandler`` when bytes of a new request arrive on an idle connection.
   func requestBytesArrived() {
-    guard !requestInProgress, !responseInProgress, let context else { return }
+    guard !requestInProgress, !responseInProgress, context != nil else { return }
     requestInProgress = true
-    timer?.cancel()
-    timer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.clientHeaderTimeout) { [weak self] () -> Void in
-      self?.headerTimedOut()
-    }
+    deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
+    deadlineIsHeader = true
   }
 
   private func armIdleTimer() {
-    guard let context else { return }
-    timer?.cancel()
     requestInProgress = false
-    timer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.idleTimeout) { [weak self] () -> Void in
-      self?.context?.close(promise: nil)
-    }
+    deadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
+    deadlineIsHeader = false
   }
 
   private func headerTimedOut() {
@@ -115,8 +119,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide {
     if closing { return }
     switch unwrapInboundIn(data) {
     case .head(let head):
-      timer?.cancel()
-      timer = nil
+      deadline = nil
       requestInProgress = true
       responseInProgress = true
       receivedHead(head, context: context)

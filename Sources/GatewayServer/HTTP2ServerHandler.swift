@@ -12,7 +12,7 @@ import NIOHTTP2
 /// Flow control is ours: the connection window is replenished as DATA arrives (stream windows bound
 /// what any stream can buffer), a stream's window only once its bytes were handed to the upstream
 /// socket. Response DATA carries write promises so a slow client pauses the upstream read.
-final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
+final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   typealias InboundIn = HTTP2Frame
   typealias OutboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
@@ -41,7 +41,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
   private var connectionCredit = 0
   /// True between channelRead and channelReadComplete: writes then are flushed at read complete.
   private var inReadCycle = false
-  private var idleTimer: Scheduled<Void>?
+  /// Set while the connection has no streams: it closes (GOAWAY) when this passes.
+  private var idleDeadline: NIODeadline?
 
   /// Connection-level receive window we keep open (bytes).
   static let connectionWindow = 1 << 20
@@ -60,30 +61,32 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
     // Open the connection window beyond the 65 535-byte default (RFC 9113 §6.9.2).
     let increment = Self.connectionWindow - 65535
     context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+    loop.sweeper.register(self)
     armIdleTimer()
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
-    idleTimer?.cancel()
+    idleDeadline = nil
     self.context = nil
+  }
+
+  func checkDeadlines(now: NIODeadline) {
+    guard let d = idleDeadline, d <= now, let context, streams.isEmpty else { return }
+    idleDeadline = nil
+    let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+    context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP2Connections -= 1
-    idleTimer?.cancel()
+    idleDeadline = nil
     for (_, s) in streams { s.exchange?.cancel() }
     streams.removeAll()
     context.fireChannelInactive()
   }
 
   private func armIdleTimer() {
-    guard let context else { return }
-    idleTimer?.cancel()
-    idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: loop.settings.idleTimeout) { [weak self] () -> Void in
-      guard let self, let context = self.context, self.streams.isEmpty else { return }
-      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-      context.writeAndFlush(self.wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-    }
+    idleDeadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
   }
 
   // MARK: inbound
@@ -155,8 +158,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide {
   }
 
   private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
-    idleTimer?.cancel()
-    idleTimer = nil
+    idleDeadline = nil
     var state = StreamState()
     state.requestEnded = endStream
     streams[id] = state

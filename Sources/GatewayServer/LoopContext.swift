@@ -20,14 +20,17 @@ final class LoopContext {
   /// Upstream pools by cluster name.
   var pools: [String: UpstreamPool]
   let counters = LoopCounters()
+  /// Coarse timeouts and the cached clock of this loop.
+  let sweeper: DeadlineSweeper
   var requestIDs: RequestIDGenerator
   let logger: Logger
 
   init(
     eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, settings: ServerSettings,
-    pools: [String: UpstreamPool], logger: Logger
+    pools: [String: UpstreamPool], sweeper: DeadlineSweeper, logger: Logger
   ) {
     self.eventLoop = eventLoop
+    self.sweeper = sweeper
     self.tables = TableReader(store: store)
     self.signer = signer
     self.resolver = TenantResolver(settings: settings.resolver)

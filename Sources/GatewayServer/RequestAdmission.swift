@@ -62,7 +62,7 @@ enum RequestAdmission {
     }
 
     // Sign: claims straight from the table's bytes.
-    let token = loop.signer.sign(now: Int(time(nil))) { claims in
+    let token = loop.signer.sign(now: loop.sweeper.wallSeconds) { claims in
       claims.add("aud", tenant.upstream)
       table.withShopID(tenant.shop) { claims.add("shop_id", bytes: $0) }
       table.withSubdomain(tenant.shop) { claims.add("shop_subdomain", bytes: $0) }

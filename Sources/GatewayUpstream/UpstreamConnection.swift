@@ -21,7 +21,7 @@ public protocol UpstreamResponseDelegate: AnyObject {
 /// connection stops reading, so a slow client never makes the gateway buffer a large response.
 /// A connection goes back to the pool only after a cleanly framed response to a completely sent
 /// request; anything else closes it.
-public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, Expirable {
   public typealias InboundIn = HTTPClientResponsePart
   public typealias OutboundIn = HTTPClientRequestPart
   public typealias OutboundOut = HTTPClientRequestPart
@@ -43,20 +43,33 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   private var readPaused = false
   private var pendingRead = false
   private var keepAlive = true
-  private var responseTimeout: Scheduled<Void>?
+  /// When the response head must have arrived by (checked by the loop's sweeper).
+  private var responseDeadline: NIODeadline?
   private let responseTimeoutAmount: TimeAmount
+  private let sweeper: DeadlineSweeper
   /// Requests served on this connection (0 while serving its first).
   public private(set) var useCount = 0
 
-  init(responseTimeout: TimeAmount) {
+  init(responseTimeout: TimeAmount, sweeper: DeadlineSweeper) {
     self.responseTimeoutAmount = responseTimeout
+    self.sweeper = sweeper
+  }
+
+  public func checkDeadlines(now: NIODeadline) {
+    if let d = responseDeadline, d <= now {
+      responseDeadline = nil
+      fail(.responseTimeout)
+    }
   }
 
   public var channel: Channel? { context?.channel }
   public var isWritable: Bool { context?.channel.isWritable ?? false }
   var isIdle: Bool { if case .idle = state { return true } else { return false } }
 
-  public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+  public func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    sweeper.register(self)
+  }
   public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
   // MARK: exchange API (called on the event loop by the exchange)
@@ -86,9 +99,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     state = .active(requestComplete: true, responseStarted: started, responseComplete: complete)
     if !started && !complete {
-      responseTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: responseTimeoutAmount) { [weak self] () -> Void in
-        self?.fail(.responseTimeout)
-      }
+      responseDeadline = sweeper.deadline(in: responseTimeoutAmount)
     }
   }
 
@@ -133,8 +144,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     }
     switch part {
     case .head(let head):
-      responseTimeout?.cancel()
-      responseTimeout = nil
+      responseDeadline = nil
       if !head.isKeepAlive { keepAlive = false }
       state = .active(requestComplete: reqDone, responseStarted: true, responseComplete: false)
       delegate?.upstreamResponseHead(head)
@@ -200,8 +210,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   }
 
   private func fail(_ failure: UpstreamFailure) {
-    responseTimeout?.cancel()
-    responseTimeout = nil
+    responseDeadline = nil
     if case .active(_, let started, _) = state, let d = delegate {
       delegate = nil
       state = .closed

@@ -47,6 +47,7 @@ public struct UpstreamPoolSettings: Sendable {
 public final class UpstreamPool {
   public let settings: UpstreamPoolSettings
   public let eventLoop: EventLoop
+  let sweeper: DeadlineSweeper
   private var idle: [UpstreamConnection] = []
   private var open = 0
   private var connecting = 0
@@ -63,9 +64,10 @@ public final class UpstreamPool {
     var timeout: Scheduled<Void>?
   }
 
-  public init(settings: UpstreamPoolSettings, eventLoop: EventLoop) {
+  public init(settings: UpstreamPoolSettings, eventLoop: EventLoop, sweeper: DeadlineSweeper) {
     self.settings = settings
     self.eventLoop = eventLoop
+    self.sweeper = sweeper
   }
 
   /// Open connections (idle plus busy).
@@ -109,6 +111,7 @@ public final class UpstreamPool {
   private func connect(for requester: UpstreamConnectionRequester) {
     connecting += 1
     let responseTimeout = settings.responseTimeout
+    let sweeper = self.sweeper
     let handlerBox = NIOLoopBoundBox<UpstreamConnection?>(nil, eventLoop: eventLoop)
     let future = ClientBootstrap(group: eventLoop)
       .connectTimeout(settings.connectTimeout)
@@ -122,7 +125,7 @@ public final class UpstreamPool {
           try channel.pipeline.syncOperations.addHTTPClientHandlers(
             leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false,
             encoderConfiguration: encoderConfig)
-          let conn = UpstreamConnection(responseTimeout: responseTimeout)
+          let conn = UpstreamConnection(responseTimeout: responseTimeout, sweeper: sweeper)
           handlerBox.value = conn
           try channel.pipeline.syncOperations.addHandler(conn)
         }

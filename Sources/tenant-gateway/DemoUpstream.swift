@@ -15,6 +15,8 @@ import NIOPosix
 /// - `/__download?bytes=N`: N deterministic bytes, streamed
 /// - `/__upload`: reads the body, answers `{"bytes":N,"sha256":…}`
 /// - `/__status/CODE`: answers with that status
+/// - `/__sleep/MS`: answers after MS milliseconds
+/// - `/__reset`: promises 1000 bytes, sends 7, closes
 /// - `--record FILE`: one JSON line per received request (tests prove what did or did not arrive).
 struct DemoUpstream: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -156,6 +158,23 @@ final class DemoHandler: ChannelInboundHandler {
         return kv.count == 2 && kv[0] == "bytes" ? Int(kv[1]) : nil
       }.first ?? 0
       streamDownload(n, context: context)
+      return
+    }
+    if path.hasPrefix("/__sleep/"), let ms = Int64(path.dropFirst(9)) {
+      // Answer late (upstream timeout tests).
+      context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) {
+        self.send(context, status: .ok, body: "{\"slept\":\(ms)}")
+      }
+      return
+    }
+    if path == "/__reset" {
+      // Send a head promising more than is ever sent, then close (a reset mid-response).
+      var headers = HTTPHeaders()
+      headers.add(name: "Content-Length", value: "1000")
+      context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+      context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "partial"))))).assumeIsolated().whenComplete { _ in
+        context.close(promise: nil)
+      }
       return
     }
     if path.hasPrefix("/__status/"), let code = Int(path.dropFirst(10)) {

@@ -250,6 +250,25 @@ struct DataPathTests {
     }
   }
 
+  @Test("Upstream faults: a slow upstream is 504 upstream_timeout; a reset mid-response cuts the response; the pool recovers")
+  func upstreamFaults() throws {
+    try withGateway(limits: ["upstream_response_timeout_s": "1"]) { gw in
+      let slow = try gw.curl("acme.platform.localhost", "/__sleep/3000")
+      #expect(slow.status == 504)
+      #expect(slow.errorCode == "upstream_timeout")
+      for http2 in [false, true] {
+        // The head (200) already went out: the client sees a truncated body, not a clean response.
+        let r = try Shell.run("curl", ["-sk", http2 ? "--http2" : "--http1.1", "--resolve", "acme.platform.localhost:\(gw.port):127.0.0.1",
+                                      "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "https://acme.platform.localhost:\(gw.port)/__reset"])
+        #expect(r.status != 0, "curl saw a complete response: \(r.stdout)")
+        #expect(r.stdout.hasPrefix("200"))
+      }
+      // Faults touched only their own requests.
+      #expect(try gw.curl("acme.platform.localhost", "/").status == 200)
+      #expect(try gw.curl("acme.platform.localhost", "/", http2: true).status == 200)
+    }
+  }
+
   @Test("Limits: 413 for a declared body over max_body_bytes, 431 for too many headers, 414 for a long URI")
   func limits() throws {
     try withGateway(limits: ["max_body_bytes": "1000", "max_header_count": "20", "max_uri_bytes": "200"]) { gw in
