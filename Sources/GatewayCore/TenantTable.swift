@@ -54,6 +54,12 @@ public final class TenantTable: Sendable {
   @usableFromInline let originStarts: [UInt32]  // shop i's origins are origins[originStarts[i] ..< originStarts[i+1]]
   @usableFromInline let origins: ByteArena  // serialised origins, normalised at build time
   @usableFromInline let rateLimitShops: [Int32: RateLimitOverride]  // sparse: only shops with an override
+  /// Distinct origins across all shops, and for each the active shops that allow it (CORS
+  /// preflights on an API host carry no key: they are decided by this index, built at reload).
+  @usableFromInline let distinctOrigins: ByteArena
+  @usableFromInline let originShopStarts: [UInt32]
+  @usableFromInline let originShops: [Int32]
+  @usableFromInline let originIndex: SlotIndex
   @usableFromInline let shopIDIndex: SlotIndex
   @usableFromInline let subdomainIndex: SlotIndex
 
@@ -76,7 +82,8 @@ public final class TenantTable: Sendable {
 
   init(
     version: String, shopIDs: ByteArena, subdomains: ByteArena, shopFlags: [UInt8], originStarts: [UInt32],
-    origins: ByteArena, rateLimitShops: [Int32: RateLimitOverride], shopIDIndex: SlotIndex,
+    origins: ByteArena, rateLimitShops: [Int32: RateLimitOverride], distinctOrigins: ByteArena,
+    originShopStarts: [UInt32], originShops: [Int32], originIndex: SlotIndex, shopIDIndex: SlotIndex,
     subdomainIndex: SlotIndex, domains: ByteArena, domainShops: [Int32], domainIndex: SlotIndex,
     keyDigests: [KeyDigest], keyShops: [Int32], keyFlags: [UInt8], keyIDs: ByteArena, keyIndex: SlotIndex,
     seed: UInt64
@@ -88,6 +95,10 @@ public final class TenantTable: Sendable {
     self.originStarts = originStarts
     self.origins = origins
     self.rateLimitShops = rateLimitShops
+    self.distinctOrigins = distinctOrigins
+    self.originShopStarts = originShopStarts
+    self.originShops = originShops
+    self.originIndex = originIndex
     self.shopIDIndex = shopIDIndex
     self.subdomainIndex = subdomainIndex
     self.domains = domains
@@ -120,7 +131,8 @@ public final class TenantTable: Sendable {
     shopIDs.byteSize + subdomains.byteSize + shopFlags.capacity + originStarts.capacity * 4 + origins.byteSize
       + shopIDIndex.byteSize + subdomainIndex.byteSize + domains.byteSize + domainShops.capacity * 4
       + domainIndex.byteSize + keyDigests.capacity * 32 + keyShops.capacity * 4 + keyFlags.capacity
-      + keyIDs.byteSize + keyIndex.byteSize + rateLimitShops.count * 24
+      + keyIDs.byteSize + keyIndex.byteSize + rateLimitShops.count * 24 + distinctOrigins.byteSize
+      + originShopStarts.capacity * 4 + originShops.capacity * 4 + originIndex.byteSize
   }
 
   // MARK: lookups (hot path: no allocation)
@@ -196,6 +208,15 @@ public final class TenantTable: Sendable {
     }
     return false
   }
+  /// The active shops whose `allowedOrigins` contain the normalised `origin` (no allocation: a
+  /// range into one array).
+  @inlinable
+  public func shops(allowingOrigin origin: UnsafeRawBufferPointer) -> ArraySlice<Int32> {
+    let h = hashBytes(origin, seed: seed)
+    guard let i = originIndex.find(hash: h, matches: { distinctOrigins.equals($0, origin) }) else { return [] }
+    return originShops[Int(originShopStarts[i])..<Int(originShopStarts[i + 1])]
+  }
+
   /// The shop's rate-limit override, if the snapshot set one.
   public func rateLimit(_ shop: ShopRef) -> RateLimitOverride? { rateLimitShops[shop.index] }
   /// The shop's custom domains (admin and ops tooling; scans the domain list).

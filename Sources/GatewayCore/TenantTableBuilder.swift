@@ -305,6 +305,7 @@ public struct TenantTableBuilder {
     }
     guard violations.isEmpty else { throw violations.error }
     pendingKeys = []
+    let (distinctOrigins, originShopStarts, originShops, originIndex) = buildOriginIndex()
     shopIDs.shrinkToFit()
     subdomains.shrinkToFit()
     domains.shrinkToFit()
@@ -312,9 +313,35 @@ public struct TenantTableBuilder {
     keyIDs.shrinkToFit()
     return TenantTable(
       version: version, shopIDs: shopIDs, subdomains: subdomains, shopFlags: shopFlags, originStarts: originStarts,
-      origins: origins, rateLimitShops: rateLimitShops, shopIDIndex: shopIDIndex, subdomainIndex: subdomainIndex,
+      origins: origins, rateLimitShops: rateLimitShops, distinctOrigins: distinctOrigins,
+      originShopStarts: originShopStarts, originShops: originShops, originIndex: originIndex,
+      shopIDIndex: shopIDIndex, subdomainIndex: subdomainIndex,
       domains: domains, domainShops: domainShopIDs, domainIndex: domainIndex, keyDigests: keyDigests,
       keyShops: keyShops, keyFlags: keyFlags, keyIDs: keyIDs, keyIndex: keyIndex, seed: seed)
+  }
+
+  /// Origin → active shops that allow it, for CORS preflights on API hosts.
+  func buildOriginIndex() -> (ByteArena, [UInt32], [Int32], SlotIndex) {
+    // Group (origin, shop) pairs by origin; suspended shops never allow anything.
+    var groups: [String: [Int32]] = [:]
+    for shop in 0..<shopIDs.count where shopFlags[shop] & TenantTable.flagSuspended == 0 {
+      for j in Int(originStarts[shop])..<Int(originStarts[shop + 1]) {
+        groups[origins.string(j), default: []].append(Int32(shop))
+      }
+    }
+    var arena = ByteArena()
+    var starts: [UInt32] = [0]
+    var shops: [Int32] = []
+    var index = SlotIndex(expected: groups.count)
+    for (origin, members) in groups.sorted(by: { $0.key < $1.key }) {
+      let i = arena.append(origin)
+      shops.append(contentsOf: members)
+      starts.append(UInt32(shops.count))
+      arena.withElement(i) { bytes in
+        _ = index.insert(hash: hashBytes(bytes, seed: seed), index: i) { _ in false }
+      }
+    }
+    return (arena, starts, shops, index)
   }
 
   /// Ids (shop and key) end up in headers and tokens: printable ASCII without quotes or spaces.

@@ -34,6 +34,9 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   let pool: UpstreamPool
   let head: HTTPRequestHead
   let hasBody: Bool
+  /// CORS for the response (see ``ForwardPlan``).
+  let allowOrigin: String?
+  let varyOrigin: Bool
 
   private var connection: UpstreamConnection?
   private var pendingBody: [ByteBuffer] = []
@@ -51,7 +54,12 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   /// Body bytes queued before the connection is ready above which the client is paused.
   static let maxPendingBody = 256 * 1024
 
-  init(requestID: String, streamID: Int, client: ClientSide, pool: UpstreamPool, head: HTTPRequestHead, hasBody: Bool) {
+  init(
+    requestID: String, streamID: Int, client: ClientSide, pool: UpstreamPool, head: HTTPRequestHead, hasBody: Bool,
+    allowOrigin: String? = nil, varyOrigin: Bool = false
+  ) {
+    self.allowOrigin = allowOrigin
+    self.varyOrigin = varyOrigin
     self.requestID = requestID
     self.streamID = streamID
     self.client = client

@@ -50,7 +50,10 @@ public final class GatewayServer: @unchecked Sendable {
       limits: limits,
       clientHeaderTimeout: .nanoseconds(Int64(config.limits.clientHeaderTimeoutSeconds * 1e9)),
       idleTimeout: .nanoseconds(Int64(config.limits.idleTimeoutSeconds * 1e9)),
-      h2MaxConcurrentStreams: config.limits.h2MaxConcurrentStreams, maxConnections: config.limits.maxConnections)
+      h2MaxConcurrentStreams: config.limits.h2MaxConcurrentStreams, maxConnections: config.limits.maxConnections,
+      preflight: PreflightHeaders(
+        allowHeaders: config.cors.allowHeaders, publishableKeyHeader: config.publishableKeyHeader,
+        maxAgeSeconds: config.cors.maxAgeSeconds))
     let loops = eventLoops ?? System.coreCount
     self.group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
     var contexts: [ObjectIdentifier: LoopContext] = [:]

@@ -162,12 +162,15 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .refuse(let refusal, let close, let id):
       // A refused request with a body: the client is still sending it; close rather than read it all.
       refuse(refusal, closeConnection: close || validated.body != .none, requestID: id, context: context)
+    case .preflight(let origin, let methods, let requestID):
+      writePreflight(origin: origin, methods: methods, requestID: requestID, context: context)
     case .forward(let plan):
       if plan.expectContinue {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
       }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: 0, client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody)
+        requestID: plan.requestID, streamID: 0, client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody,
+        allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       state = .forwarding(exchange)
       exchange.start()
     }
@@ -191,6 +194,18 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     writeRefusal(refusal, requestID: requestID, context: context)
   }
 
+  /// 204 for an allowed CORS preflight.
+  private func writePreflight(origin: String, methods: String, requestID: String, context: ChannelHandlerContext) {
+    loop.counters.recordResponse(status: 204)
+    var headers = HTTPHeaders(loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID))
+    headers.add(name: "Content-Length", value: "0")
+    if !keepAlive { headers.add(name: "Connection", value: "close") }
+    state = .refused
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .noContent, headers: headers))), promise: nil)
+    responseInProgress = false
+    if !requestInProgress { finishResponse(context: context) }
+  }
+
   private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
@@ -200,6 +215,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     headers.add(name: "Content-Length", value: String(body.readableBytes))
     headers.add(name: "X-Request-Id", value: requestID)
     headers.add(name: "Cache-Control", value: "no-store")
+    if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "Vary", value: "Origin") }
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: refusal.status), headers: headers)
     context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -231,7 +247,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
     guard let context else { return }
-    var headers = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID)
+    var headers = HeaderRewrite.clientResponseHeaders(
+      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
     if !keepAlive || requestInProgress {
       // The client has not finished sending (an early response): close once this response ends.
       if requestInProgress { closeAfterResponse = true }

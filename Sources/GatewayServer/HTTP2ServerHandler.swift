@@ -177,9 +177,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     switch RequestAdmission.admit(validated, method: method, headers: pairs, loop: loop, connection: connection) {
     case .refuse(let refusal, _, let requestID):
       sendRefusal(id, refusal, requestID: requestID, method: method)
+    case .preflight(let origin, let methods, let requestID):
+      sendPreflight(id, origin: origin, methods: methods, requestID: requestID)
     case .forward(let plan):
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody)
+        requestID: plan.requestID, streamID: Int(id), client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody,
+        allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       streams[id]?.exchange = exchange
       exchange.start()
       if endStream { exchange.requestEnd() }
@@ -203,15 +206,31 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(code))), promise: nil)
   }
 
+  private func sendPreflight(_ id: HTTP2StreamID, origin: String, methods: String, requestID: String) {
+    guard let context else { return }
+    loop.counters.recordResponse(status: 204)
+    var headers = HPACKHeaders([(":status", "204")])
+    for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
+      headers.add(name: name.lowercased(), value: value)
+    }
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))), promise: nil)
+    streams[id]?.responseDone = true
+    if let s = streams[id], !s.requestEnded {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    }
+    context.flush()
+  }
+
   private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod) {
     guard let context else { return }
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    let headers = HPACKHeaders([
+    var headers = HPACKHeaders([
       (":status", String(refusal.status)), ("content-type", "application/json"),
       ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
     ])
+    if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
     let headOnly = method == .HEAD
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))), promise: nil)
     if !headOnly {
@@ -232,7 +251,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     var headers = HPACKHeaders()
     headers.reserveCapacity(head.headers.count + 2)
     headers.add(name: ":status", value: String(head.status.code))
-    let filtered = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID)
+    let filtered = HeaderRewrite.clientResponseHeaders(
+      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
     for (name, value) in filtered where !Self.isConnectionSpecific(name) {
       headers.add(name: name.lowercased(), value: value)
     }

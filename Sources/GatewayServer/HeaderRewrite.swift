@@ -9,6 +9,8 @@ struct RequestCredentials {
   var origin: String?
   var requestID: String?
   var expectContinue = false
+  /// `Access-Control-Request-Method` (a CORS preflight when the method is OPTIONS).
+  var preflightMethod: String?
   /// Set when a credential header appears twice (ambiguous: refused).
   var duplicate: String?
 }
@@ -55,6 +57,8 @@ struct HeaderRewrite {
         c.origin = value.trimmingASCIIWhitespace()
       } else if trustRequestID && equalsIgnoringCase(name, "x-request-id") {
         c.requestID = value
+      } else if equalsIgnoringCase(name, "access-control-request-method") {
+        c.preflightMethod = value.trimmingASCIIWhitespace()
       } else if equalsIgnoringCase(name, "expect") {
         c.expectContinue = equalsIgnoringCase(value.trimmingASCIIWhitespace(), "100-continue")
       }
@@ -147,8 +151,12 @@ struct HeaderRewrite {
   }
 
   /// Response headers to pass to the client: hop-by-hop ones and `Connection`-named ones dropped,
-  /// `X-Request-Id` replaced by the gateway's.
-  static func clientResponseHeaders(from upstream: HTTPHeaders, requestID: String) -> HTTPHeaders {
+  /// `X-Request-Id` replaced by the gateway's. The gateway owns CORS (preflights never reach an
+  /// upstream), so upstream `Access-Control-*` headers are dropped too — a backend bug cannot widen
+  /// access — and `Access-Control-Allow-Origin` is set for an allowed Origin.
+  static func clientResponseHeaders(
+    from upstream: HTTPHeaders, requestID: String, allowOrigin: String? = nil, varyOrigin: Bool = false
+  ) -> HTTPHeaders {
     var connectionTokens: [String] = []
     for value in upstream[canonicalForm: "connection"] {
       let t = value.trimmingASCIIWhitespace().lowercased()
@@ -158,10 +166,13 @@ struct HeaderRewrite {
     out.reserveCapacity(upstream.count + 1)
     for (name, value) in upstream {
       if isHopByHop(name) || equalsIgnoringCase(name, "x-request-id") { continue }
+      if hasPrefixIgnoringCase(name, "access-control-") { continue }
       if !connectionTokens.isEmpty && connectionTokens.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
       out.add(name: name, value: value)
     }
     out.add(name: "X-Request-Id", value: requestID)
+    if let allowOrigin { out.add(name: "Access-Control-Allow-Origin", value: allowOrigin) }
+    if varyOrigin { out.add(name: "Vary", value: "Origin") }
     return out
   }
 

@@ -52,6 +52,7 @@ struct ServerSettings: Sendable {
   var idleTimeout: TimeAmount
   var h2MaxConcurrentStreams: Int
   var maxConnections: Int
+  var preflight: PreflightHeaders
 }
 
 extension HeaderRewrite: @unchecked Sendable {}

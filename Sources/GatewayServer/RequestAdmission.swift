@@ -17,6 +17,8 @@ struct ConnectionInfo {
 enum Admission {
   case forward(ForwardPlan)
   case refuse(GatewayRefusal, closeConnection: Bool, requestID: String)
+  /// A CORS preflight the gateway answers itself with 204.
+  case preflight(origin: String, methods: String, requestID: String)
 }
 
 /// A request that passed every check, ready for the upstream.
@@ -27,6 +29,10 @@ struct ForwardPlan {
   var tenant: TenantContext
   var hasBody: Bool
   var expectContinue: Bool
+  /// The request's Origin when allowed for the shop: the response gets `Access-Control-Allow-Origin`.
+  var allowOrigin: String?
+  /// The request carried an Origin, so the response depends on it (`Vary: Origin`).
+  var varyOrigin: Bool
 }
 
 /// The protocol-independent phases of a request, in order: validate (done by the protocol
@@ -48,10 +54,20 @@ enum RequestAdmission {
       return .refuse(.misdirectedRequest, closeConnection: false, requestID: requestID)
     }
 
+    let table = loop.tables.current()
+    // CORS preflight: answered here, never forwarded (§3).
+    if method == .OPTIONS, let requested = credentials.preflightMethod {
+      switch loop.resolver.preflight(
+        host: request.host, path: request.path, origin: credentials.origin, requestedMethod: requested, in: table)
+      {
+      case .allow(let origin, let methods): return .preflight(origin: origin, methods: methods, requestID: requestID)
+      case .refuse(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
+      }
+    }
+
     let facts = RequestFacts(
       host: request.host, method: method.rawValue, path: request.path, bearer: credentials.bearer,
       publishableKey: credentials.publishableKey, origin: credentials.origin)
-    let table = loop.tables.current()
     let tenant: TenantContext
     switch loop.resolver.resolve(facts, in: table) {
     case .success(let t): tenant = t
@@ -85,7 +101,7 @@ enum RequestAdmission {
     return .forward(
       ForwardPlan(
         requestID: requestID, head: head, pool: pool, tenant: tenant, hasBody: request.body != .none,
-        expectContinue: credentials.expectContinue))
+        expectContinue: credentials.expectContinue, allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
   }
 }
 
@@ -93,5 +109,33 @@ enum RequestAdmission {
 enum RefusalResponse {
   static func body(_ refusal: GatewayRefusal, requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
     allocator.buffer(string: refusal.jsonBody(requestID: requestID))
+  }
+
+  /// Refusals decided by the Origin vary with it (caches must not reuse them across origins).
+  static func variesByOrigin(_ refusal: GatewayRefusal) -> Bool {
+    refusal.code == GatewayRefusal.originNotAllowed.code || refusal.code == GatewayRefusal.secretKeyInBrowser.code
+  }
+}
+
+/// Headers of an allowed preflight (204), computed once from `cors` settings.
+struct PreflightHeaders: Sendable {
+  /// `cors.allow_headers` plus the publishable-key header, joined.
+  let allowHeaders: String
+  let maxAge: String
+
+  init(allowHeaders: [String], publishableKeyHeader: String, maxAgeSeconds: Int) {
+    var names = allowHeaders
+    if !names.contains(where: { equalsIgnoringCase($0, publishableKeyHeader) }) { names.append(publishableKeyHeader) }
+    self.allowHeaders = names.joined(separator: ", ")
+    self.maxAge = String(maxAgeSeconds)
+  }
+
+  /// Name/value pairs of a 204 answer for `origin`.
+  func fields(origin: String, methods: String, requestID: String) -> [(String, String)] {
+    [
+      ("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Methods", methods),
+      ("Access-Control-Allow-Headers", allowHeaders), ("Access-Control-Max-Age", maxAge),
+      ("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"), ("X-Request-Id", requestID),
+    ]
   }
 }

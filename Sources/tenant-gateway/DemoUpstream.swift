@@ -194,12 +194,15 @@ final class DemoHandler: ChannelInboundHandler {
     ]
     if let claims = result.claims { doc["claims"] = claims }
     let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys])) ?? Data()
-    send(context, status: result.ok ? .ok : .unauthorized, body: String(decoding: data, as: UTF8.self))
+    // ?cors=1: answer with over-wide CORS headers, as a buggy backend might (the gateway must replace them).
+    let extra: [(String, String)] = query.contains("cors=1")
+      ? [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")] : []
+    send(context, status: result.ok ? .ok : .unauthorized, body: String(decoding: data, as: UTF8.self), extra: extra)
   }
 
-  private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String) {
+  private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, extra: [(String, String)] = []) {
     let buffer = context.channel.allocator.buffer(string: body + "\n")
-    var headers = HTTPHeaders()
+    var headers = HTTPHeaders(extra)
     headers.add(name: "Content-Type", value: "application/json")
     headers.add(name: "Content-Length", value: String(buffer.readableBytes))
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

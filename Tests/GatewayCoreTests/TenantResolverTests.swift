@@ -164,3 +164,64 @@ extension Result where Failure == GatewayRefusal {
     return nil
   }
 }
+
+@Suite("CORS preflights decided at the edge (§3)")
+struct PreflightTests {
+  struct Row: CustomTestStringConvertible, Sendable {
+    var name: String
+    var host: String
+    var path = "/v1/store/products"
+    var origin: String?
+    var method = "GET"
+    var expected: PreflightDecision
+    var testDescription: String { name }
+  }
+
+  static let api = "api.platform.example"
+  static let rows: [Row] = [
+    Row(name: "API host, an origin some shop allows", host: api, origin: "https://acme.com",
+        expected: .allow(origin: "https://acme.com", methods: "GET, HEAD, POST, PUT, PATCH, DELETE")),
+    Row(name: "API host, origin spelled with the default port", host: api, origin: "HTTPS://ACME.COM:443",
+        expected: .allow(origin: "https://acme.com", methods: "GET, HEAD, POST, PUT, PATCH, DELETE")),
+    Row(name: "API host, an origin no shop allows", host: api, origin: "https://evil.com", expected: .refuse(.originNotAllowed)),
+    Row(name: "API host, only a suspended shop allows it", host: api, origin: "https://tea.com", expected: .refuse(.originNotAllowed)),
+    Row(name: "API host, suffix trick", host: api, origin: "https://acme.com.evil.com", expected: .refuse(.originNotAllowed)),
+    Row(name: "API host, null origin", host: api, origin: "null", expected: .refuse(.originNotAllowed)),
+    Row(name: "API host, no origin", host: api, origin: nil, expected: .refuse(.originNotAllowed)),
+    Row(name: "API host, non-/v1 path", host: api, path: "/x", origin: "https://acme.com", expected: .refuse(.notFound)),
+    Row(name: "shop host, its own origin", host: "acme.platform.example", path: "/cart", origin: "http://localhost:3000",
+        expected: .allow(origin: "http://localhost:3000", methods: "GET, HEAD, POST, PUT, PATCH, DELETE")),
+    Row(name: "shop host, another shop's origin", host: "bibi.example", path: "/", origin: "https://acme.com", expected: .refuse(.originNotAllowed)),
+    Row(name: "suspended shop host", host: "tea.platform.example", path: "/", origin: "https://tea.com", expected: .refuse(.shopSuspended)),
+    Row(name: "unknown shop host", host: "nobody.platform.example", origin: "https://acme.com", expected: .refuse(.unknownHost)),
+    Row(name: "dashboard host", host: "dashboard.platform.example", origin: "https://acme.com", expected: .refuse(.originNotAllowed)),
+    Row(name: "a method the route does not allow", host: api, origin: "https://acme.com", method: "TRACE", expected: .refuse(.methodNotAllowedForKey)),
+  ]
+
+  @Test("Each preflight", arguments: rows)
+  func decide(_ row: Row) throws {
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform))
+    #expect(resolver.preflight(host: row.host, path: row.path, origin: row.origin, requestedMethod: row.method, in: try Fixture.table()) == row.expected)
+  }
+
+  @Test("A route limiting publishable methods limits the preflight's methods")
+  func limitedMethods() throws {
+    var routes = RouteTable.default.routes
+    routes[2].publishableMethods = ["GET", "HEAD"]
+    let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, routes: RouteTable(routes)))
+    let t = try Fixture.table()
+    #expect(resolver.preflight(host: Self.api, path: "/v1/store/x", origin: "https://acme.com", requestedMethod: "GET", in: t)
+      == .allow(origin: "https://acme.com", methods: "GET, HEAD"))
+    #expect(resolver.preflight(host: Self.api, path: "/v1/store/x", origin: "https://acme.com", requestedMethod: "POST", in: t)
+      == .refuse(.methodNotAllowedForKey))
+  }
+
+  @Test("The origin index holds active shops only")
+  func originIndex() throws {
+    let t = try Fixture.table()
+    var acme = "https://acme.com"
+    #expect(acme.withUTF8 { t.shops(allowingOrigin: UnsafeRawBufferPointer($0)) }.map { t.shopID(ShopRef(Int($0))) } == [Fixture.acme])
+    var tea = "https://tea.com"
+    #expect(tea.withUTF8 { t.shops(allowingOrigin: UnsafeRawBufferPointer($0)) }.isEmpty)
+  }
+}

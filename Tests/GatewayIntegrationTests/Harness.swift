@@ -190,6 +190,11 @@ final class GatewayHarness: @unchecked Sendable {
   /// Starts the upstream (unless `upstream: false`) and the gateway, and waits until both answer.
   func start(upstream startUpstream: Bool = true) throws {
     try writeConfig()
+    try startPrewritten(upstream: startUpstream)
+  }
+
+  /// Like ``start(upstream:)`` with the config file already written (and perhaps edited).
+  func startPrewritten(upstream startUpstream: Bool = true) throws {
     if startUpstream { try self.startUpstream() }
     let g = Process()
     g.executableURL = URL(fileURLWithPath: Paths.binary)
