@@ -13,11 +13,14 @@ public struct RequestFacts: Sendable {
   public var publishableKey: String?
   /// The raw `Origin` header, if sent.
   public var origin: String?
+  /// The session cookie (`sessions.cookie_name`), as found in `Cookie`.
+  public var sessionCookie: CookieHeader.Lookup
 
   public init(
     host: String, method: String, path: String, bearer: String? = nil, publishableKey: String? = nil,
-    origin: String? = nil
+    origin: String? = nil, sessionCookie: CookieHeader.Lookup = .absent
   ) {
+    self.sessionCookie = sessionCookie
     self.host = host
     self.method = method
     self.path = path
@@ -43,6 +46,10 @@ public struct TenantContext: Sendable, Equatable {
   /// The normalised request Origin when it is allowed for this shop: responses then carry
   /// `Access-Control-Allow-Origin` with it and `Vary: Origin`.
   public var allowedOrigin: String?
+  /// `user_id` claim: the dashboard session's subject.
+  public var userID: String? = nil
+  /// `customer_id` claim: the customer token's subject.
+  public var customerID: String? = nil
 }
 
 /// Settings of the resolver, read once from `gateway.conf`.
@@ -80,7 +87,15 @@ public struct TenantResolver: Sendable {
     var kind: KeyKind
   }
 
+  /// Resolves without sessions (no `sessions` configured: session and customer tokens never verify).
   public func resolve(_ facts: RequestFacts, in table: TenantTable) -> Result<TenantContext, GatewayRefusal> {
+    var none = NoSessions()
+    return resolve(facts, in: table, sessions: &none)
+  }
+
+  public func resolve<V: SessionVerifying>(
+    _ facts: RequestFacts, in table: TenantTable, sessions: inout V
+  ) -> Result<TenantContext, GatewayRefusal> {
     let (hostClass, labelLength) = settings.platform.classify(facts.host)
 
     // The shop the host names, for shop hosts.
@@ -113,18 +128,33 @@ public struct TenantResolver: Sendable {
     if hostClass == .api && accepts.isEmpty { return .failure(.notFound) }
 
     if hostClass == .dashboard {
-      // Sessions are verified by the session layer; without a verified session nothing passes.
-      return .failure(.missingCredentials)
+      // A dashboard host is no shop: the session cookie is the only credential, on every path.
+      guard accepts.contains(.session) else { return .failure(.notFound) }
+      let cookie: String
+      switch facts.sessionCookie {
+      case .absent: return .failure(.missingCredentials)
+      case .duplicate: return .failure(.invalidSession)
+      case .value(let v): cookie = v
+      }
+      guard let session = sessions.verify(cookie), let shop = table.shop(id: session.shopID) else {
+        return .failure(.invalidSession)
+      }
+      if table.isSuspended(shop) { return .failure(.shopSuspended) }
+      return .success(
+        TenantContext(
+          shop: shop, auth: .session, key: nil, mode: .live, route: routeIndex, upstream: route.upstream,
+          hostClass: hostClass, allowedOrigin: nil, userID: session.subject))
     }
 
     // Keys: every key presented must exist; kind comes from the snapshot, never from the header.
     var bearerKey: PresentedKey? = nil
     var headerKey: PresentedKey? = nil
-    if let bearer = facts.bearer {
-      if route.customerTokens && Self.isJWSCompact(bearer) {
-        // A customer token; verified by the session layer (issue 3/8). Without it, not valid here.
-        return .failure(.invalidSession)
-      }
+    var customer: VerifiedToken? = nil
+    if let bearer = facts.bearer, route.customerTokens && Self.isJWSCompact(bearer) {
+      // A customer token (never looked up as a key, and a key is never read as a token).
+      guard let token = sessions.verify(bearer) else { return .failure(.invalidSession) }
+      customer = token
+    } else if let bearer = facts.bearer {
       guard let ref = table.key(digest: KeyDigest.of(key: bearer)) else { return .failure(.invalidAPIKey) }
       bearerKey = PresentedKey(ref: ref, kind: table.kind(of: ref))
     }
@@ -147,6 +177,8 @@ public struct TenantResolver: Sendable {
       // API host without a key.
       return .failure(.missingCredentials)
     }
+    // A customer of shop A is never a customer at shop B.
+    if let customer, table.shop(id: customer.shopID) != shop { return .failure(.tenantMismatch) }
     if table.isSuspended(shop) { return .failure(.shopSuspended) }
 
     // Kind per route. Where the route accepts `host`, a key of any kind is fine if it agrees.
@@ -191,7 +223,7 @@ public struct TenantResolver: Sendable {
     return .success(
       TenantContext(
         shop: shop, auth: auth, key: deciding?.ref, mode: mode, route: routeIndex, upstream: upstream,
-        hostClass: hostClass, allowedOrigin: allowedOrigin))
+        hostClass: hostClass, allowedOrigin: allowedOrigin, customerID: customer?.subject))
   }
 
   /// JWS compact serialisation: three non-empty base64url segments joined by two dots (RFC 7515 §7.1).
@@ -213,4 +245,10 @@ public struct TenantResolver: Sendable {
     }
     return dots == 2 && segmentLength > 0
   }
+}
+
+/// The verifier used when `sessions` is not configured: nothing verifies.
+public struct NoSessions: SessionVerifying {
+  public init() {}
+  public mutating func verify(_ token: String) -> VerifiedToken? { nil }
 }

@@ -1,4 +1,5 @@
 import Atomics
+import Crypto
 import Foundation
 import GatewayConfig
 import GatewayCore
@@ -39,6 +40,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
+    let verifyKeys = try SessionKeys.load(config.sessions)
     let limits = RequestLimits(
       maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
       maxBodyBytes: config.limits.maxBodyBytes, maxURIBytes: config.limits.maxURIBytes)
@@ -46,14 +48,15 @@ public final class GatewayServer: @unchecked Sendable {
       resolver: config.resolverSettings,
       rewrite: HeaderRewrite(
         tenantHeaderName: config.tenantHeader.name, publishableKeyHeader: config.publishableKeyHeader,
-        trustRequestID: config.tenantHeader.trustRequestID),
+        trustRequestID: config.tenantHeader.trustRequestID, collectCookies: config.sessions != nil),
       limits: limits,
       clientHeaderTimeout: .nanoseconds(Int64(config.limits.clientHeaderTimeoutSeconds * 1e9)),
       idleTimeout: .nanoseconds(Int64(config.limits.idleTimeoutSeconds * 1e9)),
       h2MaxConcurrentStreams: config.limits.h2MaxConcurrentStreams, maxConnections: config.limits.maxConnections,
       preflight: PreflightHeaders(
         allowHeaders: config.cors.allowHeaders, publishableKeyHeader: config.publishableKeyHeader,
-        maxAgeSeconds: config.cors.maxAgeSeconds))
+        maxAgeSeconds: config.cors.maxAgeSeconds),
+      sessionCookieName: config.sessions?.cookieName ?? "session")
     let loops = eventLoops ?? System.coreCount
     self.group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
     var contexts: [ObjectIdentifier: LoopContext] = [:]
@@ -73,8 +76,9 @@ public final class GatewayServer: @unchecked Sendable {
           eventLoop: loop, sweeper: sweeper)
       }
       let signer = TenantTokenSigner(keys: keys, issuer: config.tenantHeader.issuer, ttlSeconds: config.tenantHeader.ttlSeconds)
+      let sessions = SessionTokenVerifier(keys: verifyKeys, issuer: config.sessions?.issuer ?? "")
       contexts[ObjectIdentifier(loop)] = LoopContext(
-        eventLoop: loop, store: store, signer: signer, settings: settings, pools: pools, sweeper: sweeper, logger: logger)
+        eventLoop: loop, store: store, signer: signer, sessions: sessions, settings: settings, pools: pools, sweeper: sweeper, logger: logger)
     }
     self.contexts = contexts
   }
@@ -270,6 +274,20 @@ final class TLSFailureCounter: ChannelInboundHandler, RemovableChannelHandler {
   }
 }
 
+/// Loads `sessions.verify_keys` (PRODUCT.md §2); no `sessions`: no keys.
+public enum SessionKeys {
+  public static func load(_ sessions: GatewayConfig.Sessions?) throws -> [VerifyKey] {
+    guard let sessions else { return [] }
+    return try sessions.verifyKeys.enumerated().map { (i, spec) in
+      do {
+        return try VerifyKey.load(kid: spec.kid, alg: spec.alg, file: spec.file)
+      } catch {
+        throw SigningKeys.LoadError(description: "sessions.verify_keys[\(i)]: \(error)")
+      }
+    }
+  }
+}
+
 /// Loads `tenant_header.signing_keys` (PRODUCT.md §5).
 public enum SigningKeys {
   public struct LoadError: Error, CustomStringConvertible {
@@ -289,6 +307,15 @@ public enum SigningKeys {
           throw LoadError(description: "\(path): \(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
         }
         return SigningKey(kid: spec.kid, material: .hs256(key))
+      case "EdDSA":
+        // PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey -algorithm ed25519` writes it.
+        guard let pem = String(bytes: bytes, encoding: .utf8), let der = PEM.decode(pem, label: "PRIVATE KEY"),
+          der.count == 48, der.prefix(16).elementsEqual(PEM.ed25519PKCS8Prefix),
+          let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32))
+        else {
+          throw LoadError(description: "\(path): \(spec.file) is not a PKCS#8 PEM Ed25519 private key")
+        }
+        return SigningKey(kid: spec.kid, material: .eddsa(key))
       default:
         throw LoadError(description: "\(path): alg \(spec.alg) is not supported yet")
       }

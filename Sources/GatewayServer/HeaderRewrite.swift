@@ -13,6 +13,8 @@ struct RequestCredentials {
   var preflightMethod: String?
   /// Set when a credential header appears twice (ambiguous: refused).
   var duplicate: String?
+  /// `Cookie` field values (collected only when sessions are configured).
+  var cookies: [String] = []
 }
 
 /// Header hygiene of PRODUCT.md §5, in both directions.
@@ -29,8 +31,11 @@ struct HeaderRewrite {
   let publishableKeyHeader: String
   let tenantHeaderName: String
   let trustRequestID: Bool
+  /// Collect `Cookie` values (sessions configured).
+  let collectCookies: Bool
 
-  init(tenantHeaderName: String, publishableKeyHeader: String, trustRequestID: Bool) {
+  init(tenantHeaderName: String, publishableKeyHeader: String, trustRequestID: Bool, collectCookies: Bool = false) {
+    self.collectCookies = collectCookies
     self.tenantHeaderName = tenantHeaderName
     self.tenantHeader = tenantHeaderName.lowercased()
     self.publishableKeyHeader = publishableKeyHeader.lowercased()
@@ -57,6 +62,8 @@ struct HeaderRewrite {
         c.origin = value.trimmingASCIIWhitespace()
       } else if trustRequestID && equalsIgnoringCase(name, "x-request-id") {
         c.requestID = value
+      } else if collectCookies && equalsIgnoringCase(name, "cookie") {
+        c.cookies.append(value)
       } else if equalsIgnoringCase(name, "access-control-request-method") {
         c.preflightMethod = value.trimmingASCIIWhitespace()
       } else if equalsIgnoringCase(name, "expect") {

@@ -13,6 +13,8 @@ final class LoopContext {
   let eventLoop: EventLoop
   var tables: TableReader
   var signer: TenantTokenSigner
+  /// Session and customer-token verification with this loop's cache (no keys: sessions off).
+  var sessions: SessionTokenVerifier
   let resolver: TenantResolver
   let rewrite: HeaderRewrite
   let limits: RequestLimits
@@ -26,13 +28,15 @@ final class LoopContext {
   let logger: Logger
 
   init(
-    eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, settings: ServerSettings,
+    eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, sessions: SessionTokenVerifier,
+    settings: ServerSettings,
     pools: [String: UpstreamPool], sweeper: DeadlineSweeper, logger: Logger
   ) {
     self.eventLoop = eventLoop
     self.sweeper = sweeper
     self.tables = TableReader(store: store)
     self.signer = signer
+    self.sessions = sessions
     self.resolver = TenantResolver(settings: settings.resolver)
     self.rewrite = settings.rewrite
     self.limits = settings.limits
@@ -53,6 +57,8 @@ struct ServerSettings: Sendable {
   var h2MaxConcurrentStreams: Int
   var maxConnections: Int
   var preflight: PreflightHeaders
+  /// `sessions.cookie_name`.
+  var sessionCookieName: String
 }
 
 extension HeaderRewrite: @unchecked Sendable {}

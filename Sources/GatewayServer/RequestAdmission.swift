@@ -67,9 +67,10 @@ enum RequestAdmission {
 
     let facts = RequestFacts(
       host: request.host, method: method.rawValue, path: request.path, bearer: credentials.bearer,
-      publishableKey: credentials.publishableKey, origin: credentials.origin)
+      publishableKey: credentials.publishableKey, origin: credentials.origin,
+      sessionCookie: credentials.cookies.isEmpty ? .absent : CookieHeader.find(loop.settings.sessionCookieName, in: credentials.cookies))
     let tenant: TenantContext
-    switch loop.resolver.resolve(facts, in: table) {
+    switch loop.resolver.resolve(facts, in: table, sessions: &loop.sessions) {
     case .success(let t): tenant = t
     case .failure(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
     }
@@ -85,6 +86,8 @@ enum RequestAdmission {
       claims.add("mode", tenant.mode == .live ? "live" : "test")
       claims.add("auth", tenant.auth.claim)
       if let key = tenant.key { table.withKeyID(key) { claims.add("key_id", bytes: $0) } }
+      if let user = tenant.userID { claims.add("user_id", user) }
+      if let customer = tenant.customerID { claims.add("customer_id", customer) }
       claims.add("host", request.host)
       claims.add("jti", requestID)
       claims.add("htm", method.rawValue)

@@ -19,6 +19,7 @@ struct Check: ParsableCommand {
     for w in outcome.warnings where !w.hasPrefix("unknown key") { print("warning: \(w)") }
     if let config = outcome.config {
       do { _ = try SigningKeys.load(config.tenantHeader.signingKeys) } catch { problems.append("\(error)") }
+      do { _ = try SessionKeys.load(config.sessions) } catch { problems.append("\(error)") }
       for (i, pair) in config.tls.certificates.enumerated() {
         for (kind, path) in [("cert", pair.cert), ("key", pair.key)] where !FileManager.default.fileExists(atPath: path) {
           if config.tls.generateDevCertificate && i == 0 {

@@ -225,3 +225,70 @@ struct PreflightTests {
     #expect(tea.withUTF8 { t.shops(allowingOrigin: UnsafeRawBufferPointer($0)) }.isEmpty)
   }
 }
+
+/// A fixed verifier for resolver tests: tokens "good-a" / "good-b" / "good-tea" / "good-ghost".
+struct FixedSessions: SessionVerifying {
+  mutating func verify(_ token: String) -> VerifiedToken? {
+    switch token {
+    case "a.good.a": return VerifiedToken(subject: "cust-1", shopID: Fixture.acme, expires: .max)
+    case "a.good.b": return VerifiedToken(subject: "cust-2", shopID: Fixture.bibi, expires: .max)
+    case "a.good.tea": return VerifiedToken(subject: "u", shopID: Fixture.tea, expires: .max)
+    case "a.good.ghost": return VerifiedToken(subject: "u", shopID: "ghost", expires: .max)
+    default: return nil
+    }
+  }
+}
+
+@Suite("Sessions and customer tokens in the resolver (§2)")
+struct SessionResolutionTests {
+  let resolver = TenantResolver(settings: ResolverSettings(platform: Fixture.platform))
+  static let dash = "dashboard.platform.example"
+  static let api = "api.platform.example"
+
+  func run(_ facts: RequestFacts) throws -> Result<TenantContext, GatewayRefusal> {
+    var v = FixedSessions()
+    return resolver.resolve(facts, in: try Fixture.table(), sessions: &v)
+  }
+
+  @Test("Dashboard: the cookie decides the shop; keys do not count there")
+  func dashboard() throws {
+    let ok = try run(RequestFacts(host: Self.dash, method: "GET", path: "/v1/admin/x", bearer: "sk_live_bibi", sessionCookie: .value("a.good.a"))).get()
+    #expect(ok.auth == .session)
+    #expect(ok.userID == "cust-1")
+    #expect(ok.shop == (try Fixture.table()).shop(id: Fixture.acme))
+    #expect(try run(RequestFacts(host: Self.dash, method: "GET", path: "/")).failureCode == "missing_credentials")
+    #expect(try run(RequestFacts(host: Self.dash, method: "GET", path: "/", sessionCookie: .value("forged"))).failureCode == "invalid_session")
+    #expect(try run(RequestFacts(host: Self.dash, method: "GET", path: "/", sessionCookie: .duplicate)).failureCode == "invalid_session")
+    #expect(try run(RequestFacts(host: Self.dash, method: "GET", path: "/", sessionCookie: .value("a.good.ghost"))).failureCode == "invalid_session")
+    #expect(try run(RequestFacts(host: Self.dash, method: "GET", path: "/", sessionCookie: .value("a.good.tea"))).failureCode == "shop_suspended")
+  }
+
+  @Test("Customer tokens: only with their own shop's publishable key or host")
+  func customers() throws {
+    let path = "/v1/store/customers/me"
+    let mine = try run(RequestFacts(host: Self.api, method: "GET", path: path, bearer: "a.good.a", publishableKey: "pk_live_acme")).get()
+    #expect(mine.auth == .publishableKey)
+    #expect(mine.customerID == "cust-1")
+    #expect(try run(RequestFacts(host: Self.api, method: "GET", path: path, bearer: "a.good.a", publishableKey: "pk_live_bibi")).failureCode == "tenant_mismatch")
+    #expect(try run(RequestFacts(host: Self.api, method: "GET", path: path, bearer: "a.bad.x", publishableKey: "pk_live_acme")).failureCode == "invalid_session")
+    #expect(try run(RequestFacts(host: Self.api, method: "GET", path: path, bearer: "a.good.a")).failureCode == "missing_credentials")
+    // On a shop host the default route still wants the publishable key next to the token.
+    let onHost = try run(RequestFacts(host: "acme.platform.example", method: "GET", path: path, bearer: "a.good.a", publishableKey: "pk_live_acme")).get()
+    #expect(onHost.customerID == "cust-1")
+    #expect(try run(RequestFacts(host: "acme.platform.example", method: "GET", path: path, bearer: "a.good.a")).failureCode == "missing_credentials")
+    #expect(try run(RequestFacts(host: "bibi.example", method: "GET", path: path, bearer: "a.good.a", publishableKey: "pk_live_bibi")).failureCode == "tenant_mismatch")
+    // A route that accepts the host alone lets the host decide; the token must still agree.
+    var routes = RouteTable.default.routes
+    routes[1].accepts = [.host, .publishableKey]
+    let hostRoutes = TenantResolver(settings: ResolverSettings(platform: Fixture.platform, routes: RouteTable(routes)))
+    var v = FixedSessions()
+    let t = try Fixture.table()
+    #expect(try hostRoutes.resolve(RequestFacts(host: "acme.platform.example", method: "GET", path: path, bearer: "a.good.a"), in: t, sessions: &v).get().customerID == "cust-1")
+    #expect(hostRoutes.resolve(RequestFacts(host: "bibi.example", method: "GET", path: path, bearer: "a.good.a"), in: t, sessions: &v).failureCode == "tenant_mismatch")
+    // A token is not a key elsewhere, and a key is not a token here.
+    #expect(try run(RequestFacts(host: Self.api, method: "GET", path: "/v1/orders", bearer: "a.good.a")).failureCode == "invalid_api_key")
+    let key = try run(RequestFacts(host: Self.api, method: "GET", path: path, bearer: "sk_live_acme")).get()
+    #expect(key.auth == .secretKey)
+    #expect(key.customerID == nil)
+  }
+}

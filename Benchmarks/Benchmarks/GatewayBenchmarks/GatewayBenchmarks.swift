@@ -66,6 +66,31 @@ nonisolated(unsafe) let benchmarks: @Sendable () -> Void = {
     }
   }
 
+  // Session / customer-token verification (issue 3/8): uncached and cached, HS256 and ES256.
+  let now = Int(Date().timeIntervalSince1970)
+  let hsKey = SymmetricKey(data: Array("session-secret-session-secret-session-secret!".utf8))
+  let esKey = P256.Signing.PrivateKey()
+  func mint(_ alg: String, _ kid: String, sign: (ArraySlice<UInt8>) -> [UInt8]) -> String {
+    let h = Base64URL.encode(Array("{\"alg\":\"\(alg)\",\"kid\":\"\(kid)\",\"typ\":\"JWT\"}".utf8))
+    let p = Base64URL.encode(Array("{\"iss\":\"platform-auth\",\"sub\":\"cust-42\",\"shop_id\":\"5b0c6f2e-8a1d-4c3b-9e7f-1a2b3c4d5e01\",\"iat\":\(now),\"exp\":\(now + 3600)}".utf8))
+    let input = Array("\(h).\(p)".utf8)
+    return "\(h).\(p).\(Base64URL.encode(sign(input[...])))"
+  }
+  let hsToken = mint("HS256", "hs") { Array(HMAC<SHA256>.authenticationCode(for: $0, using: hsKey)) }
+  let esToken = mint("ES256", "es") { Array(try! esKey.signature(for: $0).rawRepresentation) }
+  let verifyKeys = [VerifyKey(kid: "hs", material: .hs256(hsKey)), VerifyKey(kid: "es", material: .es256(esKey.publicKey))]
+  for (name, token) in [("HS256", hsToken), ("ES256", esToken)] {
+    Benchmark("verify session token \(name): no cache") { benchmark in
+      let verifier = SessionTokenVerifier(keys: verifyKeys, issuer: "platform-auth")
+      for _ in benchmark.scaledIterations { blackHole(verifier.verifyUncached(token, now: now)) }
+    }
+    Benchmark("verify session token \(name): cached") { benchmark in
+      var verifier = SessionTokenVerifier(keys: verifyKeys, issuer: "platform-auth")
+      _ = verifier.verify(token)
+      for _ in benchmark.scaledIterations { blackHole(verifier.verify(token)) }
+    }
+  }
+
   // Key resolution: SHA-256 of the presented key and the table lookup.
   Benchmark("key hash + lookup (100 000 keys)", configuration: .init(scalingFactor: .kilo)) { benchmark in
     var b = TenantTableBuilder(version: "bench", seed: 1)
