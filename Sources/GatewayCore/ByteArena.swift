@@ -128,8 +128,10 @@ public struct SlotIndex: Sendable {
   /// 0 = empty, otherwise element index + 1.
   @usableFromInline var slots: [UInt32]
   @usableFromInline var mask: Int
+  /// Elements inserted.
+  public private(set) var count = 0
 
-  /// An index sized for `expected` elements.
+  /// An index sized for `expected` elements (it grows past that when inserted into with a rehash).
   public init(expected: Int) {
     var capacity = 8
     while capacity < expected * 2 { capacity <<= 1 }
@@ -154,17 +156,28 @@ public struct SlotIndex: Sendable {
   }
 
   /// Inserts `index` unless an element matching already exists; returns that element's index if so.
-  public mutating func insert(hash: UInt64, index: Int, matches: (Int) -> Bool) -> Int? {
+  /// When the table would pass half full it doubles, asking `rehash` for each element's hash.
+  public mutating func insert(hash: UInt64, index: Int, matches: (Int) -> Bool, rehash: ((Int) -> UInt64)? = nil) -> Int? {
     precondition(index < Int(UInt32.max))
+    if let existing = find(hash: hash, matches: matches) { return existing }
+    if (count + 1) * 2 > slots.count, let rehash {
+      grow(rehash)
+    }
     var i = Int(truncatingIfNeeded: hash) & mask
-    while true {
-      let v = slots[i]
-      if v == 0 {
-        slots[i] = UInt32(index + 1)
-        return nil
-      }
-      if matches(Int(v) - 1) { return Int(v) - 1 }
-      i = (i + 1) & mask
+    while slots[i] != 0 { i = (i + 1) & mask }
+    slots[i] = UInt32(index + 1)
+    count += 1
+    return nil
+  }
+
+  private mutating func grow(_ rehash: (Int) -> UInt64) {
+    let old = slots
+    slots = [UInt32](repeating: 0, count: old.count * 2)
+    mask = slots.count - 1
+    for v in old where v != 0 {
+      var i = Int(truncatingIfNeeded: rehash(Int(v) - 1)) & mask
+      while slots[i] != 0 { i = (i + 1) & mask }
+      slots[i] = v
     }
   }
 }

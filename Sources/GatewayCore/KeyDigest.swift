@@ -65,6 +65,30 @@ public struct KeyDigest: Hashable, Sendable {
     self = bytes.withUnsafeBytes { KeyDigest(rawBytes: $0) }
   }
 
+  /// Parses 64 hex digits given as bytes (the snapshot parser's path).
+  public init?(hexBytes hex: UnsafeRawBufferPointer) {
+    guard hex.count == 64 else { return nil }
+    var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    let ok = withUnsafeMutableBytes(of: &words) { out -> Bool in
+      for i in 0..<32 {
+        guard let hi = Self.nibble(hex[2 * i]), let lo = Self.nibble(hex[2 * i + 1]) else { return false }
+        out[i] = hi << 4 | lo
+      }
+      return true
+    }
+    guard ok else { return nil }
+    self.init(w0: words.0, w1: words.1, w2: words.2, w3: words.3)
+  }
+
+  @inline(__always) static func nibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+
   /// Lower-case hex, 64 characters.
   public var hex: String {
     var copy = self

@@ -101,8 +101,14 @@ struct ViolationLog {
 
 /// Builds a ``TenantTable`` from snapshot entries, validating every rule of PRODUCT.md §6. The
 /// whole snapshot is rejected when any rule fails.
+///
+/// Entries are added as the snapshot is parsed and go straight into the table's arenas and indexes
+/// (which grow as needed), so no intermediate copy of the document is kept: the peak memory of a
+/// reload is the old table, the new table and the input. Uniqueness rules are checked on insert;
+/// keys whose shop has not been seen yet (apiKeys before shops in the document) wait and are
+/// resolved in ``finish()``.
 public struct TenantTableBuilder {
-  public let version: String
+  public var version: String
   let platform: PlatformHosts?
   let reservedSubdomains: Set<String>
   let seed: UInt64
@@ -113,17 +119,37 @@ public struct TenantTableBuilder {
   var originStarts: [UInt32] = [0]
   var origins = ByteArena()
   var rateLimitShops: [Int32: RateLimitOverride] = [:]
+  var shopIDIndex = SlotIndex(expected: 1024)
+  var subdomainIndex = SlotIndex(expected: 1024)
   var domains = ByteArena()
-  var domainShopIDs: [Int32] = []  // index of the shop in input order
-  var pendingKeys: [KeyInput] = []
+  var domainShopIDs: [Int32] = []
+  var domainIndex = SlotIndex(expected: 1024)
+  var keyDigests: [KeyDigest] = []
+  var keyShops: [Int32] = []
+  var keyFlags: [UInt8] = []
+  var keyIDs = ByteArena()
+  var keyIndex = SlotIndex(expected: 1024)
+  var revokedDigests = Set<KeyDigest>()
+  var pendingKeys: [PendingKey] = []
+  var keyCount = 0
   var violations = ViolationLog()
 
+  /// A key whose shop was not known when it was added.
+  struct PendingKey {
+    var id: String
+    var shopID: String
+    var digest: KeyDigest
+    var flags: UInt8
+    var revoked: Bool
+    var label: String
+  }
+
   /// - Parameters:
-  ///   - version: the snapshot's `version`.
+  ///   - version: the snapshot's `version` (may be set later).
   ///   - platform: the configured hosts, for the rules that involve them (custom domains under the
   ///     platform domain, subdomains that shadow API or dashboard hosts). `nil` skips those rules.
   ///   - seed: hash seed; random per process by default.
-  public init(version: String, platform: PlatformHosts? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max)) {
+  public init(version: String = "", platform: PlatformHosts? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max)) {
     self.version = version
     self.platform = platform
     self.reservedSubdomains = platform?.reservedSubdomains ?? []
@@ -136,181 +162,237 @@ public struct TenantTableBuilder {
     subdomains.reserve(elements: shops, bytes: shops * 12)
     shopFlags.reserveCapacity(shops)
     originStarts.reserveCapacity(shops + 1)
-    pendingKeys.reserveCapacity(keys)
+    shopIDIndex = SlotIndex(expected: shops)
+    subdomainIndex = SlotIndex(expected: shops)
+    keyDigests.reserveCapacity(keys)
+    keyShops.reserveCapacity(keys)
+    keyFlags.reserveCapacity(keys)
+    keyIDs.reserve(elements: keys, bytes: keys * 24)
+    keyIndex = SlotIndex(expected: keys)
   }
+
+  public var shopCount: Int { shopIDs.count }
 
   /// Adds one shop. Field errors are recorded; ``finish()`` reports them all.
   public mutating func addShop(_ shop: ShopInput) {
+    var id = shop.id
+    var sub = shop.subdomain
+    var status = shop.status
+    id.withUTF8 { i in
+      sub.withUTF8 { s in
+        status.withUTF8 { st in
+          addShop(
+            id: UnsafeRawBufferPointer(i), subdomain: UnsafeRawBufferPointer(s), customDomains: shop.customDomains,
+            headlessMode: shop.headlessMode, allowedOrigins: shop.allowedOrigins, status: UnsafeRawBufferPointer(st),
+            rateLimit: shop.rateLimit)
+        }
+      }
+    }
+  }
+
+  /// Adds one shop from raw field bytes (the snapshot parser's path: no `String` per field).
+  public mutating func addShop(
+    id: UnsafeRawBufferPointer, subdomain rawSubdomain: UnsafeRawBufferPointer, customDomains: [String],
+    headlessMode: Bool, allowedOrigins: [String], status: UnsafeRawBufferPointer, rateLimit: RateLimitOverride?
+  ) {
     let index = shopIDs.count
-    let label = "shop[\(index)]"
-    if !Self.isValidIdentifier(shop.id) {
-      violations.add("invalid_shop_id", "\(label) id \(quoted(shop.id))")
+    if !Self.isValidIdentifier(id) {
+      violations.add("invalid_shop_id", "shop[\(index)] id \(quoted(id))")
     }
-    let subdomain = shop.subdomain.lowercased()
-    if !Self.isValidLabel(subdomain) {
-      violations.add("invalid_subdomain", "\(label) (\(shop.id)) subdomain \(quoted(shop.subdomain)) is not one DNS label")
-    } else if reservedSubdomains.contains(subdomain) {
+    // Subdomain: one lowercase DNS label, not the first label of an API or dashboard host.
+    var label = [UInt8](rawSubdomain)
+    for j in label.indices where label[j] >= UInt8(ascii: "A") && label[j] <= UInt8(ascii: "Z") { label[j] |= 0x20 }
+    let labelValid = Self.isValidLabel(label)
+    if !labelValid {
+      violations.add("invalid_subdomain", "shop[\(index)] (\(string(id))) subdomain \(quoted(rawSubdomain)) is not one DNS label")
+    } else if !reservedSubdomains.isEmpty, reservedSubdomains.contains(String(decoding: label, as: UTF8.self)) {
       violations.add(
-        "reserved_subdomain", "\(label) (\(shop.id)) subdomain \(quoted(subdomain)) is the first label of an API or dashboard host")
+        "reserved_subdomain",
+        "shop[\(index)] (\(string(id))) subdomain \(quoted(rawSubdomain)) is the first label of an API or dashboard host")
     }
-    var flags: UInt8 = shop.headlessMode ? TenantTable.flagHeadless : 0
-    switch shop.status {
-    case "active": break
-    case "suspended": flags |= TenantTable.flagSuspended
-    default: violations.add("invalid_status", "\(label) (\(shop.id)) status \(quoted(shop.status))")
+    var flags: UInt8 = headlessMode ? TenantTable.flagHeadless : 0
+    if bytesEqual(status, "active") {
+    } else if bytesEqual(status, "suspended") {
+      flags |= TenantTable.flagSuspended
+    } else {
+      violations.add("invalid_status", "shop[\(index)] (\(string(id))) status \(quoted(status))")
     }
-    shopIDs.append(shop.id)
-    subdomains.append(subdomain)
+
+    shopIDs.append(id)
+    let seed = self.seed
+    let idDuplicate = shopIDIndex.insert(
+      hash: hashBytes(id, seed: seed), index: index, matches: { shopIDs.equals($0, id) },
+      rehash: { [shopIDs] i in shopIDs.withElement(i) { hashBytes($0, seed: seed) } })
+    if let other = idDuplicate {
+      violations.add("duplicate_shop_id", "shop[\(index)] and shop[\(other)] both have id \(quoted(id))")
+    }
+    subdomains.append(label)
+    if labelValid {
+      let subDuplicate = label.withUnsafeBytes { l in
+        subdomainIndex.insert(
+          hash: hashBytes(l, seed: seed), index: index, matches: { subdomains.equals($0, l) },
+          rehash: { [subdomains] i in subdomains.withElement(i) { hashBytes($0, seed: seed) } })
+      }
+      if let other = subDuplicate {
+        violations.add(
+          "duplicate_subdomain",
+          "shop[\(index)] (\(string(id))) and shop[\(other)] (\(shopIDs.string(other))) both have subdomain \(quoted(label))")
+      }
+    }
     shopFlags.append(flags)
-    for origin in shop.allowedOrigins {
+    for origin in allowedOrigins {
       if let normal = Origin.normalize(origin, allowTrailingSlash: true) {
         origins.append(normal)
       } else {
-        violations.add("invalid_origin", "\(label) (\(shop.id)) allowedOrigins entry \(quoted(origin))")
+        violations.add("invalid_origin", "shop[\(index)] (\(string(id))) allowedOrigins entry \(quoted(origin))")
       }
     }
     originStarts.append(UInt32(origins.count))
-    if let rate = shop.rateLimit {
+    if let rate = rateLimit {
       if rate.rps == 0 {
-        violations.add("invalid_rate_limit", "\(label) (\(shop.id)) rateLimit.rps must be positive")
+        violations.add("invalid_rate_limit", "shop[\(index)] (\(string(id))) rateLimit.rps must be positive")
       }
       rateLimitShops[Int32(index)] = rate
     }
-    for domain in shop.customDomains {
-      guard let normal = HostName.normalize(domain), !normal.hasPrefix("["), normal.contains(".") else {
-        violations.add("invalid_custom_domain", "\(label) (\(shop.id)) custom domain \(quoted(domain))")
-        continue
-      }
-      if normal.utf8.contains(UInt8(ascii: ":")) || domain.contains(":") {
-        violations.add("invalid_custom_domain", "\(label) (\(shop.id)) custom domain \(quoted(domain)) has a port")
+    for domain in customDomains {
+      guard let normal = HostName.normalize(domain), !normal.hasPrefix("["), normal.contains("."), !domain.contains(":") else {
+        violations.add("invalid_custom_domain", "shop[\(index)] (\(string(id))) custom domain \(quoted(domain))")
         continue
       }
       if let platform {
         if platform.apiHosts.contains(normal) || platform.dashboardHosts.contains(normal) {
           violations.add(
-            "custom_domain_is_platform_host", "\(label) (\(shop.id)) custom domain \(quoted(normal)) is an API or dashboard host")
+            "custom_domain_is_platform_host",
+            "shop[\(index)] (\(string(id))) custom domain \(quoted(normal)) is an API or dashboard host")
           continue
         }
         if platform.isUnderPlatformDomain(normal) {
           violations.add(
             "custom_domain_under_platform_domain",
-            "\(label) (\(shop.id)) custom domain \(quoted(normal)) is under the platform domain \(platform.domain)")
+            "shop[\(index)] (\(string(id))) custom domain \(quoted(normal)) is under the platform domain \(platform.domain)")
           continue
         }
       }
-      domains.append(normal)
+      let d = domains.append(normal)
       domainShopIDs.append(Int32(index))
+      var n = normal
+      let dup = n.withUTF8 { raw in
+        let b = UnsafeRawBufferPointer(raw)
+        return domainIndex.insert(
+          hash: hashBytes(b, seed: seed), index: d, matches: { domains.equals($0, b) },
+          rehash: { [domains] i in domains.withElement(i) { hashBytes($0, seed: seed) } })
+      }
+      if let other = dup {
+        violations.add(
+          "duplicate_custom_domain",
+          "\(quoted(normal)) is mapped by shop \(shopIDs.string(Int(domainShopIDs[other]))) and shop \(string(id))")
+      }
     }
   }
 
-  /// Adds one key; it is checked against the shops in ``finish()``.
+  /// Adds one key.
   public mutating func addKey(_ key: KeyInput) {
-    pendingKeys.append(key)
+    var id = key.id
+    var shop = key.shopID
+    var sha = key.sha256
+    var kind = key.kind
+    var mode = key.mode
+    id.withUTF8 { i in
+      shop.withUTF8 { s in
+        sha.withUTF8 { h in
+          kind.withUTF8 { k in
+            mode.withUTF8 { m in
+              addKey(
+                id: UnsafeRawBufferPointer(i), shopID: UnsafeRawBufferPointer(s), sha256: UnsafeRawBufferPointer(h),
+                kind: UnsafeRawBufferPointer(k), mode: UnsafeRawBufferPointer(m), revoked: key.revoked)
+            }
+          }
+        }
+      }
+    }
   }
 
-  /// Validates the whole snapshot and builds the table, or throws every violation found.
+  /// Adds one key from raw field bytes.
+  public mutating func addKey(
+    id: UnsafeRawBufferPointer, shopID: UnsafeRawBufferPointer, sha256: UnsafeRawBufferPointer,
+    kind: UnsafeRawBufferPointer, mode: UnsafeRawBufferPointer, revoked: Bool
+  ) {
+    let n = keyCount
+    keyCount += 1
+    guard Self.isValidIdentifier(id) else {
+      violations.add("invalid_key_id", "apiKeys[\(n)] id \(quoted(id))")
+      return
+    }
+    guard let digest = KeyDigest(hexBytes: sha256) else {
+      violations.add("invalid_key_sha256", "apiKeys[\(n)] (\(string(id))) sha256 is not 64 hex digits")
+      return
+    }
+    var flags: UInt8 = 0
+    if bytesEqual(kind, "secret") {
+    } else if bytesEqual(kind, "publishable") {
+      flags |= 1
+    } else {
+      violations.add("invalid_key_kind", "apiKeys[\(n)] (\(string(id))) kind \(quoted(kind))")
+      return
+    }
+    if bytesEqual(mode, "live") {
+    } else if bytesEqual(mode, "test") {
+      flags |= 2
+    } else {
+      violations.add("invalid_key_mode", "apiKeys[\(n)] (\(string(id))) mode \(quoted(mode))")
+      return
+    }
+    let shopIndex = shopIDIndex.find(hash: hashBytes(shopID, seed: seed)) { shopIDs.equals($0, shopID) }
+    guard let shopIndex else {
+      pendingKeys.append(
+        PendingKey(id: string(id), shopID: string(shopID), digest: digest, flags: flags, revoked: revoked, label: "apiKeys[\(n)] (\(string(id)))"))
+      return
+    }
+    insertKey(idBytes: id, label: { "apiKeys[\(n)] (\(string(id)))" }, shop: shopIndex, digest: digest, flags: flags, revoked: revoked)
+  }
+
+  private mutating func insertKey(idBytes: UnsafeRawBufferPointer, label: () -> String, shop: Int, digest: KeyDigest, flags: UInt8, revoked: Bool) {
+    if revokedDigests.contains(digest) || keyIndex.find(hash: digest.bucketHash, matches: { keyDigests[$0] == digest }) != nil {
+      violations.add("duplicate_key_sha256", "\(label()) repeats the sha256 of an earlier key")
+      return
+    }
+    if revoked {
+      // Revoked keys are not stored (they are unknown keys); kept only to catch duplicates.
+      revokedDigests.insert(digest)
+      return
+    }
+    let index = keyDigests.count
+    keyDigests.append(digest)
+    keyShops.append(Int32(shop))
+    keyFlags.append(flags)
+    keyIDs.append(idBytes)
+    _ = keyIndex.insert(
+      hash: digest.bucketHash, index: index, matches: { _ in false },
+      rehash: { [keyDigests] i in keyDigests[i].bucketHash })
+  }
+
+  /// Validates what is left (keys whose shop came later) and builds the table, or throws every
+  /// violation found.
   public mutating func finish() throws(SnapshotValidationError) -> TenantTable {
-    let shopCount = shopIDs.count
-    // Shop ids and subdomains: unique.
-    var shopIDIndex = SlotIndex(expected: shopCount)
-    var subdomainIndex = SlotIndex(expected: shopCount)
-    for i in 0..<shopCount {
-      shopIDs.withElement(i) { id in
-        let h = hashBytes(id, seed: seed)
-        if let other = shopIDIndex.insert(hash: h, index: i, matches: { shopIDs.equals($0, id) }) {
-          violations.add("duplicate_shop_id", "shop[\(i)] and shop[\(other)] both have id \(quoted(shopIDs.string(i)))")
-        }
-      }
-      subdomains.withElement(i) { label in
-        let h = hashBytes(label, seed: seed)
-        if let other = subdomainIndex.insert(hash: h, index: i, matches: { subdomains.equals($0, label) }) {
-          violations.add(
-            "duplicate_subdomain",
-            "shop[\(i)] (\(shopIDs.string(i))) and shop[\(other)] (\(shopIDs.string(other))) both have subdomain \(quoted(subdomains.string(i)))")
-        }
-      }
-    }
-    // Custom domains: each mapped once after normalisation.
-    var domainIndex = SlotIndex(expected: domains.count)
-    for i in 0..<domains.count {
-      domains.withElement(i) { name in
-        let h = hashBytes(name, seed: seed)
-        if let other = domainIndex.insert(hash: h, index: i, matches: { domains.equals($0, name) }) {
-          let a = shopIDs.string(Int(domainShopIDs[i]))
-          let b = shopIDs.string(Int(domainShopIDs[other]))
-          violations.add("duplicate_custom_domain", "\(quoted(domains.string(i))) is mapped by shop \(b) and shop \(a)")
-        }
-      }
-    }
-    // Keys: valid fields, unique digests (revoked ones included), shop exists.
-    var keyDigests: [KeyDigest] = []
-    var keyShops: [Int32] = []
-    var keyFlags: [UInt8] = []
-    var keyIDs = ByteArena()
-    keyDigests.reserveCapacity(pendingKeys.count)
-    keyShops.reserveCapacity(pendingKeys.count)
-    keyFlags.reserveCapacity(pendingKeys.count)
-    var keyIndex = SlotIndex(expected: pendingKeys.count)
-    var revokedDigests = Set<KeyDigest>()
-    for (n, key) in pendingKeys.enumerated() {
-      let label = "apiKeys[\(n)] (\(key.id))"
-      guard Self.isValidIdentifier(key.id) else {
-        violations.add("invalid_key_id", "apiKeys[\(n)] id \(quoted(key.id))")
-        continue
-      }
-      guard let digest = KeyDigest(hex: key.sha256) else {
-        violations.add("invalid_key_sha256", "\(label) sha256 is not 64 hex digits")
-        continue
-      }
-      var flags: UInt8 = 0
-      switch key.kind {
-      case "secret": break
-      case "publishable": flags |= 1
-      default:
-        violations.add("invalid_key_kind", "\(label) kind \(quoted(key.kind))")
-        continue
-      }
-      switch key.mode {
-      case "live": break
-      case "test": flags |= 2
-      default:
-        violations.add("invalid_key_mode", "\(label) mode \(quoted(key.mode))")
-        continue
-      }
+    let pending = pendingKeys
+    pendingKeys = []
+    for key in pending {
       var shopID = key.shopID
-      let shopIndex = shopID.withUTF8 { id -> Int? in
-        let raw = UnsafeRawBufferPointer(id)
-        return shopIDIndex.find(hash: hashBytes(raw, seed: seed)) { shopIDs.equals($0, raw) }
+      let shopIndex = shopID.withUTF8 { raw -> Int? in
+        let b = UnsafeRawBufferPointer(raw)
+        return shopIDIndex.find(hash: hashBytes(b, seed: seed)) { shopIDs.equals($0, b) }
       }
       guard let shopIndex else {
-        violations.add("key_for_unknown_shop", "\(label) names shop \(quoted(key.shopID)), which does not exist")
+        violations.add("key_for_unknown_shop", "\(key.label) names shop \(quoted(key.shopID)), which does not exist")
         continue
       }
-      if revokedDigests.contains(digest)
-        || keyIndex.find(hash: digest.bucketHash, matches: { keyDigests[$0] == digest }) != nil
-      {
-        violations.add("duplicate_key_sha256", "\(label) repeats the sha256 of an earlier key")
-        continue
+      var id = key.id
+      id.withUTF8 { i in
+        insertKey(idBytes: UnsafeRawBufferPointer(i), label: { key.label }, shop: shopIndex, digest: key.digest, flags: key.flags, revoked: key.revoked)
       }
-      if key.revoked {
-        revokedDigests.insert(digest)
-        continue
-      }
-      let index = keyDigests.count
-      keyDigests.append(digest)
-      keyShops.append(Int32(shopIndex))
-      keyFlags.append(flags)
-      keyIDs.append(key.id)
-      _ = keyIndex.insert(hash: digest.bucketHash, index: index) { _ in false }
     }
     guard violations.isEmpty else { throw violations.error }
-    pendingKeys = []
     let (distinctOrigins, originShopStarts, originShops, originIndex) = buildOriginIndex()
-    shopIDs.shrinkToFit()
-    subdomains.shrinkToFit()
-    domains.shrinkToFit()
-    origins.shrinkToFit()
-    keyIDs.shrinkToFit()
     return TenantTable(
       version: version, shopIDs: shopIDs, subdomains: subdomains, shopFlags: shopFlags, originStarts: originStarts,
       origins: origins, rateLimitShops: rateLimitShops, distinctOrigins: distinctOrigins,
@@ -320,34 +402,49 @@ public struct TenantTableBuilder {
       keyShops: keyShops, keyFlags: keyFlags, keyIDs: keyIDs, keyIndex: keyIndex, seed: seed)
   }
 
-  /// Origin → active shops that allow it, for CORS preflights on API hosts.
+  /// Origin → active shops that allow it, for CORS preflights on API hosts. Linear in the number
+  /// of (shop, origin) pairs, on bytes: distinct origins are interned through a hash index, counted,
+  /// then each shop is placed in its origin's range.
   func buildOriginIndex() -> (ByteArena, [UInt32], [Int32], SlotIndex) {
-    // Group (origin, shop) pairs by origin; suspended shops never allow anything.
-    var groups: [String: [Int32]] = [:]
+    var arena = ByteArena()
+    var index = SlotIndex(expected: 64)
+    var counts: [UInt32] = []
+    // For each stored origin j (of an active shop), its distinct index; -1 for suspended shops.
+    var distinctOf = [Int32](repeating: -1, count: origins.count)
     for shop in 0..<shopIDs.count where shopFlags[shop] & TenantTable.flagSuspended == 0 {
       for j in Int(originStarts[shop])..<Int(originStarts[shop + 1]) {
-        groups[origins.string(j), default: []].append(Int32(shop))
+        let d: Int = origins.withElement(j) { bytes in
+          let h = hashBytes(bytes, seed: seed)
+          if let existing = index.find(hash: h, matches: { arena.equals($0, bytes) }) { return existing }
+          let new = arena.append(bytes)
+          counts.append(0)
+          _ = index.insert(
+            hash: h, index: new, matches: { _ in false },
+            rehash: { [arena, seed] i in arena.withElement(i) { hashBytes($0, seed: seed) } })
+          return new
+        }
+        counts[d] += 1
+        distinctOf[j] = Int32(d)
       }
     }
-    var arena = ByteArena()
-    var starts: [UInt32] = [0]
-    var shops: [Int32] = []
-    var index = SlotIndex(expected: groups.count)
-    for (origin, members) in groups.sorted(by: { $0.key < $1.key }) {
-      let i = arena.append(origin)
-      shops.append(contentsOf: members)
-      starts.append(UInt32(shops.count))
-      arena.withElement(i) { bytes in
-        _ = index.insert(hash: hashBytes(bytes, seed: seed), index: i) { _ in false }
+    var starts = [UInt32](repeating: 0, count: counts.count + 1)
+    for d in 0..<counts.count { starts[d + 1] = starts[d] + counts[d] }
+    var shops = [Int32](repeating: 0, count: Int(starts[counts.count]))
+    var fill = starts
+    for shop in 0..<shopIDs.count where shopFlags[shop] & TenantTable.flagSuspended == 0 {
+      for j in Int(originStarts[shop])..<Int(originStarts[shop + 1]) {
+        let d = Int(distinctOf[j])
+        shops[Int(fill[d])] = Int32(shop)
+        fill[d] += 1
       }
     }
     return (arena, starts, shops, index)
   }
 
   /// Ids (shop and key) end up in headers and tokens: printable ASCII without quotes or spaces.
-  static func isValidIdentifier(_ id: String) -> Bool {
-    guard !id.isEmpty, id.utf8.count <= 128 else { return false }
-    return id.utf8.allSatisfy { b in
+  static func isValidIdentifier(_ id: UnsafeRawBufferPointer) -> Bool {
+    guard !id.isEmpty, id.count <= 128 else { return false }
+    return id.allSatisfy { b in
       (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
         || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
         || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
@@ -355,8 +452,9 @@ public struct TenantTableBuilder {
   }
 
   /// One DNS label: 1–63 of `[a-z0-9-]`, not starting or ending with `-`.
-  public static func isValidLabel(_ label: String) -> Bool {
-    let bytes = Array(label.utf8)
+  public static func isValidLabel(_ label: String) -> Bool { isValidLabel(Array(label.utf8)) }
+
+  static func isValidLabel(_ bytes: [UInt8]) -> Bool {
     guard !bytes.isEmpty, bytes.count <= HostName.maxLabelLength, bytes.first != UInt8(ascii: "-"),
       bytes.last != UInt8(ascii: "-")
     else { return false }
@@ -366,6 +464,17 @@ public struct TenantTableBuilder {
     }
   }
 }
+
+@inline(__always)
+func bytesEqual(_ a: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+  let n = literal.utf8CodeUnitCount
+  guard a.count == n else { return false }
+  return literal.withUTF8Buffer { l in (0..<n).allSatisfy { a[$0] == l[$0] } }
+}
+
+func string(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
+func quoted(_ b: UnsafeRawBufferPointer) -> String { quoted(string(b)) }
+func quoted(_ b: [UInt8]) -> String { quoted(String(decoding: b, as: UTF8.self)) }
 
 /// A value in quotes for error messages, truncated so a hostile snapshot cannot flood the log.
 func quoted(_ s: String) -> String {

@@ -32,6 +32,8 @@ public protocol AdminBackend: Sendable {
   var snapshotStatus: SnapshotStatus { get }
   func reload() -> EventLoopFuture<ReloadOutcome>
   func counters() -> EventLoopFuture<CounterSnapshot>
+  /// Resolution debug for `GET /admin/lookup` (JSON); never reveals a key.
+  func lookup(host: String, keySHA256: String?) -> String
 }
 
 /// The admin listener (PRODUCT.md §8): plain HTTP/1.1, loopback by default, optional bearer token.
@@ -86,6 +88,7 @@ final class AdminHandler: ChannelInboundHandler {
   let backend: AdminBackend
   let token: [UInt8]?
   private var head: HTTPRequestHead?
+  private var keepAlive = true
 
   init(backend: AdminBackend, token: [UInt8]?) {
     self.backend = backend
@@ -99,6 +102,7 @@ final class AdminHandler: ChannelInboundHandler {
     case .end:
       guard let head else { return }
       self.head = nil
+      keepAlive = head.isKeepAlive
       handle(head, context: context)
     }
   }
@@ -137,6 +141,13 @@ final class AdminHandler: ChannelInboundHandler {
             ReloadOutcome(accepted: false, version: "", shops: 0, customDomains: 0, keys: 0, errors: ["\(error)"])))
         }
       }
+    case (.GET, "/admin/lookup"):
+      let query = AdminQuery(head.uri)
+      guard let host = query["host"], !host.isEmpty else {
+        respond(context, status: .badRequest, json: "{\"error\":{\"code\":\"invalid_request\",\"message\":\"host is required; key_sha256 is optional (never send a plaintext key)\"}}")
+        return
+      }
+      respond(context, status: .ok, json: backend.lookup(host: host, keySHA256: query["key_sha256"]))
     case (.GET, "/metrics"):
       let status = backend.snapshotStatus
       backend.counters().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
@@ -158,10 +169,27 @@ final class AdminHandler: ChannelInboundHandler {
     headers.add(name: "Content-Type", value: contentType)
     headers.add(name: "Content-Length", value: String(buffer.readableBytes))
     headers.add(name: "Cache-Control", value: "no-store")
+    if !keepAlive { headers.add(name: "Connection", value: "close") }
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
     context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+    if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
   }
+}
+
+/// Query parameters of an admin URI (percent-decoded).
+struct AdminQuery {
+  var values: [String: String] = [:]
+  init(_ uri: String) {
+    guard let q = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return }
+    for pair in q.split(separator: "&") {
+      let kv = pair.split(separator: "=", maxSplits: 1)
+      guard let k = kv.first else { continue }
+      let v = kv.count > 1 ? String(kv[1]) : ""
+      values[String(k)] = v.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? v
+    }
+  }
+  subscript(_ key: String) -> String? { values[key] }
 }
 
 /// JSON documents of the admin API.

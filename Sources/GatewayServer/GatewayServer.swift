@@ -20,7 +20,8 @@ import NIOTLS
 public final class GatewayServer: @unchecked Sendable {
   public let config: GatewayConfig
   public let store: SnapshotStore
-  let loader: SnapshotLoader?
+  /// Re-reads the snapshot source (file or URL) and publishes it when valid.
+  let reloadSource: @Sendable () -> Result<TenantTable, SnapshotError>
   let logger: Logger
   let group: MultiThreadedEventLoopGroup
   let certificates: CertificateSet
@@ -33,10 +34,13 @@ public final class GatewayServer: @unchecked Sendable {
 
   /// Creates the server; nothing listens until ``start()``.
   /// - Parameter eventLoops: event loop count; defaults to one per core.
-  public init(config: GatewayConfig, store: SnapshotStore, loader: SnapshotLoader?, logger: Logger, eventLoops: Int? = nil) throws {
+  public init(
+    config: GatewayConfig, store: SnapshotStore, logger: Logger, eventLoops: Int? = nil, group: MultiThreadedEventLoopGroup? = nil,
+    reloadSource: @escaping @Sendable () -> Result<TenantTable, SnapshotError>
+  ) throws {
     self.config = config
     self.store = store
-    self.loader = loader
+    self.reloadSource = reloadSource
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
@@ -57,10 +61,10 @@ public final class GatewayServer: @unchecked Sendable {
         allowHeaders: config.cors.allowHeaders, publishableKeyHeader: config.publishableKeyHeader,
         maxAgeSeconds: config.cors.maxAgeSeconds),
       sessionCookieName: config.sessions?.cookieName ?? "session")
-    let loops = eventLoops ?? System.coreCount
-    self.group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+    let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
+    self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: loops)
     var contexts: [ObjectIdentifier: LoopContext] = [:]
-    for loop in group.makeIterator() {
+    for loop in self.group.makeIterator() {
       let sweeper = DeadlineSweeper(eventLoop: loop)
       var pools: [String: UpstreamPool] = [:]
       for (name, cluster) in config.upstreams {
@@ -126,13 +130,10 @@ public final class GatewayServer: @unchecked Sendable {
   /// Re-reads the snapshot off the event loops; the old table keeps serving on failure.
   public func reload() -> EventLoopFuture<Result<TenantTable, SnapshotError>> {
     let loop = group.next()
-    guard let loader else {
-      return loop.makeSucceededFuture(.failure(.unreadable(path: "", reason: "no snapshot file configured")))
-    }
-    let store = self.store
     let logger = self.logger
+    let reloadSource = self.reloadSource
     return reloadPool.runIfActive(eventLoop: loop) {
-      let result = loader.reload(into: store)
+      let result = reloadSource()
       switch result {
       case .success(let t):
         logger.info("snapshot reloaded", metadata: ["version": "\(t.version)", "shops": "\(t.shopCount)", "keys": "\(t.keyCount)"])
@@ -141,6 +142,20 @@ public final class GatewayServer: @unchecked Sendable {
       }
       return result
     }
+  }
+
+  /// Event loops by default: the CPUs this process may run on (its affinity mask, like nginx's
+  /// `worker_processes auto`), so a gateway pinned to one core runs one loop.
+  public static var defaultEventLoops: Int {
+    // /proc/self/status: "Cpus_allowed:\tff,ffffffff" (hex mask, comma-separated words).
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+    {
+      let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+      let count = mask.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+      if count > 0 { return min(count, System.coreCount) }
+    }
+    return System.coreCount
   }
 
   /// Sums every loop's counters.
@@ -343,4 +358,9 @@ struct AdminBackendImpl: AdminBackend {
   }
 
   func counters() -> EventLoopFuture<CounterSnapshot> { server.counters() }
+
+  func lookup(host: String, keySHA256: String?) -> String {
+    let resolver = TenantResolver(settings: server.config.resolverSettings)
+    return resolver.explain(host: host, keyDigest: keySHA256.flatMap { KeyDigest(hex: $0) }, in: server.store.current).json
+  }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A strict, allocation-light JSON reader (RFC 8259) over a byte buffer, read front to back.
 ///
 /// The snapshot can be hundreds of megabytes: rather than building a tree of `Any` values (what
@@ -68,6 +70,34 @@ struct JSONReader {
     try expect(UInt8(ascii: "}"))
   }
 
+  /// Like ``readObject(_:)`` with the key as bytes (no `String` per key on the hot path).
+  mutating func readObjectKeyBytes(_ body: (inout JSONReader, UnsafeRawBufferPointer) throws(ParseError) -> Void) throws(ParseError) {
+    try expect(UInt8(ascii: "{"))
+    if try consume(UInt8(ascii: "}")) { return }
+    repeat {
+      guard try peek() == UInt8(ascii: "\"") else { throw error("expected an object key") }
+      let key = try readStringBytes()
+      try expect(UInt8(ascii: ":"))
+      switch key {
+      case .slice(let bytes): try body(&self, bytes)
+      case .owned(let array):
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: array.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyBytes(from: array)
+        try body(&self, UnsafeRawBufferPointer(copy))
+      }
+    } while try consume(UInt8(ascii: ","))
+    try expect(UInt8(ascii: "}"))
+  }
+
+  /// Byte-wise equality with a literal.
+  @inline(__always)
+  static func equals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+    let n = literal.utf8CodeUnitCount
+    guard bytes.count == n else { return false }
+    return literal.withUTF8Buffer { l in memcmp(bytes.baseAddress!, l.baseAddress!, n) == 0 }
+  }
+
   /// Iterates an array's elements: `body` is called with each index and must consume the element.
   mutating func readArray(_ body: (inout JSONReader, Int) throws(ParseError) -> Void) throws(ParseError) {
     try expect(UInt8(ascii: "["))
@@ -78,6 +108,45 @@ struct JSONReader {
       i += 1
     } while try consume(UInt8(ascii: ","))
     try expect(UInt8(ascii: "]"))
+  }
+
+  /// A string value: a slice of the input when it has no escapes (the common case: no copy, no
+  /// allocation), else the decoded bytes.
+  enum StringBytes {
+    case slice(UnsafeRawBufferPointer)
+    case owned([UInt8])
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+      switch self {
+      case .slice(let s): return try body(s)
+      case .owned(let a): return try a.withUnsafeBytes(body)
+      }
+    }
+
+    var string: String { withBytes { String(decoding: $0, as: UTF8.self) } }
+  }
+
+  /// Reads a string value without building a `String`. UTF-8 is validated.
+  mutating func readStringBytes() throws(ParseError) -> StringBytes {
+    try expect(UInt8(ascii: "\""))
+    let start = offset
+    var ascii = true
+    while offset < bytes.count {
+      let b = bytes[offset]
+      if b == UInt8(ascii: "\"") {
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
+        offset += 1
+        if !ascii && String(validating: slice, as: UTF8.self) == nil { throw error("invalid UTF-8 in string") }
+        return .slice(slice)
+      }
+      if b == UInt8(ascii: "\\") { break }
+      if b < 0x20 { throw error("control character in string") }
+      if b >= 0x80 { ascii = false }
+      offset += 1
+    }
+    // Escapes: decode through the String path (rare in snapshots).
+    offset = start - 1
+    return .owned(Array(try readString().utf8))
   }
 
   /// Reads a string value, decoding escapes and validating UTF-8.

@@ -40,13 +40,14 @@ public enum SnapshotParser {
   public static func parse(
     _ bytes: UnsafeRawBufferPointer, platform: PlatformHosts?, seed: UInt64 = UInt64.random(in: 1...UInt64.max)
   ) throws(SnapshotError) -> TenantTable {
+    var builder = TenantTableBuilder(platform: platform, seed: seed)
+    // A cheap size hint: a shop entry is ~250 bytes of JSON, a key ~200.
+    builder.reserve(shops: bytes.count / 1000, keys: bytes.count / 700)
     var reader = JSONReader(bytes)
     var version: String? = nil
     var sawShops = false
     var sawKeys = false
     var fieldErrors = FieldErrors()
-    var shops: [ShopInput] = []
-    var keys: [KeyInput] = []
     do {
       try reader.readObject { (r, key) throws(JSONReader.ParseError) in
         switch key {
@@ -60,12 +61,12 @@ public enum SnapshotParser {
         case "shops":
           sawShops = true
           try r.readArray { (r, i) throws(JSONReader.ParseError) in
-            if let shop = try readShop(&r, index: i, errors: &fieldErrors) { shops.append(shop) }
+            try readShop(&r, index: i, errors: &fieldErrors, into: &builder)
           }
         case "apiKeys":
           sawKeys = true
           try r.readArray { (r, i) throws(JSONReader.ParseError) in
-            if let k = try readKey(&r, index: i, errors: &fieldErrors) { keys.append(k) }
+            try readKey(&r, index: i, errors: &fieldErrors, into: &builder)
           }
         default:
           try r.skipValue()
@@ -78,13 +79,8 @@ public enum SnapshotParser {
     if version == nil { fieldErrors.add("version is missing") }
     if !sawShops { fieldErrors.add("shops is missing") }
     if !sawKeys { fieldErrors.add("apiKeys is missing") }
+    builder.version = version ?? ""
 
-    var builder = TenantTableBuilder(version: version ?? "", platform: platform, seed: seed)
-    builder.reserve(shops: shops.count, keys: keys.count)
-    for shop in shops { builder.addShop(shop) }
-    shops = []
-    for key in keys { builder.addKey(key) }
-    keys = []
     var table: TenantTable? = nil
     var semantic: [SnapshotValidationError.Violation] = []
     do { table = try builder.finish() } catch { semantic = error.violations }
@@ -109,43 +105,96 @@ public enum SnapshotParser {
       count += 1
       if log.count < SnapshotValidationError.examplesPerRule { log.append(message) }
     }
+    mutating func merge(_ other: FieldErrors) {
+      for m in other.log where log.count < SnapshotValidationError.examplesPerRule { log.append(m) }
+      count += other.count
+    }
     var error: SnapshotValidationError? {
       count == 0 ? nil : SnapshotValidationError(violations: [.init(rule: "invalid_field", examples: log, count: count)])
     }
   }
 
-  static func readShop(_ r: inout JSONReader, index: Int, errors: inout FieldErrors) throws(JSONReader.ParseError)
-    -> ShopInput?
+
+  /// One shop as parsed: field bytes (slices of the input buffer where possible) and the field
+  /// errors found. Parsing has no side effects, so a streaming parser can retry it after a refill.
+  struct ParsedShop {
+    var id: JSONReader.StringBytes
+    var subdomain: JSONReader.StringBytes
+    var status: JSONReader.StringBytes
+    var headless: Bool
+    var domains: [String]
+    var origins: [String]
+    var rateLimit: RateLimitOverride?
+
+    func add(to builder: inout TenantTableBuilder) {
+      id.withBytes { i in
+        subdomain.withBytes { s in
+          status.withBytes { st in
+            builder.addShop(
+              id: i, subdomain: s, customDomains: domains, headlessMode: headless, allowedOrigins: origins, status: st,
+              rateLimit: rateLimit)
+          }
+        }
+      }
+    }
+  }
+
+  static func readShop(_ r: inout JSONReader, index: Int, errors: inout FieldErrors, into builder: inout TenantTableBuilder)
+    throws(JSONReader.ParseError)
   {
+    var local = FieldErrors()
+    let shop = try parseShop(&r, index: index, errors: &local)
+    errors.merge(local)
+    shop?.add(to: &builder)
+  }
+
+  static func parseShop(_ r: inout JSONReader, index: Int, errors: inout FieldErrors) throws(JSONReader.ParseError) -> ParsedShop? {
     guard try r.peek() == UInt8(ascii: "{") else {
       errors.add("shops[\(index)] must be an object")
       try r.skipValue()
       return nil
     }
-    var shop = ShopInput(id: "", subdomain: "")
-    var seen = Set<String>()
+    var id: JSONReader.StringBytes? = nil
+    var subdomain: JSONReader.StringBytes? = nil
+    var status = JSONReader.StringBytes.owned(Array("active".utf8))
+    var headless = false
+    var domains: [String] = []
+    var origins: [String] = []
+    var rateLimit: RateLimitOverride? = nil
+    var seen: UInt16 = 0
     var ok = true
-    var hasID = false
-    var hasSubdomain = false
-    try r.readObject { (r, key) throws(JSONReader.ParseError) in
-      if !seen.insert(key).inserted {
-        errors.add("shops[\(index)] repeats field \(key)")
+    try r.readObjectKeyBytes { (r, name) throws(JSONReader.ParseError) in
+      let bit: UInt16
+      if JSONReader.equals(name, "id") { bit = 1 }
+      else if JSONReader.equals(name, "subdomain") { bit = 2 }
+      else if JSONReader.equals(name, "customDomains") { bit = 4 }
+      else if JSONReader.equals(name, "allowedOrigins") { bit = 8 }
+      else if JSONReader.equals(name, "headlessMode") { bit = 16 }
+      else if JSONReader.equals(name, "status") { bit = 32 }
+      else if JSONReader.equals(name, "rateLimit") { bit = 64 }
+      else {
+        try r.skipValue()
+        return
+      }
+      if seen & bit != 0 {
+        errors.add("shops[\(index)] repeats field \(String(decoding: name, as: UTF8.self))")
         ok = false
       }
-      switch key {
-      case "id":
-        if let v = try string(&r, "shops[\(index)].id", &errors) { shop.id = v; hasID = true } else { ok = false }
-      case "subdomain":
-        if let v = try string(&r, "shops[\(index)].subdomain", &errors) { shop.subdomain = v; hasSubdomain = true } else { ok = false }
-      case "customDomains":
-        if let v = try stringArray(&r, "shops[\(index)].customDomains", &errors) { shop.customDomains = v } else { ok = false }
-      case "allowedOrigins":
-        if let v = try stringArray(&r, "shops[\(index)].allowedOrigins", &errors) { shop.allowedOrigins = v } else { ok = false }
-      case "headlessMode":
-        if let v = try bool(&r, "shops[\(index)].headlessMode", &errors) { shop.headlessMode = v } else { ok = false }
-      case "status":
-        if let v = try string(&r, "shops[\(index)].status", &errors) { shop.status = v } else { ok = false }
-      case "rateLimit":
+      seen |= bit
+      switch bit {
+      case 1:
+        if let v = try stringBytes(&r, "shops[\(index)].id", &errors) { id = v } else { ok = false }
+      case 2:
+        if let v = try stringBytes(&r, "shops[\(index)].subdomain", &errors) { subdomain = v } else { ok = false }
+      case 4:
+        if let v = try stringArray(&r, "shops[\(index)].customDomains", &errors) { domains = v } else { ok = false }
+      case 8:
+        if let v = try stringArray(&r, "shops[\(index)].allowedOrigins", &errors) { origins = v } else { ok = false }
+      case 16:
+        if let v = try bool(&r, "shops[\(index)].headlessMode", &errors) { headless = v } else { ok = false }
+      case 32:
+        if let v = try stringBytes(&r, "shops[\(index)].status", &errors) { status = v } else { ok = false }
+      default:  // rateLimit
         if try r.readNull() { break }
         var rps: Double? = nil
         var burst: Double? = nil
@@ -165,7 +214,7 @@ public enum SnapshotParser {
         if let rps, rps >= 0, rps <= 1e9, rps == rps.rounded() {
           let b = burst ?? rps
           if b >= 0, b <= 1e9, b == b.rounded() {
-            shop.rateLimit = RateLimitOverride(rps: UInt32(rps), burst: UInt32(b))
+            rateLimit = RateLimitOverride(rps: UInt32(rps), burst: UInt32(b))
           } else {
             errors.add("shops[\(index)].rateLimit.burst must be a non-negative integer")
             ok = false
@@ -174,97 +223,159 @@ public enum SnapshotParser {
           errors.add("shops[\(index)].rateLimit.rps must be a non-negative integer")
           ok = false
         }
-      default:
-        try r.skipValue()
       }
     }
-    if !hasID {
+    if id == nil {
       errors.add("shops[\(index)].id is missing")
       ok = false
     }
-    if !hasSubdomain {
+    if subdomain == nil {
       errors.add("shops[\(index)].subdomain is missing")
       ok = false
     }
-    return ok ? shop : nil
+    guard ok, let id, let subdomain else { return nil }
+    return ParsedShop(id: id, subdomain: subdomain, status: status, headless: headless, domains: domains, origins: origins, rateLimit: rateLimit)
   }
 
-  static func readKey(_ r: inout JSONReader, index: Int, errors: inout FieldErrors) throws(JSONReader.ParseError)
-    -> KeyInput?
+  /// The five string fields of a key, by slot (id, shopId, sha256, kind, mode), without an array.
+  struct KeyFields {
+    var id, shop, sha, kind, mode: JSONReader.StringBytes?
+    subscript(slot: Int) -> JSONReader.StringBytes? {
+      get { [id, shop, sha, kind, mode][slot] }
+      set {
+        switch slot {
+        case 0: id = newValue
+        case 1: shop = newValue
+        case 2: sha = newValue
+        case 3: kind = newValue
+        default: mode = newValue
+        }
+      }
+    }
+  }
+
+  /// One key as parsed (see ``ParsedShop``).
+  struct ParsedKey {
+    var id, shop, sha, kind, mode: JSONReader.StringBytes
+    var revoked: Bool
+
+    func add(to builder: inout TenantTableBuilder) {
+      id.withBytes { i in
+        shop.withBytes { s in
+          sha.withBytes { h in
+            kind.withBytes { k in
+              mode.withBytes { m in
+                builder.addKey(id: i, shopID: s, sha256: h, kind: k, mode: m, revoked: revoked)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  static func readKey(_ r: inout JSONReader, index: Int, errors: inout FieldErrors, into builder: inout TenantTableBuilder)
+    throws(JSONReader.ParseError)
   {
+    var local = FieldErrors()
+    let key = try parseKey(&r, index: index, errors: &local)
+    errors.merge(local)
+    key?.add(to: &builder)
+  }
+
+  static func parseKey(_ r: inout JSONReader, index: Int, errors: inout FieldErrors) throws(JSONReader.ParseError) -> ParsedKey? {
     guard try r.peek() == UInt8(ascii: "{") else {
       errors.add("apiKeys[\(index)] must be an object")
       try r.skipValue()
       return nil
     }
-    var key = KeyInput(id: "", shopID: "", sha256: "", kind: "", mode: "", revoked: false)
-    var seen = Set<String>()
+    var fields = KeyFields()
+    var revoked = false
+    var seen: UInt8 = 0
     var ok = true
-    try r.readObject { (r, field) throws(JSONReader.ParseError) in
-      if !seen.insert(field).inserted {
-        errors.add("apiKeys[\(index)] repeats field \(field)")
+    try r.readObjectKeyBytes { (r, name) throws(JSONReader.ParseError) in
+      let slot: Int
+      if JSONReader.equals(name, "id") { slot = 0 }
+      else if JSONReader.equals(name, "shopId") { slot = 1 }
+      else if JSONReader.equals(name, "sha256") { slot = 2 }
+      else if JSONReader.equals(name, "kind") { slot = 3 }
+      else if JSONReader.equals(name, "mode") { slot = 4 }
+      else if JSONReader.equals(name, "revoked") { slot = 5 }
+      else {
+        try r.skipValue()
+        return
+      }
+      if seen & (1 << slot) != 0 {
+        errors.add("apiKeys[\(index)] repeats field \(String(decoding: name, as: UTF8.self))")
         ok = false
       }
-      let path = "apiKeys[\(index)].\(field)"
-      switch field {
-      case "id": if let v = try string(&r, path, &errors) { key.id = v } else { ok = false }
-      case "shopId": if let v = try string(&r, path, &errors) { key.shopID = v } else { ok = false }
-      case "sha256": if let v = try string(&r, path, &errors) { key.sha256 = v } else { ok = false }
-      case "kind": if let v = try string(&r, path, &errors) { key.kind = v } else { ok = false }
-      case "mode": if let v = try string(&r, path, &errors) { key.mode = v } else { ok = false }
-      case "revoked": if let v = try bool(&r, path, &errors) { key.revoked = v } else { ok = false }
-      default: try r.skipValue()
+      seen |= 1 << slot
+      if slot == 5 {
+        if let v = try bool(&r, "apiKeys[\(index)].revoked", &errors) { revoked = v } else { ok = false }
+      } else if let v = try stringBytes(&r, "apiKeys[\(index)].\(String(decoding: name, as: UTF8.self))", &errors) {
+        fields[slot] = v
+      } else {
+        ok = false
       }
     }
-    for (field, value) in [("id", key.id), ("shopId", key.shopID), ("sha256", key.sha256), ("kind", key.kind), ("mode", key.mode)]
-    where value.isEmpty && !seen.contains(field) {
-      errors.add("apiKeys[\(index)].\(field) is missing")
+    for (slot, name) in ["id", "shopId", "sha256", "kind", "mode"].enumerated() where fields[slot] == nil && seen & (1 << slot) == 0 {
+      errors.add("apiKeys[\(index)].\(name) is missing")
       ok = false
     }
-    return ok ? key : nil
+    guard ok, let id = fields.id, let shop = fields.shop, let sha = fields.sha, let kind = fields.kind, let mode = fields.mode else { return nil }
+    return ParsedKey(id: id, shop: shop, sha: sha, kind: kind, mode: mode, revoked: revoked)
   }
 
-  static func string(_ r: inout JSONReader, _ path: String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
-    -> String?
+  static func stringBytes(_ r: inout JSONReader, _ path: @autoclosure () -> String, _ errors: inout FieldErrors)
+    throws(JSONReader.ParseError) -> JSONReader.StringBytes?
   {
-    if try r.peek() == UInt8(ascii: "\"") { return try r.readString() }
-    errors.add("\(path) must be a string")
+    if try r.peek() == UInt8(ascii: "\"") { return try r.readStringBytes() }
+    errors.add("\(path()) must be a string")
     try r.skipValue()
     return nil
   }
 
-  static func bool(_ r: inout JSONReader, _ path: String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
+  static func string(_ r: inout JSONReader, _ path: @autoclosure () -> String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
+    -> String?
+  {
+    if try r.peek() == UInt8(ascii: "\"") { return try r.readString() }
+    errors.add("\(path()) must be a string")
+    try r.skipValue()
+    return nil
+  }
+
+  static func bool(_ r: inout JSONReader, _ path: @autoclosure () -> String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
     -> Bool?
   {
     let c = try r.peek()
     if c == UInt8(ascii: "t") || c == UInt8(ascii: "f") { return try r.readBool() }
-    errors.add("\(path) must be true or false")
+    errors.add("\(path()) must be true or false")
     try r.skipValue()
     return nil
   }
 
-  static func number(_ r: inout JSONReader, _ path: String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
+  static func number(_ r: inout JSONReader, _ path: @autoclosure () -> String, _ errors: inout FieldErrors) throws(JSONReader.ParseError)
     -> Double?
   {
     let c = try r.peek()
     if c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) { return try r.readNumber() }
-    errors.add("\(path) must be a number")
+    errors.add("\(path()) must be a number")
     try r.skipValue()
     return nil
   }
 
-  static func stringArray(_ r: inout JSONReader, _ path: String, _ errors: inout FieldErrors)
+  static func stringArray(_ r: inout JSONReader, _ path: @autoclosure () -> String, _ errors: inout FieldErrors)
     throws(JSONReader.ParseError) -> [String]?
   {
     guard try r.peek() == UInt8(ascii: "[") else {
-      errors.add("\(path) must be an array of strings")
+      errors.add("\(path()) must be an array of strings")
       try r.skipValue()
       return nil
     }
     var out: [String] = []
     var ok = true
     try r.readArray { (r, i) throws(JSONReader.ParseError) in
-      if let s = try string(&r, "\(path)[\(i)]", &errors) { out.append(s) } else { ok = false }
+      if let s = try string(&r, "\(path())[\(i)]", &errors) { out.append(s) } else { ok = false }
     }
     return ok ? out : nil
   }

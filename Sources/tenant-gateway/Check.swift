@@ -32,7 +32,7 @@ struct Check: ParsableCommand {
       if let path = config.snapshot.path {
         let loader = SnapshotLoader(path: path, stateDirectory: config.snapshot.stateDir, platform: config.platformHosts)
         do {
-          let (table, _) = try loader.loadFile(path)
+          let table = try loader.loadFile(path)
           print("snapshot \(path): version \(table.version), \(table.shopCount) shops, \(table.customDomainCount) custom domains, \(table.keyCount) live keys")
         } catch {
           problems.append(contentsOf: error.messages.map { "snapshot \(path): \($0)" })

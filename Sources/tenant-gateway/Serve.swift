@@ -28,17 +28,51 @@ struct Serve: ParsableCommand {
     }
     try prepareDevelopmentCertificate(config, logger: logger)
 
-    guard let path = config.snapshot.path else {
-      printError("snapshot.url is not supported by this build yet; set snapshot.path")
-      throw ExitCode(1)
-    }
     let store = SnapshotStore()
-    let loader = SnapshotLoader(path: path, stateDirectory: config.snapshot.stateDir, platform: config.platformHosts)
-    do {
-      try loader.loadAtStart(into: store)
-    } catch {
-      printError("cannot load a snapshot (\(path), nor a last-known-good copy): \(error)")
-      throw ExitCode(1)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? GatewayServer.defaultEventLoops)
+    let loader = SnapshotLoader(
+      path: config.snapshot.path ?? "", stateDirectory: config.snapshot.stateDir, platform: config.platformHosts)
+    let reloadSource: @Sendable () -> Result<TenantTable, SnapshotError>
+    var watcher: SnapshotFileWatcher? = nil
+    let trigger = ReloadTrigger()
+    var urlSource: SnapshotURLSource? = nil
+
+    if let url = config.snapshot.url {
+      // A control plane: fetch now; when it is down at start, serve the last-known-good copy.
+      let source = SnapshotURLSource(
+        url: url, interval: config.snapshot.pollIntervalSeconds, loader: loader, store: store, group: group, logger: logger)
+      if case .failure(let error) = source.fetchNow() {
+        guard FileManager.default.fileExists(atPath: loader.lastKnownGoodPath),
+          let table = try? loader.loadFile(loader.lastKnownGoodPath)
+        else {
+          printError("cannot fetch the snapshot from \(url), and there is no last-known-good copy: \(error)")
+          throw ExitCode(1)
+        }
+        store.publish(table, source: "last-known-good:\(loader.lastKnownGoodPath)")
+        store.recordFailure(error.messages)
+      }
+      urlSource = source
+      reloadSource = {
+        switch source.fetchNow() {
+        case .success(let t): return .success(t ?? store.current)
+        case .failure(let e): return .failure(e)
+        }
+      }
+    } else {
+      do {
+        try loader.loadAtStart(into: store)
+      } catch {
+        printError("cannot load a snapshot (\(loader.path), nor a last-known-good copy): \(error)")
+        throw ExitCode(1)
+      }
+      // Reload on change (a cheap stat poll), on SIGHUP and on POST /admin/reload.
+      let w = SnapshotFileWatcher(path: loader.path, interval: config.snapshot.pollIntervalSeconds) { trigger.fire() }
+      w.noteLoaded()
+      watcher = w
+      reloadSource = { [w] in
+        defer { w.noteLoaded() }
+        return loader.reload(into: store)
+      }
     }
     let status = store.status
     if let e = status.lastError {
@@ -46,8 +80,11 @@ struct Serve: ParsableCommand {
     }
     logger.info("snapshot loaded", metadata: ["version": "\(status.version)", "shops": "\(status.shops)", "keys": "\(status.keys)", "source": "\(status.source)"])
 
-    let server = try GatewayServer(config: config, store: store, loader: loader, logger: logger, eventLoops: eventLoops)
+    let server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
     try server.start()
+    trigger.set { _ = server.reload() }
+    watcher?.start()
+    urlSource?.start()
 
     signal(SIGHUP, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
@@ -68,7 +105,7 @@ struct Serve: ParsableCommand {
       stopSources.append(source)
     }
     try server.wait()
-    withExtendedLifetime((hup, stopSources)) {}
+    withExtendedLifetime((hup, stopSources, watcher, urlSource)) {}
   }
 }
 
@@ -87,4 +124,12 @@ func prepareDevelopmentCertificate(_ config: GatewayConfig, logger: Logger) thro
 
 func printError(_ message: String) {
   FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Lets the file watcher call the server, which is created after it.
+final class ReloadTrigger: @unchecked Sendable {
+  private let lock = NSLock()
+  private var action: (() -> Void)?
+  func set(_ action: @escaping () -> Void) { lock.withLock { self.action = action } }
+  func fire() { lock.withLock { action }?() }
 }

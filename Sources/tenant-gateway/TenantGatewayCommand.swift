@@ -6,7 +6,7 @@ struct TenantGatewayCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tenant-gateway",
     abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",
-    subcommands: [Serve.self, Check.self, DemoUpstream.self, Keys.self])
+    subcommands: [Serve.self, Check.self, Lookup.self, Domains.self, SnapshotCommand.self, Keys.self, DemoUpstream.self])
 }
 
 /// Options shared by commands that read `gateway.conf`.

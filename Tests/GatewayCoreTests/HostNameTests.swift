@@ -89,3 +89,24 @@ struct OriginTests {
     #expect(Origin.normalize("http://acme.com") != Origin.normalize("https://acme.com"))
   }
 }
+
+@Suite("Origin fast path agrees with the full normalisation")
+struct OriginFastPathTests {
+  @Test(
+    "isAlreadyNormal(x) implies normalize(x) == x",
+    arguments: [
+      "https://acme.com", "http://acme.com", "https://acme.com:8443", "http://localhost:3000", "https://acme.com:443",
+      "http://acme.com:80", "https://ACME.com", "https://acme.com.", "https://-acme.com", "https://acme-.com",
+      "https://a..b", "https://acme.com:0443", "https://acme.com:", "https://acme.com:99999", "https://acme.com/",
+      "https://xn--bcher-kva.example", "https://1.2.3.4", "https://a_b.com", "https://" + String(repeating: "a", count: 64) + ".com",
+    ])
+  func agrees(_ input: String) {
+    let fast = Origin.isAlreadyNormal(input)
+    var slow = input
+    // The slow path alone: bypass the fast path by normalising a copy with an upper-case scheme.
+    slow = "HTTP" + slow.dropFirst(4)
+    let full = Origin.normalize(slow)
+    if fast { #expect(full == input, "\(input)") }
+    if full == input { #expect(fast, "fast path missed a normal origin: \(input)") }
+  }
+}

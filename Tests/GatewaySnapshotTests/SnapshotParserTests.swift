@@ -181,3 +181,69 @@ struct SnapshotStoreTests {
     #expect(restarted.status.lastError?.isEmpty == false)
   }
 }
+
+@Suite("Streaming snapshot parser")
+struct SnapshotStreamParserTests {
+  static func write(_ json: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tgw-stream-\(UUID().uuidString).json").path
+    try json.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  static let document: String = {
+    var shops: [String] = []
+    var keys: [String] = []
+    for i in 0..<300 {
+      let id = "00000000-0000-4000-8000-\(String(format: "%012d", i))"
+      shops.append(shop(id, subdomain: "shop\(i)", domains: ["shop\(i).merchant.test"], origins: ["https://shop\(i).merchant.test"],
+                        extra: ",\"note\":\"caf\\u00e9 \\\"\(i)\\\" \\\\\",\"nested\":{\"a\":[1,2.5e3,true,null]}"))
+      keys.append(key("key_\(i)", shop: id, sha: KeyDigest.of(key: "sk_\(i)").hex, kind: i % 2 == 0 ? "secret" : "publishable"))
+    }
+    // Keys first for half the document: some keys name shops that come later.
+    return "{\"apiKeys\":[\(keys.joined(separator: ",\n"))],\n\"version\":\"stream\\u002d1\",\"shops\":[\(shops.joined(separator: ",\n  "))]}\n\n"
+  }()
+
+  @Test("Tiny windows give the same table as parsing in memory", arguments: [16, 17, 61, 256, 4096, 1 << 22])
+  func sameTable(_ window: Int) throws {
+    let path = try Self.write(Self.document)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let streamed = try SnapshotStreamParser.parse(path: path, platform: platform, seed: 9, windowSize: window)
+    let inMemory = try SnapshotParser.parse(Array(Self.document.utf8), platform: platform)
+    #expect(streamed.version == "stream-1")
+    #expect(streamed.shopCount == inMemory.shopCount)
+    #expect(streamed.keyCount == inMemory.keyCount)
+    #expect(streamed.customDomainCount == 300)
+    let key = try #require(streamed.key(digest: KeyDigest.of(key: "sk_299")))
+    #expect(streamed.shopID(streamed.shop(of: key)) == "00000000-0000-4000-8000-000000000299")
+  }
+
+  @Test("Errors carry the file offset; truncated documents are malformed, not accepted", arguments: [16, 4096])
+  func errors(_ window: Int) throws {
+    for bad in [String(Self.document.prefix(5000)), Self.document + "x", Self.document.replacingOccurrences(of: "\"shop77\"", with: "\"shop77\" x")] {
+      let path = try Self.write(bad)
+      defer { try? FileManager.default.removeItem(atPath: path) }
+      do {
+        _ = try SnapshotStreamParser.parse(path: path, platform: platform, windowSize: window)
+        Issue.record("accepted a malformed document")
+      } catch {
+        guard case .malformedJSON(let m) = error else {
+          Issue.record("\(error)")
+          continue
+        }
+        #expect(m.contains("byte"))
+      }
+    }
+  }
+
+  @Test("Validation rules still apply when streaming")
+  func rules() throws {
+    let path = try Self.write(GatewaySnapshotTests.document(shops: [shop(), shop(shopB)], keys: [key(shop: "nope")]))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let result = Result { () throws(SnapshotError) in try SnapshotStreamParser.parse(path: path, platform: platform, windowSize: 32) }
+    guard case .failure(.invalid(let v)) = result else {
+      Issue.record("\(result)")
+      return
+    }
+    #expect(Set(v.rules) == ["duplicate_subdomain", "key_for_unknown_shop"])
+  }
+}

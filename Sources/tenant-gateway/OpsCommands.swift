@@ -1,0 +1,210 @@
+import ArgumentParser
+import Foundation
+import GatewayConfig
+import GatewayCore
+import GatewaySnapshot
+
+/// Loads `gateway.conf` for an ops command, or exits with the errors.
+func loadConfig(_ options: ConfigOptions) throws -> GatewayConfig {
+  let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
+  guard let config = outcome.config else {
+    for e in outcome.errors { printError("\(options.config): \(e)") }
+    throw ExitCode(1)
+  }
+  return config
+}
+
+/// `lookup HOST [--key-from-stdin]`: which shop a host (and key) resolve to, and why.
+struct Lookup: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Explain how a host (and a key read from stdin) resolve against the configured snapshot.")
+
+  @OptionGroup var options: ConfigOptions
+  @Argument(help: "The host, as a client would send it.") var host: String
+  @Flag(help: "Read an API key from stdin (it is hashed, never printed).") var keyFromStdin = false
+  @Flag(help: "Print JSON.") var json = false
+
+  func run() throws {
+    try Self.explain(options: options, host: host, keyFromStdin: keyFromStdin, json: json)
+  }
+
+  static func explain(options: ConfigOptions, host: String, keyFromStdin: Bool, json: Bool) throws {
+    let config = try loadConfig(options)
+    guard let path = config.snapshot.path else { throw ValidationError("snapshot.path is not set") }
+    let table = try SnapshotStreamParser.parse(path: path, platform: config.platformHosts)
+    var digest: KeyDigest? = nil
+    if keyFromStdin {
+      var key = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+      while key.hasSuffix("\n") || key.hasSuffix("\r") { key.removeLast() }
+      digest = KeyDigest.of(key: key)
+    }
+    let e = TenantResolver(settings: config.resolverSettings).explain(host: host, keyDigest: digest, in: table)
+    if json {
+      print(e.json)
+      return
+    }
+    print("host:   \(e.host) (\(e.hostClass))")
+    print("rule:   \(e.rule)")
+    if let id = e.shopID {
+      print("shop:   \(id) subdomain=\(e.shopSubdomain ?? "") status=\(e.shopStatus ?? "") headlessMode=\(e.headlessMode ?? false)")
+    }
+    if let k = e.keyID { print("key:    \(k) kind=\(e.keyKind ?? "") mode=\(e.keyMode ?? "")") }
+    print("result: \(e.problem ?? "resolves")")
+    if e.problem != nil { throw ExitCode(1) }
+  }
+}
+
+/// `domains add|remove|list|lookup`: custom domain edits to the snapshot file.
+struct Domains: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Edit a shop's custom domains in the snapshot file (validated whole, written atomically, then reloaded).",
+    subcommands: [Add.self, Remove.self, List.self, LookupDomain.self])
+
+  struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Map HOST to SHOP (shop id or subdomain).")
+    @OptionGroup var options: ConfigOptions
+    @Argument var host: String
+    @Argument var shop: String
+    func run() throws {
+      try SnapshotEdit.run(options) { doc, config in
+        guard let normal = HostName.normalize(host) else { throw ValidationError("\(host) is not a host name") }
+        guard let i = doc.shopIndex(shop) else { throw ValidationError("no shop with id or subdomain \(shop)") }
+        if let owner = doc.domainOwners[normal] { throw ValidationError("\(normal) is already mapped to shop \(owner)") }
+        var shops = doc.shops
+        var domains = shops[i]["customDomains"] as? [String] ?? []
+        domains.append(normal)
+        shops[i]["customDomains"] = domains
+        doc.shops = shops
+        return "mapped \(normal) to shop \(shops[i]["id"] as? String ?? shop)"
+      }
+    }
+  }
+
+  struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Unmap HOST.")
+    @OptionGroup var options: ConfigOptions
+    @Argument var host: String
+    func run() throws {
+      try SnapshotEdit.run(options) { doc, _ in
+        guard let normal = HostName.normalize(host) else { throw ValidationError("\(host) is not a host name") }
+        var shops = doc.shops
+        for i in shops.indices {
+          let domains = shops[i]["customDomains"] as? [String] ?? []
+          let kept = domains.filter { (HostName.normalize($0) ?? $0) != normal }
+          if kept.count != domains.count {
+            shops[i]["customDomains"] = kept
+            doc.shops = shops
+            return "removed \(normal) from shop \(shops[i]["id"] as? String ?? "?")"
+          }
+        }
+        throw ValidationError("\(normal) is not mapped")
+      }
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List a shop's subdomain and custom domains.")
+    @OptionGroup var options: ConfigOptions
+    @Argument var shop: String
+    func run() throws {
+      let config = try loadConfig(options)
+      let doc = try SnapshotDocument.read(config.snapshot.path ?? "")
+      guard let i = doc.shopIndex(shop) else { throw ValidationError("no shop with id or subdomain \(shop)") }
+      let s = doc.shops[i]
+      if let sub = s["subdomain"] as? String { print("\(sub).\(config.platform.domain)\tsubdomain") }
+      for d in s["customDomains"] as? [String] ?? [] { print("\(d)\tcustom domain") }
+    }
+  }
+
+  struct LookupDomain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lookup", abstract: "Which shop a host belongs to.")
+    @OptionGroup var options: ConfigOptions
+    @Argument var host: String
+    func run() throws {
+      try Lookup.explain(options: options, host: host, keyFromStdin: false, json: false)
+    }
+  }
+}
+
+/// A locked, validated, atomic edit of the snapshot file followed by a reload.
+enum SnapshotEdit {
+  static func run(_ options: ConfigOptions, _ edit: (inout SnapshotDocument, GatewayConfig) throws -> String) throws {
+    let config = try loadConfig(options)
+    guard let path = config.snapshot.path else { throw ValidationError("snapshot.path is not set (edits need a file source)") }
+    // Serialise concurrent edits: an exclusive lock on a sibling file, held across read-modify-write.
+    let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard lockFD >= 0 else { throw ValidationError("cannot open \(path).lock") }
+    defer { close(lockFD) }
+    guard flock(lockFD, LOCK_EX) == 0 else { throw ValidationError("cannot lock \(path).lock") }
+    defer { flock(lockFD, LOCK_UN) }
+
+    var doc = try SnapshotDocument.read(path)
+    let message = try edit(&doc, config)
+    let stamp = ISO8601DateFormatter().string(from: Date())
+    doc.root["version"] = "\(doc.version.split(separator: "+").first.map(String.init) ?? doc.version)+edit-\(stamp)"
+    let data = try doc.data()
+    // Validate the whole result exactly as the gateway would, before it replaces the file.
+    do {
+      _ = try SnapshotParser.parse(Array(data), platform: config.platformHosts)
+    } catch {
+      printError("the edited snapshot would be rejected:\n\(error)")
+      throw ExitCode(1)
+    }
+    try AtomicFile.write(Array(data), to: path)
+    print(message)
+    print(AdminClient.reload(config))
+  }
+}
+
+/// Asks a running gateway to reload, through its admin listener (plain HTTP on loopback).
+enum AdminClient {
+  static func reload(_ config: GatewayConfig) -> String {
+    var token = ""
+    if let file = config.admin.tokenFile, let data = FileManager.default.contents(atPath: file) {
+      token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    let addr = config.admin.address
+    var request = "POST /admin/reload HTTP/1.1\r\nHost: \(addr)\r\nContent-Length: 0\r\nConnection: close\r\n"
+    if !token.isEmpty { request += "Authorization: Bearer \(token)\r\n" }
+    request += "\r\n"
+    guard let response = send(request, host: addr.host, port: addr.port) else {
+      return "reload: the gateway's admin listener (\(addr)) did not answer; a running gateway picks the file up on its next poll"
+    }
+    let status = response.split(separator: " ").dropFirst().first.map(String.init) ?? "?"
+    let body = response.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+    return "reload: HTTP \(status) \(body)"
+  }
+
+  static func send(_ request: String, host: String, port: Int) -> String? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &addr.sin_addr) == 1 else { return nil }
+    var tv = timeval(tv_sec: 30, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let ok = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { return nil }
+    _ = request.withCString { Foundation.send(fd, $0, strlen($0), 0) }
+    // Read the head, then exactly Content-Length bytes (the listener keeps connections alive).
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let n = recv(fd, &buf, buf.count, 0)
+      if n <= 0 { break }
+      out.append(contentsOf: buf[0..<n])
+      let text = String(decoding: out, as: UTF8.self)
+      if let headEnd = text.range(of: "\r\n\r\n") {
+        let head = text[..<headEnd.lowerBound].lowercased()
+        let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+          .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
+        if text.utf8.count - text.utf8.distance(from: text.startIndex, to: headEnd.upperBound) >= length { break }
+      }
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+}
