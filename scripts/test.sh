@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 for tool in curl openssl h2load python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-python3 -c 'import h2, jwt' 2>/dev/null || missing+=("python3 modules h2 and PyJWT")
+python3 -c "import h2, jwt, websockets" 2>/dev/null || missing+=("python3 modules h2, PyJWT and websockets")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]} — run scripts/install-deps.sh (Debian) first" >&2
   exit 2

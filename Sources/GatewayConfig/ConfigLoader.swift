@@ -275,7 +275,9 @@ struct ConfigDecoder {
           let c = ConfigCursor(node: node, path: path, diagnostics: diag)
           var cluster = UpstreamCluster(name: name, endpoints: [])
           for (i, url) in (c.strings("endpoints") ?? []).enumerated() {
-            if let e = UpstreamEndpoint(url: url) { cluster.endpoints.append(e) } else {
+            if let e = UpstreamEndpoint(url: url), e.tls, e.host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+              diag.errors.append(ConfigError(path: "\(path).endpoints[\(i)]", reason: "an https endpoint needs a DNS name: its certificate's name is verified"))
+            } else if let e = UpstreamEndpoint(url: url) { cluster.endpoints.append(e) } else {
               diag.errors.append(ConfigError(path: "\(path).endpoints[\(i)]", reason: "\"\(url)\" is not an http:// or https:// URL"))
             }
           }

@@ -34,6 +34,10 @@ public protocol AdminBackend: Sendable {
   func counters() -> EventLoopFuture<CounterSnapshot>
   /// Resolution debug for `GET /admin/lookup` (JSON); never reveals a key.
   func lookup(host: String, keySHA256: String?) -> String
+  /// Clusters, endpoints, health and connections for `GET /admin/upstreams` (JSON).
+  func upstreams() -> EventLoopFuture<String>
+  /// (cluster, endpoint URL, healthy, ejections) for the metrics.
+  var endpointHealth: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] { get }
 }
 
 /// The admin listener (PRODUCT.md §8): plain HTTP/1.1, loopback by default, optional bearer token.
@@ -148,11 +152,17 @@ final class AdminHandler: ChannelInboundHandler {
         return
       }
       respond(context, status: .ok, json: backend.lookup(host: host, keySHA256: query["key_sha256"]))
+    case (.GET, "/admin/upstreams"):
+      backend.upstreams().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+        self.respond(context, status: .ok, json: (try? result.get()) ?? "{}")
+      }
     case (.GET, "/metrics"):
       let status = backend.snapshotStatus
       backend.counters().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
         let counters = (try? result.get()) ?? CounterSnapshot()
-        self.respond(context, status: .ok, contentType: "text/plain; version=0.0.4", body: PrometheusText.render(counters, snapshot: status))
+        self.respond(
+          context, status: .ok, contentType: "text/plain; version=0.0.4",
+          body: PrometheusText.render(counters, snapshot: status, endpoints: self.backend.endpointHealth))
       }
     default:
       respond(context, status: .notFound, json: "{\"error\":{\"code\":\"not_found\",\"message\":\"no such admin endpoint\"}}")
@@ -232,7 +242,10 @@ public enum AdminJSON {
 
 /// Prometheus text exposition (version 0.0.4) of the counters.
 public enum PrometheusText {
-  public static func render(_ c: CounterSnapshot, snapshot s: SnapshotStatus) -> String {
+  public static func render(
+    _ c: CounterSnapshot, snapshot s: SnapshotStatus,
+    endpoints: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] = []
+  ) -> String {
     var out = ""
     out += "# HELP tenant_gateway_requests_total Responses sent to clients, by status class.\n"
     out += "# TYPE tenant_gateway_requests_total counter\n"
@@ -275,6 +288,16 @@ public enum PrometheusText {
     out += "# TYPE tenant_gateway_snapshot_reloads_total counter\n"
     out += "tenant_gateway_snapshot_reloads_total{result=\"accepted\"} \(s.accepted)\n"
     out += "tenant_gateway_snapshot_reloads_total{result=\"rejected\"} \(s.rejected)\n"
+    out += "# HELP tenant_gateway_upstream_endpoint_healthy 1 when the endpoint takes requests.\n"
+    out += "# TYPE tenant_gateway_upstream_endpoint_healthy gauge\n"
+    for e in endpoints {
+      out += "tenant_gateway_upstream_endpoint_healthy{cluster=\"\(escape(e.cluster))\",endpoint=\"\(escape(e.endpoint))\"} \(e.healthy ? 1 : 0)\n"
+    }
+    out += "# HELP tenant_gateway_upstream_endpoint_ejections_total Times the endpoint was taken out.\n"
+    out += "# TYPE tenant_gateway_upstream_endpoint_ejections_total counter\n"
+    for e in endpoints {
+      out += "tenant_gateway_upstream_endpoint_ejections_total{cluster=\"\(escape(e.cluster))\",endpoint=\"\(escape(e.endpoint))\"} \(e.ejections)\n"
+    }
     return out
   }
 

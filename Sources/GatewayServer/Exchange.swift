@@ -15,6 +15,8 @@ protocol ClientSide: AnyObject {
   func exchangeAbort(_ exchange: Exchange)
   /// Flush what was written for this exchange (end of an upstream read batch).
   func exchangeFlush(_ exchange: Exchange)
+  /// The upstream switched protocols (after a 101): join the two connections.
+  func exchangeUpgraded(_ exchange: Exchange, connection: UpstreamConnection)
   /// Request-body bytes handed to the upstream socket (HTTP/2: flow-control credit).
   func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int)
   /// Stop or resume delivering request body (HTTP/1.1: reads are gated).
@@ -31,14 +33,20 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   /// HTTP/2 stream id; 0 for HTTP/1.1.
   let streamID: Int
   weak var client: ClientSide?
-  let pool: UpstreamPool
+  let cluster: LoopCluster
   let head: HTTPRequestHead
+  /// The endpoint of the current attempt.
+  private var endpoint: Int = 0
+  /// Retries left for this request (cluster `retries`).
+  private var retriesLeft: Int
+  /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE: safe to send again (RFC 9110 §9.2.2).
+  private let idempotent: Bool
   let hasBody: Bool
   /// CORS for the response (see ``ForwardPlan``).
   let allowOrigin: String?
   let varyOrigin: Bool
 
-  private var connection: UpstreamConnection?
+  private(set) var connection: UpstreamConnection?
   private var pendingBody: [ByteBuffer] = []
   private var pendingBytes = 0
   private var uncreditedBytes = 0
@@ -55,7 +63,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   static let maxPendingBody = 256 * 1024
 
   init(
-    requestID: String, streamID: Int, client: ClientSide, pool: UpstreamPool, head: HTTPRequestHead, hasBody: Bool,
+    requestID: String, streamID: Int, client: ClientSide, cluster: LoopCluster, head: HTTPRequestHead, hasBody: Bool,
     allowOrigin: String? = nil, varyOrigin: Bool = false
   ) {
     self.allowOrigin = allowOrigin
@@ -63,15 +71,44 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     self.requestID = requestID
     self.streamID = streamID
     self.client = client
-    self.pool = pool
+    self.cluster = cluster
+    self.retriesLeft = cluster.state.retries
+    switch head.method {
+    case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.idempotent = true
+    default: self.idempotent = false
+    }
     self.head = head
     self.hasBody = hasBody
   }
 
   func start() {
-    attempts += 1
-    pool.acquire(self, fresh: attempts > 1)
+    cluster.requestStarted()
+    guard let e = cluster.pick() else {
+      // Every endpoint is down: answer now rather than wait for a connect timeout.
+      fail(.noHealthyEndpoint)
+      return
+    }
+    endpoint = e
+    attempts = 1
+    cluster.pools[e].acquire(self)
   }
+
+  /// Sends the request again on another endpoint, when the retry policy allows it.
+  private func retry(fresh: Bool = false, sameEndpoint: Bool = false) -> Bool {
+    if sameEndpoint {
+      attempts += 1
+      cluster.pools[endpoint].acquire(self, fresh: fresh)
+      return true
+    }
+    guard retriesLeft > 0, cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else { return false }
+    retriesLeft -= 1
+    attempts += 1
+    endpoint = e
+    cluster.pools[e].acquire(self, fresh: fresh)
+    return true
+  }
+
+  private var health: EndpointHealth { cluster.state.endpoints[endpoint].health }
 
   // MARK: from the client side
 
@@ -93,6 +130,12 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     requestEnded = true
     guard !finished else { return }
     connection?.finishRequest()
+  }
+
+  /// The exchange ends without touching its upstream connection (it became a tunnel).
+  func cancelWithoutClosing() {
+    finished = true
+    connection = nil
   }
 
   /// The client went away or reset the stream: drop the upstream connection (never reused dirty).
@@ -142,6 +185,9 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
 
   func upstreamConnectionFailed(_ failure: UpstreamFailure) {
     guard !finished else { return }
+    if failure != .poolExhausted { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
+    // Nothing was sent: any method may go to another endpoint (the body waits in pendingBody).
+    if bodyBytesSent == 0 && retry() { return }
     fail(failure)
   }
 
@@ -151,6 +197,8 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     guard !finished else { return }
     responseStarted = true
     status = Int(head.status.code)
+    // Passive health: a 5xx counts against the endpoint, anything else clears it.
+    if status >= 500 { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) } else { health.recordSuccess() }
     client?.exchangeSendHead(self, head)
   }
 
@@ -173,9 +221,13 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     // A keep-alive connection the upstream closed just as we reused it: nothing was processed, so
     // the request may go again on a fresh connection — once, and only if no body byte was sent.
     if failure == .reset && !started && reused && bodyBytesSent == 0 && attempts == 1 {
-      start()
+      _ = retry(fresh: true, sameEndpoint: true)
       return
     }
+    if !started { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
+    // Before any response byte, an idempotent request whose body was not streamed goes to another
+    // endpoint. Never after response bytes, and never a request whose body already went out.
+    if !started && idempotent && bodyBytesSent == 0 && (failure == .reset || failure == .connectFailed) && retry() { return }
     fail(failure)
   }
 
@@ -188,6 +240,13 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
       status = failure.refusal.status
       client?.exchangeSendRefusal(self, failure.refusal)
     }
+  }
+
+  func upstreamUpgraded() {
+    guard let conn = connection, !finished else { return }
+    finished = true
+    connection = nil
+    client?.exchangeUpgraded(self, connection: conn)
   }
 
   func upstreamReadComplete() {

@@ -27,6 +27,9 @@ public final class GatewayServer: @unchecked Sendable {
   let certificates: CertificateSet
   let settings: ServerSettings
   private let contexts: [ObjectIdentifier: LoopContext]
+  /// Upstream clusters by name (shared health).
+  public let clusters: [String: ClusterState]
+  private var healthChecker: HealthChecker?
   private let openConnections = ManagedAtomic<Int>(0)
   private var listener: Channel?
   private var admin: AdminServer?
@@ -63,26 +66,35 @@ public final class GatewayServer: @unchecked Sendable {
       sessionCookieName: config.sessions?.cookieName ?? "session")
     let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
     self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: loops)
+    // Clusters: settings and endpoint health shared by every loop; pools per loop.
+    var clusterStates: [String: ClusterState] = [:]
+    for (name, cluster) in config.upstreams {
+      clusterStates[name] = try Self.clusterState(cluster)
+    }
+    self.clusters = clusterStates
     var contexts: [ObjectIdentifier: LoopContext] = [:]
     for loop in self.group.makeIterator() {
       let sweeper = DeadlineSweeper(eventLoop: loop)
-      var pools: [String: UpstreamPool] = [:]
+      var pools: [String: LoopCluster] = [:]
       for (name, cluster) in config.upstreams {
-        let endpoint = cluster.endpoints[0]
+        let state = clusterStates[name]!
         let connectTimeout = cluster.connectTimeoutSeconds ?? config.limits.upstreamConnectTimeoutSeconds
         let responseTimeout = cluster.responseTimeoutSeconds ?? config.limits.upstreamResponseTimeoutSeconds
-        pools[name] = UpstreamPool(
-          settings: UpstreamPoolSettings(
-            host: endpoint.host, port: endpoint.port, maxConnections: max(1, cluster.maxConnectionsPerEndpoint / loops),
-            connectTimeout: .nanoseconds(Int64(connectTimeout * 1e9)),
-            responseTimeout: .nanoseconds(Int64(responseTimeout * 1e9)),
-            queueTimeout: .nanoseconds(Int64(connectTimeout * 1e9))),
-          eventLoop: loop, sweeper: sweeper)
+        let endpointPools = state.endpoints.map { endpoint in
+          UpstreamPool(
+            settings: UpstreamPoolSettings(
+              host: endpoint.host, port: endpoint.port, maxConnections: max(1, cluster.maxConnectionsPerEndpoint / loops),
+              connectTimeout: .nanoseconds(Int64(connectTimeout * 1e9)),
+              responseTimeout: .nanoseconds(Int64(responseTimeout * 1e9)),
+              queueTimeout: .nanoseconds(Int64(connectTimeout * 1e9)), tls: endpoint.tls ? state.tlsContext : nil),
+            eventLoop: loop, sweeper: sweeper)
+        }
+        pools[name] = LoopCluster(state: state, pools: endpointPools, sweeper: sweeper)
       }
       let signer = TenantTokenSigner(keys: keys, issuer: config.tenantHeader.issuer, ttlSeconds: config.tenantHeader.ttlSeconds)
       let sessions = SessionTokenVerifier(keys: verifyKeys, issuer: config.sessions?.issuer ?? "")
       contexts[ObjectIdentifier(loop)] = LoopContext(
-        eventLoop: loop, store: store, signer: signer, sessions: sessions, settings: settings, pools: pools, sweeper: sweeper, logger: logger)
+        eventLoop: loop, store: store, signer: signer, sessions: sessions, settings: settings, clusters: pools, sweeper: sweeper, logger: logger)
     }
     self.contexts = contexts
   }
@@ -90,6 +102,9 @@ public final class GatewayServer: @unchecked Sendable {
   /// Binds the TLS and admin listeners.
   public func start() throws {
     reloadPool.start()
+    let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
+    checker.start()
+    healthChecker = checker
     for ctx in contexts.values {
       try ctx.eventLoop.submit { ctx.sweeper.start() }.wait()
     }
@@ -144,6 +159,31 @@ public final class GatewayServer: @unchecked Sendable {
     }
   }
 
+  /// The shared state of one configured cluster: endpoints with their health, and the TLS context
+  /// for `https://` endpoints (CA from `ca_file`, else the system roots; certificate names verified).
+  static func clusterState(_ cluster: UpstreamCluster) throws -> ClusterState {
+    let active = cluster.healthCheck != nil
+    let endpoints = cluster.endpoints.map { e in
+      ClusterState.Endpoint(
+        host: e.host, port: e.port, tls: e.tls,
+        health: EndpointHealth(
+          name: e.description, unhealthyAfter: cluster.healthCheck?.unhealthyAfter ?? 3,
+          healthyAfter: cluster.healthCheck?.healthyAfter ?? 2, activelyChecked: active))
+    }
+    var tlsContext: NIOSSLContext? = nil
+    if cluster.endpoints.contains(where: \.tls) {
+      var tls = TLSConfiguration.makeClientConfiguration()
+      tls.certificateVerification = .fullVerification
+      if let ca = cluster.caFile { tls.trustRoots = .file(ca) }
+      tls.applicationProtocols = ["http/1.1"]
+      tlsContext = try NIOSSLContext(configuration: tls)
+    }
+    return ClusterState(
+      name: cluster.name, endpoints: endpoints, balancing: cluster.balancing == .leastRequest ? .leastRequest : .roundRobin,
+      retries: cluster.retries, retryBudgetPercent: cluster.retryBudgetPercent,
+      maxConnectionsPerEndpoint: cluster.maxConnectionsPerEndpoint, tlsContext: tlsContext)
+  }
+
   /// Event loops by default: the CPUs this process may run on (its affinity mask, like nginx's
   /// `worker_processes auto`), so a gateway pinned to one core runs one loop.
   public static var defaultEventLoops: Int {
@@ -156,6 +196,53 @@ public final class GatewayServer: @unchecked Sendable {
       if count > 0 { return min(count, System.coreCount) }
     }
     return System.coreCount
+  }
+
+  /// Connection counts per (cluster, endpoint), summed over loops.
+  func endpointConnections() -> EventLoopFuture<[String: (open: Int, idle: Int, inFlight: Int)]> {
+    let futures = contexts.values.map { ctx in
+      ctx.eventLoop.submit { () -> [String: [Int]] in
+        var out: [String: [Int]] = [:]
+        for (name, cluster) in ctx.clusters {
+          for (i, pool) in cluster.pools.enumerated() {
+            out["\(name)#\(i)"] = [pool.openConnections, pool.idleConnections, pool.inFlight]
+          }
+        }
+        return out
+      }
+    }
+    return EventLoopFuture.reduce([String: (open: Int, idle: Int, inFlight: Int)](), futures, on: group.next()) { total, next in
+      var t = total
+      for (k, v) in next {
+        let old = t[k] ?? (0, 0, 0)
+        t[k] = (old.open + v[0], old.idle + v[1], old.inFlight + v[2])
+      }
+      return t
+    }
+  }
+
+  /// `GET /admin/upstreams`.
+  public func upstreamsJSON() -> EventLoopFuture<String> {
+    let clusters = self.clusters
+    return endpointConnections().map { conns in
+      var list: [[String: Any]] = []
+      for (name, state) in clusters.sorted(by: { $0.key < $1.key }) {
+        var endpoints: [[String: Any]] = []
+        for (i, e) in state.endpoints.enumerated() {
+          let c = conns["\(name)#\(i)"] ?? (0, 0, 0)
+          endpoints.append([
+            "url": e.health.name, "state": e.health.state, "ejections": e.health.ejectionCount,
+            "openConnections": c.open, "idleConnections": c.idle, "inFlight": c.inFlight,
+          ])
+        }
+        list.append([
+          "name": name, "balancing": state.balancing == .leastRequest ? "least_request" : "round_robin",
+          "retries": state.retries, "retryBudgetPercent": state.retryBudgetPercent, "endpoints": endpoints,
+        ])
+      }
+      let data = (try? JSONSerialization.data(withJSONObject: ["clusters": list], options: [.sortedKeys])) ?? Data()
+      return String(decoding: data, as: UTF8.self)
+    }
   }
 
   /// Sums every loop's counters.
@@ -358,6 +445,14 @@ struct AdminBackendImpl: AdminBackend {
   }
 
   func counters() -> EventLoopFuture<CounterSnapshot> { server.counters() }
+
+  func upstreams() -> EventLoopFuture<String> { server.upstreamsJSON() }
+
+  var endpointHealth: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] {
+    server.clusters.sorted(by: { $0.key < $1.key }).flatMap { name, state in
+      state.endpoints.map { (name, $0.health.name, $0.health.isHealthy, $0.health.ejectionCount) }
+    }
+  }
 
   func lookup(host: String, keySHA256: String?) -> String {
     let resolver = TenantResolver(settings: server.config.resolverSettings)

@@ -10,7 +10,7 @@ import NIOHTTP1
 /// Reads are gated (the `read` outbound event is held) while the upstream cannot take more request
 /// body, so an upload is never buffered whole. Timeouts: `idle_timeout_s` between requests,
 /// `client_header_timeout_s` from a request's first byte to its complete head.
-final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
+final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, ClientSide, Expirable {
   typealias InboundIn = HTTPServerRequestPart
   typealias OutboundIn = HTTPServerResponsePart
   typealias OutboundOut = HTTPServerResponsePart
@@ -41,6 +41,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var requestInProgress = false
   private var responseInProgress = false
   private var method = HTTPMethod.GET
+  /// The current request asked for a WebSocket upgrade.
+  private var websocket = false
   /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
   private var closing = false
   /// The byte-level handler below the HTTP codec, for answers that precede any request head.
@@ -157,6 +159,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       refuse(f.refusal, closeConnection: f.closeConnection, requestID: loop.requestIDs.next(), context: context)
       return
     }
+    websocket = validated.websocket
     let pairs = head.headers.lazy.map { ($0.name, $0.value) }
     switch RequestAdmission.admit(validated, method: head.method, headers: pairs, loop: loop, connection: connection) {
     case .refuse(let refusal, let close, let id):
@@ -169,7 +172,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
       }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: 0, client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody,
+        requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       state = .forwarding(exchange)
       exchange.start()
@@ -247,6 +250,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
     guard let context else { return }
+    if head.status == .switchingProtocols, websocket {
+      // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
+      let headers = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, upgrade: true)
+      loop.counters.recordResponse(status: 101)
+      context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+      return
+    }
     var headers = HeaderRewrite.clientResponseHeaders(
       from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
     if !keepAlive || requestInProgress {
@@ -292,6 +303,29 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {
     setReadPaused(paused)
+  }
+
+  /// The upstream accepted the WebSocket upgrade (its 101 is read and was answered): replace the
+  /// HTTP handlers on both connections with a byte tunnel (the upstream connection leaves its pool).
+  func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
+    guard let context, websocket else {
+      upstream.cancel()
+      return
+    }
+    state = .idle
+    closing = true
+    deadline = nil
+    let channel = context.channel
+    guard TunnelHandler.join(client: channel, upstream: upstream, sweeper: loop.sweeper, idleTimeout: loop.settings.idleTimeout) else {
+      channel.close(promise: nil)
+      return
+    }
+    let sync = channel.pipeline.syncOperations
+    if let h = try? sync.handler(type: HTTPServerPipelineHandler.self) { sync.removeHandler(h, promise: nil) }
+    if let h = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(h, promise: nil) }
+    if let h = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(h, promise: nil) }
+    if let activity { sync.removeHandler(activity, promise: nil) }
+    sync.removeHandler(self, promise: nil)
   }
 
   // MARK: backpressure

@@ -181,7 +181,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       sendPreflight(id, origin: origin, methods: methods, requestID: requestID)
     case .forward(let plan):
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: self, pool: plan.pool, head: plan.head, hasBody: plan.hasBody,
+        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       streams[id]?.exchange = exchange
       exchange.start()
@@ -361,6 +361,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       if !inReadCycle { context.flush() }
     }
     streams[id] = s
+  }
+
+  /// HTTP/2 requests never ask for an HTTP/1.1 upgrade; an upstream that switches anyway is cut.
+  func exchangeUpgraded(_ exchange: Exchange, connection: UpstreamConnection) {
+    connection.cancel()
+    reset(HTTP2StreamID(exchange.streamID), .internalError)
   }
 
   /// HTTP/2 uses stream flow control instead of pausing the connection.

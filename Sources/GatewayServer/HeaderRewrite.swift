@@ -91,6 +91,8 @@ struct HeaderRewrite {
     var framing: BodyFraming
     /// Drop `Authorization` (it carried an API key).
     var stripAuthorization: Bool
+    /// A WebSocket upgrade: `Connection: Upgrade` and `Upgrade: websocket` go upstream.
+    var websocket = false
   }
 
   /// Builds the upstream request headers from the client's.
@@ -122,6 +124,10 @@ struct HeaderRewrite {
     case .none: break
     case .contentLength(let n): out.add(name: "Content-Length", value: String(n))
     case .streamed: out.add(name: "Transfer-Encoding", value: "chunked")
+    }
+    if added.websocket {
+      out.add(name: "Connection", value: "Upgrade")
+      out.add(name: "Upgrade", value: "websocket")
     }
     out.add(name: "X-Forwarded-For", value: added.clientAddress)
     out.add(name: "X-Forwarded-Proto", value: "https")
@@ -162,7 +168,7 @@ struct HeaderRewrite {
   /// upstream), so upstream `Access-Control-*` headers are dropped too — a backend bug cannot widen
   /// access — and `Access-Control-Allow-Origin` is set for an allowed Origin.
   static func clientResponseHeaders(
-    from upstream: HTTPHeaders, requestID: String, allowOrigin: String? = nil, varyOrigin: Bool = false
+    from upstream: HTTPHeaders, requestID: String, allowOrigin: String? = nil, varyOrigin: Bool = false, upgrade: Bool = false
   ) -> HTTPHeaders {
     var connectionTokens: [String] = []
     for value in upstream[canonicalForm: "connection"] {
@@ -173,9 +179,14 @@ struct HeaderRewrite {
     out.reserveCapacity(upstream.count + 1)
     for (name, value) in upstream {
       if isHopByHop(name) || equalsIgnoringCase(name, "x-request-id") { continue }
+      if upgrade && (equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "upgrade")) { continue }
       if hasPrefixIgnoringCase(name, "access-control-") { continue }
       if !connectionTokens.isEmpty && connectionTokens.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
       out.add(name: name, value: value)
+    }
+    if upgrade {
+      out.add(name: "Connection", value: "Upgrade")
+      out.add(name: "Upgrade", value: "websocket")
     }
     out.add(name: "X-Request-Id", value: requestID)
     if let allowOrigin { out.add(name: "Access-Control-Allow-Origin", value: allowOrigin) }

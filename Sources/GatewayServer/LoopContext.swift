@@ -19,8 +19,8 @@ final class LoopContext {
   let rewrite: HeaderRewrite
   let limits: RequestLimits
   let settings: ServerSettings
-  /// Upstream pools by cluster name.
-  var pools: [String: UpstreamPool]
+  /// Upstream clusters by name, with this loop's pools.
+  var clusters: [String: LoopCluster]
   let counters = LoopCounters()
   /// Coarse timeouts and the cached clock of this loop.
   let sweeper: DeadlineSweeper
@@ -30,7 +30,7 @@ final class LoopContext {
   init(
     eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, sessions: SessionTokenVerifier,
     settings: ServerSettings,
-    pools: [String: UpstreamPool], sweeper: DeadlineSweeper, logger: Logger
+    clusters: [String: LoopCluster], sweeper: DeadlineSweeper, logger: Logger
   ) {
     self.eventLoop = eventLoop
     self.sweeper = sweeper
@@ -41,7 +41,7 @@ final class LoopContext {
     self.rewrite = settings.rewrite
     self.limits = settings.limits
     self.settings = settings
-    self.pools = pools
+    self.clusters = clusters
     self.requestIDs = RequestIDGenerator()
     self.logger = logger
   }

@@ -25,7 +25,7 @@ enum Admission {
 struct ForwardPlan {
   var requestID: String
   var head: HTTPRequestHead
-  var pool: UpstreamPool
+  var cluster: LoopCluster
   var tenant: TenantContext
   var hasBody: Bool
   var expectContinue: Bool
@@ -74,7 +74,7 @@ enum RequestAdmission {
     case .success(let t): tenant = t
     case .failure(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
     }
-    guard let pool = loop.pools[tenant.upstream] ?? loop.pools["default"] else {
+    guard let cluster = loop.clusters[tenant.upstream] ?? loop.clusters["default"] else {
       return .refuse(.upstreamUnavailable, closeConnection: false, requestID: requestID)
     }
 
@@ -98,12 +98,13 @@ enum RequestAdmission {
       host: request.host, clientAddress: connection.clientAddress, requestID: requestID,
       shopID: table.shopID(tenant.shop), token: token, framing: request.body,
       stripAuthorization: credentials.authorizationIsBearer && !(loop.resolver.settings.routes.routes[tenant.route].customerTokens
-        && TenantResolver.isJWSCompact(credentials.bearer ?? "")))
+        && TenantResolver.isJWSCompact(credentials.bearer ?? "")),
+      websocket: request.websocket)
     let upstreamHeaders = loop.rewrite.upstreamHeaders(from: headers, added: added)
     let head = HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: upstreamHeaders)
     return .forward(
       ForwardPlan(
-        requestID: requestID, head: head, pool: pool, tenant: tenant, hasBody: request.body != .none,
+        requestID: requestID, head: head, cluster: cluster, tenant: tenant, hasBody: request.body != .none,
         expectContinue: credentials.expectContinue, allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
   }
 }

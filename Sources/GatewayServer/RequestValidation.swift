@@ -11,6 +11,8 @@ struct ValidatedRequest {
   var path: String
   /// Request body framing.
   var body: BodyFraming
+  /// `Upgrade: websocket` (HTTP/1.1): after a 101 the connection becomes a byte tunnel.
+  var websocket = false
 }
 
 /// How a request body is delimited.
@@ -60,6 +62,8 @@ enum RequestValidation {
     var contentLengthCount = 0
     var transferEncodingCount = 0
     var transferEncoding = ""
+    var upgrade: String? = nil
+    var connectionUpgrade = false
     for (name, value) in head.headers {
       headerBytes += name.utf8.count + value.utf8.count + 4
       if let problem = headerProblem(name: name, value: value) { return fail(.invalidRequest, problem) }
@@ -73,6 +77,11 @@ enum RequestValidation {
       case 17 where name.lowercased() == "transfer-encoding":
         transferEncodingCount += 1
         transferEncoding = value
+      case 7 where name.lowercased() == "upgrade":
+        if upgrade != nil { return fail(.invalidRequest, "Several Upgrade headers.") }
+        upgrade = value.trimmingASCIIWhitespace().lowercased()
+      case 10 where name.lowercased() == "connection":
+        if value.lowercased().split(separator: ",").contains(where: { $0.trimmingASCIIWhitespace() == "upgrade" }) { connectionUpgrade = true }
       default: break
       }
     }
@@ -132,7 +141,15 @@ enum RequestValidation {
     }
     let path = target.firstIndex(of: "?").map { target[..<$0] } ?? target
     if target != "*", let problem = pathProblem(path) { return fail(.invalidRequest, problem) }
-    return .success(ValidatedRequest(host: host, target: String(target), path: String(path), body: framing))
+    // Upgrades: WebSocket only (RFC 6455 §4.1: GET, HTTP/1.1, Connection: Upgrade, no body).
+    var websocket = false
+    if let upgrade {
+      guard upgrade == "websocket", connectionUpgrade, head.method == .GET, head.version.minor == 1, framing == .none else {
+        return fail(.invalidRequest, "Only WebSocket upgrades are supported.")
+      }
+      websocket = true
+    }
+    return .success(ValidatedRequest(host: host, target: String(target), path: String(path), body: framing, websocket: websocket))
   }
 
   /// `scheme://authority[/path]` → authority and the rest.

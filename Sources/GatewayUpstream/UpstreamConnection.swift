@@ -12,6 +12,8 @@ public protocol UpstreamResponseDelegate: AnyObject {
   func upstreamWritabilityChanged(isWritable: Bool)
   /// The current batch of reads is done: a good moment to flush what was written to the client.
   func upstreamReadComplete()
+  /// A 101 response ended: the connection can now be handed to a tunnel (``UpstreamConnection/detachForTunnel()``).
+  func upstreamUpgraded()
 }
 
 /// One pooled keep-alive HTTP/1.1 connection to an upstream endpoint.
@@ -49,6 +51,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   private let sweeper: DeadlineSweeper
   /// Requests served on this connection (0 while serving its first).
   public private(set) var useCount = 0
+  /// The upstream answered 101 Switching Protocols: the connection now belongs to a tunnel.
+  public private(set) var upgraded = false
 
   init(responseTimeout: TimeAmount, sweeper: DeadlineSweeper) {
     self.responseTimeoutAmount = responseTimeout
@@ -103,6 +107,21 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     }
   }
 
+  /// Leaves the pool for good after a 101: removes the HTTP codecs and this handler from the
+  /// upstream pipeline (bytes already read past the 101 are passed on to what follows) and returns
+  /// the channel for the tunnel. Call after adding the tunnel handler to `channel`.
+  public func detachForTunnel() -> Channel? {
+    guard upgraded, let context else { return nil }
+    let channel = context.channel
+    pool?.connectionClosed(self)
+    pool = nil
+    let sync = channel.pipeline.syncOperations
+    if let encoder = try? sync.handler(type: HTTPRequestEncoder.self) { sync.removeHandler(encoder, promise: nil) }
+    if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) { sync.removeHandler(decoder, promise: nil) }
+    sync.removeHandler(self, promise: nil)
+    return channel
+  }
+
   /// Gives back a connection that was leased but never used (the request was cancelled meanwhile).
   public func returnUnused() {
     guard case .idle = state else { return }
@@ -145,12 +164,25 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     switch part {
     case .head(let head):
       responseDeadline = nil
+      if head.status == .switchingProtocols {
+        // A WebSocket upgrade: never back to the pool; the exchange hands the socket to a tunnel.
+        upgraded = true
+        keepAlive = false
+      }
       if !head.isKeepAlive { keepAlive = false }
       state = .active(requestComplete: reqDone, responseStarted: true, responseComplete: false)
       delegate?.upstreamResponseHead(head)
     case .body(let buffer):
       delegate?.upstreamResponseBody(buffer)
     case .end:
+      if upgraded {
+        // The 101's end: the HTTP part is over and the bytes that follow belong to the tunnel.
+        state = .closed
+        let d = delegate
+        delegate = nil
+        d?.upstreamUpgraded()
+        return
+      }
       state = .active(requestComplete: reqDone, responseStarted: started, responseComplete: true)
       let d = delegate
       delegate = nil
@@ -198,6 +230,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     fail(.reset)
     state = .closed
     pool?.connectionClosed(self)
+    pool = nil
     context.fireChannelInactive()
   }
 

@@ -8,6 +8,8 @@ public enum UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible
   case connectTimeout
   /// The pool is at its limit and the wait for a connection timed out.
   case poolExhausted
+  /// Every endpoint of the cluster is down (health checks or passive ejection).
+  case noHealthyEndpoint
   /// The response head did not arrive within the response timeout.
   case responseTimeout
   /// The connection closed or reset before the response was complete.
@@ -17,7 +19,7 @@ public enum UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible
 
   public var refusal: GatewayRefusal {
     switch self {
-    case .connectFailed, .poolExhausted: return .upstreamUnavailable
+    case .connectFailed, .poolExhausted, .noHealthyEndpoint: return .upstreamUnavailable
     case .connectTimeout, .responseTimeout: return .upstreamTimeout
     case .reset, .malformedResponse: return .upstreamError
     }
@@ -29,6 +31,7 @@ public enum UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible
     case .connectFailed: return "connect_failed"
     case .connectTimeout: return "connect_timeout"
     case .poolExhausted: return "pool_exhausted"
+    case .noHealthyEndpoint: return "no_healthy_endpoint"
     case .responseTimeout: return "response_timeout"
     case .reset: return "reset"
     case .malformedResponse: return "malformed_response"

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Asks a pool for a connection; answered on the pool's event loop.
 public protocol UpstreamConnectionRequester: AnyObject {
@@ -22,11 +23,14 @@ public struct UpstreamPoolSettings: Sendable {
   public var maxQueue: Int
   /// Idle connections above this are closed instead of kept.
   public var maxIdle: Int
+  /// TLS to the endpoint (`https://`): the context and the name its certificate must carry.
+  public var tls: NIOSSLContext?
 
   public init(
     host: String, port: Int, maxConnections: Int, connectTimeout: TimeAmount, responseTimeout: TimeAmount,
-    queueTimeout: TimeAmount, maxQueue: Int = 4096, maxIdle: Int = 1024
+    queueTimeout: TimeAmount, maxQueue: Int = 4096, maxIdle: Int = 1024, tls: NIOSSLContext? = nil
   ) {
+    self.tls = tls
     self.host = host
     self.port = port
     self.maxConnections = maxConnections
@@ -47,7 +51,7 @@ public struct UpstreamPoolSettings: Sendable {
 public final class UpstreamPool {
   public let settings: UpstreamPoolSettings
   public let eventLoop: EventLoop
-  let sweeper: DeadlineSweeper
+  public let sweeper: DeadlineSweeper
   private var idle: [UpstreamConnection] = []
   private var open = 0
   private var connecting = 0
@@ -73,6 +77,8 @@ public final class UpstreamPool {
   /// Open connections (idle plus busy).
   public var openConnections: Int { open }
   public var idleConnections: Int { idle.count }
+  /// Requests holding or waiting for a connection (least-request balancing).
+  public var inFlight: Int { open - idle.count + connecting + waiters.count }
 
   /// Hands `requester` a connection: an idle one at once, a new one once connected, or one freed by
   /// another request. `fresh` forces a new connection (retry after a stale keep-alive connection).
@@ -112,6 +118,8 @@ public final class UpstreamPool {
     connecting += 1
     let responseTimeout = settings.responseTimeout
     let sweeper = self.sweeper
+    let tls = settings.tls
+    let serverName = settings.host
     let handlerBox = NIOLoopBoundBox<UpstreamConnection?>(nil, eventLoop: eventLoop)
     let future = ClientBootstrap(group: eventLoop)
       .connectTimeout(settings.connectTimeout)
@@ -119,11 +127,17 @@ public final class UpstreamPool {
       .channelOption(.autoRead, value: true)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
+          if let tls {
+            // The endpoint's certificate must chain to ca_file (or the system roots) and name the host.
+            let isIP = serverName.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
+            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : serverName))
+          }
           var encoderConfig = HTTPRequestEncoder.Configuration()
           // The exchange sets Content-Length or Transfer-Encoding itself, from the client's framing.
           encoderConfig.automaticallySetFramingHeaders = false
+          // forwardBytes: after a 101 (WebSocket), bytes that follow the head belong to the tunnel.
           try channel.pipeline.syncOperations.addHTTPClientHandlers(
-            leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false,
+            leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false,
             encoderConfiguration: encoderConfig)
           let conn = UpstreamConnection(responseTimeout: responseTimeout, sweeper: sweeper)
           handlerBox.value = conn

@@ -7,6 +7,8 @@ import GatewaySigning
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOWebSocket
 
 /// A small HTTP/1.1 backend for the demo and the integration tests: it verifies the X-Tenant
 /// header the way a real backend would and answers with the verified claims.
@@ -17,6 +19,8 @@ import NIOPosix
 /// - `/__status/CODE`: answers with that status
 /// - `/__sleep/MS`: answers after MS milliseconds
 /// - `/__reset`: promises 1000 bytes, sends 7, closes
+/// - `/__ws`: a WebSocket echo; its first message is the verified X-Tenant (as JSON)
+/// - `--tls-cert/--tls-key`: serve HTTPS instead (TLS-upstream tests)
 /// - `--record FILE`: one JSON line per received request (tests prove what did or did not arrive).
 struct DemoUpstream: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -30,6 +34,15 @@ struct DemoUpstream: ParsableCommand {
 
   @Option(help: "Append one JSON line per request to this file.")
   var record: String?
+
+  @Option(help: "Serve HTTPS with this certificate (PEM).")
+  var tlsCert: String?
+
+  @Option(help: "The certificate's private key (PEM).")
+  var tlsKey: String?
+
+  @Option(help: "A name for this instance, echoed as \"instance\" (tests with several upstreams).")
+  var instance: String = "demo"
 
   func run() throws {
     let outcome = ConfigLoader.load(path: config)
@@ -46,14 +59,43 @@ struct DemoUpstream: ParsableCommand {
     guard let address = SocketAddressSpec(listen) else { throw ValidationError("--listen must be host:port") }
     let verifier = DemoTokenVerifier(keys: keys, issuer: cfg.tenantHeader.issuer, headerName: cfg.tenantHeader.name.lowercased())
     let recorder = record.map { DemoRecorder(path: $0) }
+    let sslContext: NIOSSLContext?
+    if let tlsCert, let tlsKey {
+      let chain = try NIOSSLCertificate.fromPEMFile(tlsCert)
+      let key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
+      sslContext = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
+    } else {
+      sslContext = nil
+    }
+    let instanceName = instance
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let channel = try ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 1024)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-          try channel.pipeline.syncOperations.addHandler(DemoHandler(verifier: verifier, recorder: recorder))
+          if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
+          let handler = DemoHandler(verifier: verifier, recorder: recorder, instance: instanceName)
+          let upgrader = NIOWebSocketServerUpgrader(
+            shouldUpgrade: { channel, head in
+              channel.eventLoop.makeSucceededFuture(head.uri.hasPrefix("/__ws") ? HTTPHeaders() : nil)
+            },
+            upgradePipelineHandler: { channel, head in
+              let verified = verifier.verify(head.headers.first(name: verifier.headerName))
+              var doc: [String: Any] = ["verified": verified.ok, "reason": verified.reason, "instance": instanceName]
+              if let c = verified.claims { doc["claims"] = c }
+              let hello = String(decoding: (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+              return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(WebSocketEcho(hello: hello))
+              }
+            })
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+              if let h = try? context.pipeline.syncOperations.handler(type: DemoHandler.self) {
+                context.pipeline.syncOperations.removeHandler(h, promise: nil)
+              }
+            }))
+          try channel.pipeline.syncOperations.addHandler(handler)
         }
       }
       .bind(host: address.host, port: address.port).wait()
@@ -112,19 +154,50 @@ struct DemoTokenVerifier: Sendable {
   }
 }
 
-final class DemoHandler: ChannelInboundHandler {
+/// Echoes WebSocket frames after sending one text frame with the verified claims.
+final class WebSocketEcho: ChannelInboundHandler {
+  typealias InboundIn = WebSocketFrame
+  typealias OutboundOut = WebSocketFrame
+  let hello: String
+  init(hello: String) { self.hello = hello }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    let data = context.channel.allocator.buffer(string: hello)
+    context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: data)), promise: nil)
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    switch frame.opcode {
+    case .text, .binary:
+      context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: frame.opcode, data: frame.unmaskedData)), promise: nil)
+    case .ping:
+      context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+    case .connectionClose:
+      context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.unmaskedData))).assumeIsolated().whenComplete { _ in
+        context.close(promise: nil)
+      }
+    default:
+      break
+    }
+  }
+}
+
+final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPServerRequestPart
   typealias OutboundOut = HTTPServerResponsePart
 
   let verifier: DemoTokenVerifier
   let recorder: DemoRecorder?
+  let instance: String
   private var head: HTTPRequestHead?
   private var bodyBytes = 0
   private var hasher = SHA256()
 
-  init(verifier: DemoTokenVerifier, recorder: DemoRecorder?) {
+  init(verifier: DemoTokenVerifier, recorder: DemoRecorder?, instance: String) {
     self.verifier = verifier
     self.recorder = recorder
+    self.instance = instance
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -167,6 +240,11 @@ final class DemoHandler: ChannelInboundHandler {
       }
       return
     }
+    if path == "/__drop" {
+      // Close without answering: a reset before any response byte (retry tests).
+      context.close(promise: nil)
+      return
+    }
     if path == "/__reset" {
       // Send a head promising more than is ever sent, then close (a reset mid-response).
       var headers = HTTPHeaders()
@@ -190,7 +268,7 @@ final class DemoHandler: ChannelInboundHandler {
     let result = verifier.verify(token)
     var doc: [String: Any] = [
       "verified": result.ok, "reason": result.reason, "method": head.method.rawValue, "path": path,
-      "headers": head.headers.map { [$0.name, $0.value] }, "bodyBytes": bodyBytes,
+      "headers": head.headers.map { [$0.name, $0.value] }, "bodyBytes": bodyBytes, "instance": instance,
     ]
     if let claims = result.claims { doc["claims"] = claims }
     let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys])) ?? Data()

@@ -135,6 +135,8 @@ final class GatewayHarness: @unchecked Sendable {
   let upstreamPort = freePort()
   var snapshotPath: String
   var extraConfig: String
+  /// Replaces the `upstreams:` line (several endpoints, TLS, health checks).
+  var upstreamsYAML: String?
   var limits: [String: String]
   private var gateway: Process?
   private var upstream: Process?
@@ -175,7 +177,7 @@ final class GatewayHarness: @unchecked Sendable {
           - {cert: \(TestCertificates.customDomains.cert), key: \(TestCertificates.customDomains.key)}
       platform: {api_hosts: [api.platform.localhost], domain: platform.localhost, dashboard_hosts: [dashboard.platform.localhost]}
       snapshot: {path: \(snapshotPath), state_dir: \(directory.appendingPathComponent("var").path)}
-      upstreams: {default: "http://127.0.0.1:\(upstreamPort)"}
+      \(upstreamsYAML ?? "upstreams: {default: \"http://127.0.0.1:\(upstreamPort)\"}")
       tenant_header:
         issuer: tenant-gateway
         signing_keys: [{kid: dev-1, alg: HS256, secret_file: \(Demo.secretFile)}]
