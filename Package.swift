@@ -6,7 +6,10 @@ import class Foundation.ProcessInfo
 /// Our own targets build with warnings as errors when TGW_WARNINGS_AS_ERRORS is set (CI does);
 /// dependencies are unaffected.
 let strict: [SwiftSetting] =
-  ProcessInfo.processInfo.environment["TGW_WARNINGS_AS_ERRORS"] != nil ? [.unsafeFlags(["-warnings-as-errors"])] : []
+  (ProcessInfo.processInfo.environment["TGW_WARNINGS_AS_ERRORS"] != nil ? [.unsafeFlags(["-warnings-as-errors"])] : [])
+  // Release builds skip dynamic exclusivity checks (swift_beginAccess was ~2 % of a loaded
+  // gateway's profile); debug builds, which the tests run, keep them.
+  + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
   name: "tenant-gateway",

@@ -134,7 +134,24 @@ public enum JSONText {
 
   /// Appends `value` as a JSON string literal to a byte buffer.
   @inlinable
-  public static func appendQuoted<C: Collection<UInt8>>(bytes value: C, to out: inout [UInt8]) {
+  public static func appendQuoted(bytes value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    // Fast path: nothing to escape (ids, hosts, paths): one copy.
+    if !value.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+      out.append(UInt8(ascii: "\""))
+      out.append(contentsOf: value)
+      out.append(UInt8(ascii: "\""))
+      return
+    }
+    appendQuotedSlow(bytes: value, to: &out)
+  }
+
+  @inlinable
+  public static func appendQuoted(bytes value: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    appendQuoted(bytes: UnsafeRawBufferPointer(value), to: &out)
+  }
+
+  @inlinable
+  public static func appendQuotedSlow<C: Collection<UInt8>>(bytes value: C, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
     for b in value {
       switch b {

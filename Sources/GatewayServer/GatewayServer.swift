@@ -319,7 +319,7 @@ public final class GatewayServer: @unchecked Sendable {
     limits.maxHeaderListSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
     limits.maxHeaderFieldCount = settings.limits.maxHeaderCount + 1
     try sync.configureHTTPServerPipeline(
-      withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
+      withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
       withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
     let handler = HTTP1ServerHandler(loop: loop, connection: info)
     activity.target = handler

@@ -4,8 +4,9 @@ import NIOCore
 import NIOHTTP1
 
 /// Serves HTTP/1.1 on one client connection: validates each request, admits or refuses it, and
-/// runs its ``Exchange``. Pipelined requests are queued by NIO's `HTTPServerPipelineHandler` in
-/// front of this handler, so it sees one request at a time.
+/// runs its ``Exchange``. One request at a time: parts of a pipelined request that arrive while a
+/// response is still going out are queued here (and reading stops) until it is done. This replaces
+/// NIO's `HTTPServerPipelineHandler`, whose extra hop per message cost ~20 % of h1 throughput.
 ///
 /// Reads are gated (the `read` outbound event is held) while the upstream cannot take more request
 /// body, so an upload is never buffered whole. Timeouts: `idle_timeout_s` between requests,
@@ -33,7 +34,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var closeAfterResponse = false
   private var bodyLimit = 0
   private var bodyReceived = 0
+  /// Reads held for backpressure (the upstream cannot take more request body).
   private var readPaused = false
+  /// Parts of pipelined requests waiting for the current response to finish.
+  private var queued = CircularBuffer<HTTPServerRequestPart>()
+  /// The current request has ended and its response is still going out.
+  private var awaitingResponse = false
   private var pendingRead = false
   /// The next timeout: idle between requests, or the header deadline once a request started.
   private var deadline: NIODeadline?
@@ -119,7 +125,17 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     if closing { return }
-    switch unwrapInboundIn(data) {
+    let part = unwrapInboundIn(data)
+    if awaitingResponse || !queued.isEmpty {
+      // Pipelined: answer in order, one at a time (RFC 9112 §9.3.2).
+      queued.append(part)
+      return
+    }
+    process(part, context: context)
+  }
+
+  private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    switch part {
     case .head(let head):
       deadline = nil
       requestInProgress = true
@@ -141,6 +157,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       requestInProgress = false
       if case .forwarding(let exchange) = state { exchange.requestEnd() }
       if case .refused = state, !responseInProgress { finishResponse(context: context) }
+      if responseInProgress { awaitingResponse = true }
     }
   }
 
@@ -236,13 +253,24 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     let close = !keepAlive || closeAfterResponse
     if close { closing = true }
     responseInProgress = false
+    awaitingResponse = false
     state = .idle
     setReadPaused(false)
     if close {
+      queued.removeAll()
       context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     } else {
-      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+      context.write(wrapOutboundOut(.end(nil)), promise: nil)
       armIdleTimer()
+      // Next pipelined request, if one is waiting (its response is flushed with this one).
+      while !queued.isEmpty && !awaitingResponse && !closing {
+        process(queued.removeFirst(), context: context)
+      }
+      if queued.isEmpty && !readPaused && pendingRead {
+        pendingRead = false
+        context.read()
+      }
+      context.flush()
     }
   }
 
@@ -321,7 +349,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       return
     }
     let sync = channel.pipeline.syncOperations
-    if let h = try? sync.handler(type: HTTPServerPipelineHandler.self) { sync.removeHandler(h, promise: nil) }
     if let h = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(h, promise: nil) }
     if let h = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(h, promise: nil) }
     if let activity { sync.removeHandler(activity, promise: nil) }
@@ -340,7 +367,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   func read(context: ChannelHandlerContext) {
-    if readPaused {
+    // Hold reads while paused for backpressure or while pipelined requests wait.
+    if readPaused || !queued.isEmpty {
       pendingRead = true
     } else {
       context.read()

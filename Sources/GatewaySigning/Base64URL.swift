@@ -6,26 +6,34 @@ public enum Base64URL {
   /// Appends the encoding of `input` to `out`.
   @inlinable
   public static func encode(_ input: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-    alphabet.withUnsafeBufferPointer { a in
-      var i = 0
-      let n = input.count
-      while i + 3 <= n {
-        let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-        out.append(a[Int(v >> 18 & 63)])
-        out.append(a[Int(v >> 12 & 63)])
-        out.append(a[Int(v >> 6 & 63)])
-        out.append(a[Int(v & 63)])
-        i += 3
-      }
-      if n - i == 1 {
-        let v = UInt32(input[i]) << 16
-        out.append(a[Int(v >> 18 & 63)])
-        out.append(a[Int(v >> 12 & 63)])
-      } else if n - i == 2 {
-        let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
-        out.append(a[Int(v >> 18 & 63)])
-        out.append(a[Int(v >> 12 & 63)])
-        out.append(a[Int(v >> 6 & 63)])
+    let n = input.count
+    let outLength = n / 3 * 4 + [0, 2, 3][n % 3]
+    let start = out.count
+    // Grow once, then write through a pointer (no per-byte append checks).
+    out.append(contentsOf: repeatElement(0, count: outLength))
+    out.withUnsafeMutableBufferPointer { o in
+      alphabet.withUnsafeBufferPointer { a in
+        var i = 0
+        var j = start
+        while i + 3 <= n {
+          let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+          o[j] = a[Int(v >> 18 & 63)]
+          o[j + 1] = a[Int(v >> 12 & 63)]
+          o[j + 2] = a[Int(v >> 6 & 63)]
+          o[j + 3] = a[Int(v & 63)]
+          i += 3
+          j += 4
+        }
+        if n - i == 1 {
+          let v = UInt32(input[i]) << 16
+          o[j] = a[Int(v >> 18 & 63)]
+          o[j + 1] = a[Int(v >> 12 & 63)]
+        } else if n - i == 2 {
+          let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
+          o[j] = a[Int(v >> 18 & 63)]
+          o[j + 1] = a[Int(v >> 12 & 63)]
+          o[j + 2] = a[Int(v >> 6 & 63)]
+        }
       }
     }
   }

@@ -113,6 +113,10 @@ public struct TenantTokenSigner {
   public let ttlSeconds: Int
   @usableFromInline let encodedHeader: [UInt8]
   @usableFromInline let signing: SigningKey
+  /// HS256: SHA-256 states after absorbing the key's inner and outer pads (RFC 2104), computed
+  /// once. Per token the states are copied and continued, instead of re-deriving them from the key.
+  @usableFromInline let innerPad: SHA256?
+  @usableFromInline let outerPad: SHA256?
   @usableFromInline var payloadScratch: [UInt8] = []
   @usableFromInline var outScratch: [UInt8] = []
 
@@ -130,6 +134,20 @@ public struct TenantTokenSigner {
     var encoded: [UInt8] = []
     Array(header.utf8).withUnsafeBytes { Base64URL.encode($0, into: &encoded) }
     self.encodedHeader = encoded
+    if case .hs256(let key) = keys[0].material {
+      var block = key.withUnsafeBytes { Array($0) }
+      if block.count > 64 { block = Array(SHA256.hash(data: block)) }
+      block += [UInt8](repeating: 0, count: 64 - block.count)
+      var inner = SHA256()
+      inner.update(data: block.map { $0 ^ 0x36 })
+      var outer = SHA256()
+      outer.update(data: block.map { $0 ^ 0x5C })
+      self.innerPad = inner
+      self.outerPad = outer
+    } else {
+      self.innerPad = nil
+      self.outerPad = nil
+    }
     payloadScratch.reserveCapacity(512)
     outScratch.reserveCapacity(1024)
   }
@@ -153,8 +171,14 @@ public struct TenantTokenSigner {
     out.append(UInt8(ascii: "."))
     payloadScratch.withUnsafeBytes { Base64URL.encode($0, into: &out) }
     switch signing.material {
-    case .hs256(let key):
-      let mac = out.withUnsafeBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key) }
+    case .hs256:
+      // HMAC = H(K⊕opad ‖ H(K⊕ipad ‖ m)), continuing the precomputed pad states.
+      var inner = innerPad!
+      out.withUnsafeBytes { inner.update(bufferPointer: $0) }
+      let innerDigest = inner.finalize()
+      var outer = outerPad!
+      innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
+      let mac = outer.finalize()
       out.append(UInt8(ascii: "."))
       mac.withUnsafeBytes { Base64URL.encode($0, into: &out) }
     case .eddsa(let key):

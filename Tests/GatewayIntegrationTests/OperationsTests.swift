@@ -180,3 +180,32 @@ final class Counter: @unchecked Sendable {
   var value: Int { lock.withLock { v } }
   func increment() { lock.withLock { v += 1 } }
 }
+
+@Suite("scripts/loadtest.sh against the real gateway")
+struct LoadTestScriptTests {
+  @Test("Passes within thresholds, fails on a broken one, writes the distribution, h1 and h2")
+  func loadtest() throws {
+    try withGateway { gw in
+      let hosts = gw.directory.appendingPathComponent("hosts.txt").path
+      try "acme.platform.localhost\nbibi-saree.platform.localhost\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+      let lat = gw.directory.appendingPathComponent("lat.tsv").path
+      let script = Paths.packageRoot.appendingPathComponent("scripts/loadtest.sh").path
+      let url = "https://127.0.0.1:\(gw.port)/products"
+      let ok = try Shell.run("bash", [script, "--url", url, "--hosts", hosts, "--duration", "2", "--connections", "4", "--max-error-rate", "0", "--latency-out", lat])
+      #expect(ok.status == 0, "\(ok.stdout) \(ok.stderr)")
+      #expect(ok.stdout.contains("responses by status: 200:"))
+      #expect(((try? String(contentsOfFile: lat, encoding: .utf8)) ?? "").split(separator: "\n").count == 102)
+      let broken = try Shell.run("bash", [script, "--url", url, "--hosts", hosts, "--duration", "1", "--connections", "2", "--max-p99-ms", "0.0001"])
+      #expect(broken.status == 1)
+      #expect(broken.stdout.contains("THRESHOLD BROKEN"))
+      let h2 = try Shell.run("bash", [script, "--protocol", "h2", "--url", url, "--hosts", hosts, "--duration", "2", "--connections", "2", "--streams", "4", "--max-error-rate", "0"])
+      #expect(h2.status == 0, "\(h2.stdout) \(h2.stderr)")
+      // Errors count: unknown hosts are 421s.
+      let bad = gw.directory.appendingPathComponent("bad.txt").path
+      try "ghost.platform.localhost\n".write(toFile: bad, atomically: true, encoding: .utf8)
+      let errors = try Shell.run("bash", [script, "--url", url, "--hosts", bad, "--duration", "1", "--connections", "2", "--max-error-rate", "0.01"])
+      #expect(errors.status == 1)
+      #expect(errors.stdout.contains("421:"))
+    }
+  }
+}
