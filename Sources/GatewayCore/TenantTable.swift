@@ -240,6 +240,9 @@ public final class TenantTable: Sendable {
   @inlinable public func withKeyID<R>(_ key: KeyRef, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
     try keyIDs.withElement(Int(key.index), body)
   }
+  /// The key's digest.
+  @inlinable public func keyDigest(_ key: KeyRef) -> KeyDigest { keyDigests[Int(key.index)] }
+
   /// The key's digest in hex (what the snapshot holds; safe to show).
   public func keyDigestHex(_ key: KeyRef) -> String { keyDigests[Int(key.index)].hex }
   /// Every live key.

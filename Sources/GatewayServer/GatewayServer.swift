@@ -63,7 +63,9 @@ public final class GatewayServer: @unchecked Sendable {
       preflight: PreflightHeaders(
         allowHeaders: config.cors.allowHeaders, publishableKeyHeader: config.publishableKeyHeader,
         maxAgeSeconds: config.cors.maxAgeSeconds),
-      sessionCookieName: config.sessions?.cookieName ?? "session")
+      sessionCookieName: config.sessions?.cookieName ?? "session",
+      rateLimits: RateLimits(
+        perKeyRPS: UInt32(config.limits.perKeyRPS), perShopRPS: UInt32(config.limits.perShopRPS), burst: UInt32(config.limits.burst)))
     let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
     self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: loops)
     // Clusters: settings and endpoint health shared by every loop; pools per loop.

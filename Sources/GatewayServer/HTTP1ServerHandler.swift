@@ -44,9 +44,13 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// The next timeout: idle between requests, or the header deadline once a request started.
   private var deadline: NIODeadline?
   private var deadlineIsHeader = false
+  /// The deadline is for the next request-body byte (slow-body defence).
+  private var deadlineIsBody = false
   private var requestInProgress = false
   private var responseInProgress = false
   private var method = HTTPMethod.GET
+  /// Set for a 429: its `Retry-After`, in seconds.
+  private var retryAfter: Int?
   /// The current request asked for a WebSocket upgrade.
   private var websocket = false
   /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
@@ -75,7 +79,18 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func checkDeadlines(now: NIODeadline) {
     guard let d = deadline, d <= now else { return }
     deadline = nil
-    if deadlineIsHeader { headerTimedOut() } else { context?.close(promise: nil) }
+    if deadlineIsBody {
+      // Reads held for backpressure are our doing, not a slow client.
+      if readPaused {
+        armBodyDeadline()
+        return
+      }
+      bodyTimedOut()
+    } else if deadlineIsHeader {
+      headerTimedOut()
+    } else {
+      context?.close(promise: nil)
+    }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -94,12 +109,36 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     requestInProgress = true
     deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
     deadlineIsHeader = true
+    deadlineIsBody = false
   }
 
   private func armIdleTimer() {
     requestInProgress = false
     deadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
     deadlineIsHeader = false
+    deadlineIsBody = false
+  }
+
+  /// A request body stalled for `client_header_timeout_s` (slowloris on the body): 408 if nothing
+  /// was answered yet, else the connection is cut. Either way the upstream request is abandoned.
+  private func bodyTimedOut() {
+    guard let context else { return }
+    if case .forwarding(let exchange) = state {
+      exchange.cancel()
+      if exchange.responseStarted {
+        context.close(promise: nil)
+        return
+      }
+      refuse(.requestTimeout, closeConnection: true, requestID: exchange.requestID, context: context)
+    } else {
+      context.close(promise: nil)
+    }
+  }
+
+  /// (Re)arms the body deadline while a request body is still coming.
+  private func armBodyDeadline() {
+    deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
+    deadlineIsBody = true
   }
 
   private func headerTimedOut() {
@@ -143,6 +182,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       receivedHead(head, context: context)
     case .body(let buffer):
       bodyReceived += buffer.readableBytes
+      if requestInProgress { armBodyDeadline() }
       switch state {
       case .forwarding(let exchange):
         if bodyReceived > bodyLimit {
@@ -155,6 +195,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       }
     case .end:
       requestInProgress = false
+      if deadlineIsBody {
+        deadline = nil
+        deadlineIsBody = false
+      }
       if case .forwarding(let exchange) = state { exchange.requestEnd() }
       if case .refused = state, !responseInProgress { finishResponse(context: context) }
       if responseInProgress { awaitingResponse = true }
@@ -184,6 +228,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       refuse(refusal, closeConnection: close || validated.body != .none, requestID: id, context: context)
     case .preflight(let origin, let methods, let requestID):
       writePreflight(origin: origin, methods: methods, requestID: requestID, context: context)
+    case .rateLimited(let wait, let requestID):
+      retryAfter = wait
+      refuse(.rateLimited, closeConnection: validated.body != .none, requestID: requestID, context: context)
     case .forward(let plan):
       if plan.expectContinue {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -192,6 +239,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       state = .forwarding(exchange)
+      if plan.hasBody { armBodyDeadline() }
       exchange.start()
     }
   }
@@ -236,6 +284,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     headers.add(name: "X-Request-Id", value: requestID)
     headers.add(name: "Cache-Control", value: "no-store")
     if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "Vary", value: "Origin") }
+    if let wait = retryAfter {
+      headers.add(name: "Retry-After", value: String(wait))
+      retryAfter = nil
+    }
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: refusal.status), headers: headers)
     context.write(wrapOutboundOut(.head(head)), promise: nil)

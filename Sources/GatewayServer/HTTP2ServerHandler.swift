@@ -179,6 +179,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       sendRefusal(id, refusal, requestID: requestID, method: method)
     case .preflight(let origin, let methods, let requestID):
       sendPreflight(id, origin: origin, methods: methods, requestID: requestID)
+    case .rateLimited(let wait, let requestID):
+      sendRefusal(id, .rateLimited, requestID: requestID, method: method, retryAfter: wait)
     case .forward(let plan):
       let exchange = Exchange(
         requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
@@ -221,7 +223,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     context.flush()
   }
 
-  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod) {
+  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod, retryAfter: Int? = nil) {
     guard let context else { return }
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
@@ -231,6 +233,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
     ])
     if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
+    if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
     let headOnly = method == .HEAD
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))), promise: nil)
     if !headOnly {

@@ -59,6 +59,8 @@ struct ServerSettings: Sendable {
   var preflight: PreflightHeaders
   /// `sessions.cookie_name`.
   var sessionCookieName: String
+  /// Rate limits (shared buckets).
+  var rateLimits: RateLimits
 }
 
 extension HeaderRewrite: @unchecked Sendable {}

@@ -17,6 +17,8 @@ struct ConnectionInfo {
 enum Admission {
   case forward(ForwardPlan)
   case refuse(GatewayRefusal, closeConnection: Bool, requestID: String)
+  /// Over a rate limit: 429 with `Retry-After` seconds.
+  case rateLimited(retryAfter: Int, requestID: String)
   /// A CORS preflight the gateway answers itself with 204.
   case preflight(origin: String, methods: String, requestID: String)
 }
@@ -73,6 +75,9 @@ enum RequestAdmission {
     switch loop.resolver.resolve(facts, in: table, sessions: &loop.sessions) {
     case .success(let t): tenant = t
     case .failure(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
+    }
+    if let wait = loop.settings.rateLimits.check(tenant: tenant, table: table, now: loop.sweeper.now) {
+      return .rateLimited(retryAfter: wait, requestID: requestID)
     }
     guard let cluster = loop.clusters[tenant.upstream] ?? loop.clusters["default"] else {
       return .refuse(.upstreamUnavailable, closeConnection: false, requestID: requestID)

@@ -240,6 +240,16 @@ final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
       }
       return
     }
+    if let raw = Self.rawResponses[path] {
+      // Hand-written responses that break the rules (upstream-fault tests): written below the HTTP
+      // encoder, then the connection is closed.
+      if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+        encoder.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw()))).assumeIsolated().whenComplete { _ in
+          context.close(promise: nil)
+        }
+      }
+      return
+    }
     if path == "/__drop" {
       // Close without answering: a reset before any response byte (retry tests).
       context.close(promise: nil)
@@ -277,6 +287,19 @@ final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
       ? [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")] : []
     send(context, status: result.ok ? .ok : .unauthorized, body: String(decoding: data, as: UTF8.self), extra: extra)
   }
+
+  static let rawResponses: [String: @Sendable () -> String] = [
+    // Content-Length and Transfer-Encoding together: ambiguous framing.
+    "/__badframing": { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" },
+    // A 100 KiB header block.
+    "/__bigheaders": { "HTTP/1.1 200 OK\r\nX-Big: \(String(repeating: "x", count: 100_000))\r\nContent-Length: 2\r\n\r\nok" },
+    // A 103 Early Hints, then the real response.
+    "/__early": { "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nafter" },
+    // The body ends before Content-Length says.
+    "/__truncated": { "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this" },
+    // Not HTTP at all.
+    "/__garbage": { "this is not an HTTP response\r\n\r\n" },
+  ]
 
   private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, extra: [(String, String)] = []) {
     let buffer = context.channel.allocator.buffer(string: body + "\n")

@@ -119,7 +119,7 @@ struct SnapshotLifecycleTests {
     #expect(try h.curl("flap1.platform.localhost", "/").status == 200)
 
     // The control plane breaks: errors are reported, the table keeps serving.
-    FileManager.default.createFile(atPath: served + ".down", contents: Data())
+    _ = FileManager.default.createFile(atPath: served + ".down", contents: Data())
     try h.waitFor(timeout: 5) { ((try? h.admin("/admin/snapshot").json?["lastError"] as? [String]) ?? []).isEmpty == false }
     #expect(try h.curl("flap1.platform.localhost", "/").status == 200)
     // A restart while it is down serves the last-known-good copy.
