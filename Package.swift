@@ -86,6 +86,7 @@ let package = Package(
       name: "GatewayObservability",
       dependencies: [
         "GatewayCore", "GatewaySnapshot",
+        .product(name: "Atomics", package: "swift-atomics"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "Crypto", package: "swift-crypto"),

@@ -273,6 +273,14 @@ public enum PrometheusText {
     out += "# HELP tenant_gateway_connections_refused_total Connections closed at max_connections.\n"
     out += "# TYPE tenant_gateway_connections_refused_total counter\n"
     out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
+    if let log = c.accessLog {
+      out += "# HELP tenant_gateway_access_log_lines_total Access-log lines queued for writing.\n"
+      out += "# TYPE tenant_gateway_access_log_lines_total counter\n"
+      out += "tenant_gateway_access_log_lines_total \(log.written)\n"
+      out += "# HELP tenant_gateway_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n"
+      out += "# TYPE tenant_gateway_access_log_dropped_total counter\n"
+      out += "tenant_gateway_access_log_dropped_total \(log.dropped)\n"
+    }
     out += "# HELP tenant_gateway_snapshot_info The serving snapshot's version.\n"
     out += "# TYPE tenant_gateway_snapshot_info gauge\n"
     out += "tenant_gateway_snapshot_info{version=\"\(escape(s.version))\"} 1\n"

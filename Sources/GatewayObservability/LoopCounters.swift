@@ -52,6 +52,9 @@ public struct CounterSnapshot: Sendable {
   public var tlsHandshakes = 0
   public var tlsHandshakeFailures = 0
   public var connectionsRefusedAtLimit = 0
+  /// Access-log lines handed to the writer, and lines dropped because it fell behind (process-wide,
+  /// filled in by the server; nil when the access log is off).
+  public var accessLog: (written: Int, dropped: Int)?
 
   public init() {}
 

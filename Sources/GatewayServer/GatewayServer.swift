@@ -31,6 +31,13 @@ public final class GatewayServer: @unchecked Sendable {
   public let clusters: [String: ClusterState]
   private var healthChecker: HealthChecker?
   private let openConnections = ManagedAtomic<Int>(0)
+  /// Set when a graceful drain starts (`/readyz` answers 503 from then on).
+  private let drainingFlag = ManagedAtomic<Bool>(false)
+  /// Left by ``shutdown()``; ``wait()`` blocks on it.
+  private let running = DispatchGroup()
+  private let started = ManagedAtomic<Bool>(false)
+  /// The access-log writer thread (nil: `access_log.path` is empty).
+  private var accessLogWriter: AccessLogWriter?
   private var listener: Channel?
   private var admin: AdminServer?
   private let reloadPool = NIOThreadPool(numberOfThreads: 1)
@@ -103,12 +110,23 @@ public final class GatewayServer: @unchecked Sendable {
 
   /// Binds the TLS and admin listeners.
   public func start() throws {
+    running.enter()
+    started.store(true, ordering: .relaxed)
     reloadPool.start()
     let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
     healthChecker = checker
+    if let path = config.accessLog.path {
+      let writer = try AccessLogWriter(path: path)
+      writer.start()
+      accessLogWriter = writer
+    }
     for ctx in contexts.values {
-      try ctx.eventLoop.submit { ctx.sweeper.start() }.wait()
+      let writer = accessLogWriter
+      try ctx.eventLoop.submit {
+        ctx.sweeper.start()
+        if let writer { ctx.enableAccessLog(writer) }
+      }.wait()
     }
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 4096)
@@ -131,17 +149,52 @@ public final class GatewayServer: @unchecked Sendable {
   /// The bound TLS port (useful when configured as port 0).
   public var boundPort: Int? { listener?.localAddress?.port }
 
-  /// Blocks until the listener closes.
+  /// Blocks until ``shutdown()``.
   public func wait() throws {
-    try listener?.closeFuture.wait()
+    running.wait()
+  }
+
+  /// True once a graceful drain has started.
+  public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+
+  /// Client connections open now (TLS listener only).
+  public var openClientConnections: Int { openConnections.load(ordering: .relaxed) }
+
+  /// Graceful drain (PRODUCT.md §8): `/readyz` turns false, the listener stops accepting, every
+  /// connection finishes what it carries (HTTP/1.1 answers with `Connection: close`, HTTP/2 sends
+  /// GOAWAY naming the last stream it will serve) and closes. Returns when no client connection is
+  /// left or `timeout` has passed, with the number still open. Blocks; call off the event loops.
+  @discardableResult
+  public func drain(timeout: TimeAmount) -> Int {
+    drainingFlag.store(true, ordering: .relaxed)
+    logger.info("draining", metadata: ["open_connections": "\(openClientConnections)", "timeout_s": "\(Double(timeout.nanoseconds) / 1e9)"])
+    try? listener?.close().wait()
+    for ctx in contexts.values {
+      ctx.eventLoop.execute {
+        ctx.draining = true
+        ctx.sweeper.sweepNow()
+      }
+    }
+    let deadline = NIODeadline.now() + timeout
+    while openClientConnections > 0 && NIODeadline.now() < deadline {
+      usleep(20_000)
+    }
+    let left = openClientConnections
+    logger.info("drained", metadata: ["connections_left": "\(left)"])
+    return left
   }
 
   /// Stops listening and closes everything.
   public func shutdown() {
+    defer { if started.exchange(false, ordering: .relaxed) { running.leave() } }
     try? listener?.close().wait()
     admin?.stop()
+    for ctx in contexts.values {
+      try? ctx.eventLoop.submit { ctx.accessLog?.flush() }.wait()
+    }
     try? group.syncShutdownGracefully()
     try? reloadPool.syncShutdownGracefully()
+    accessLogWriter?.stop()
   }
 
   /// Re-reads the snapshot off the event loops; the old table keeps serving on failure.
@@ -252,9 +305,14 @@ public final class GatewayServer: @unchecked Sendable {
     let futures = contexts.values.map { ctx in
       ctx.eventLoop.submit { ctx.counters.snapshot }
     }
+    let writer = accessLogWriter
     return EventLoopFuture.reduce(CounterSnapshot(), futures, on: group.next()) { total, next in
       var t = total
       t.add(next)
+      return t
+    }.map { total in
+      var t = total
+      if let writer { t.accessLog = (writer.writtenLines.load(ordering: .relaxed), writer.droppedLines.load(ordering: .relaxed)) }
       return t
     }
   }
@@ -431,7 +489,7 @@ public enum SigningKeys {
 struct AdminBackendImpl: AdminBackend {
   let server: GatewayServer
 
-  var isReady: Bool { server.store.isReady }
+  var isReady: Bool { server.store.isReady && !server.isDraining }
   var snapshotStatus: SnapshotStatus { server.store.status }
 
   func reload() -> EventLoopFuture<ReloadOutcome> {

@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayObservability
 import GatewayUpstream
 import NIOCore
 import NIOHTTP1
@@ -58,6 +59,18 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// The byte-level handler below the HTTP codec, for answers that precede any request head.
   weak var activity: ByteActivityHandler?
   private var version = HTTPVersion.http1_1
+  /// The current request's access-log entry (only with the access log on).
+  private var log: AccessLogEntry?
+  private var logStarted = NIODeadline.uptimeNanoseconds(0)
+
+  /// Queues the current request's access-log line, if any.
+  private func finishLog(aborted: Bool = false) {
+    guard var e = log else { return }
+    log = nil
+    e.bytesIn = bodyReceived
+    e.aborted = aborted
+    loop.finishLog(&e, started: logStarted)
+  }
 
   init(loop: LoopContext, connection: ConnectionInfo) {
     self.loop = loop
@@ -77,6 +90,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   func checkDeadlines(now: NIODeadline) {
+    if loop.draining { drainStep() }
     guard let d = deadline, d <= now else { return }
     deadline = nil
     if deadlineIsBody {
@@ -93,10 +107,22 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
   }
 
+  /// A graceful drain is under way: later responses say `Connection: close`, and an idle
+  /// connection closes now (a request in flight finishes first).
+  private func drainStep() {
+    keepAlive = false
+    guard let context, !closing, !requestInProgress, !responseInProgress, !awaitingResponse, queued.isEmpty,
+      case .idle = state
+    else { return }
+    closing = true
+    context.close(promise: nil)
+  }
+
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP1Connections -= 1
     deadline = nil
     if case .forwarding(let exchange) = state { exchange.cancel() }
+    finishLog(aborted: true)
     state = .idle
     context.fireChannelInactive()
   }
@@ -206,12 +232,17 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-    keepAlive = head.isKeepAlive
+    keepAlive = head.isKeepAlive && !loop.draining
     version = head.version
     closeAfterResponse = false
     method = head.method
     bodyReceived = 0
     bodyLimit = loop.limits.maxBodyBytes
+    if loop.accessLog != nil {
+      finishLog(aborted: true)
+      logStarted = .now()
+      log = loop.beginLog(proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, client: connection.clientAddress)
+    }
     let validated: ValidatedRequest
     switch RequestValidation.validateHTTP1(head, limits: loop.limits) {
     case .success(let v):
@@ -221,6 +252,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       return
     }
     websocket = validated.websocket
+    log?.host = validated.host
     let pairs = head.headers.lazy.map { ($0.name, $0.value) }
     switch RequestAdmission.admit(validated, method: head.method, headers: pairs, loop: loop, connection: connection) {
     case .refuse(let refusal, let close, let id):
@@ -232,6 +264,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       retryAfter = wait
       refuse(.rateLimited, closeConnection: validated.body != .none, requestID: requestID, context: context)
     case .forward(let plan):
+      if log != nil {
+        log!.requestID = plan.requestID
+        loop.noteTenant(plan.tenant, in: &log!)
+      }
       if plan.expectContinue {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
       }
@@ -265,6 +301,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// 204 for an allowed CORS preflight.
   private func writePreflight(origin: String, methods: String, requestID: String, context: ChannelHandlerContext) {
     loop.counters.recordResponse(status: 204)
+    log?.status = 204
+    log?.requestID = requestID
     var headers = HTTPHeaders(loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID))
     headers.add(name: "Content-Length", value: "0")
     if !keepAlive { headers.add(name: "Connection", value: "close") }
@@ -276,6 +314,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
     loop.counters.recordRefusal(refusal)
+    if log != nil {
+      log!.status = refusal.status
+      log!.code = refusal.code
+      log!.requestID = requestID
+    }
     loop.counters.recordResponse(status: refusal.status)
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var headers = HTTPHeaders()
@@ -302,6 +345,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   /// The response is complete: keep the connection for the next request or close it.
   private func finishResponse(context: ChannelHandlerContext) {
+    finishLog()
     let close = !keepAlive || closeAfterResponse
     if close { closing = true }
     responseInProgress = false
@@ -334,6 +378,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
       let headers = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, upgrade: true)
       loop.counters.recordResponse(status: 101)
+      log?.status = 101
       context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
       context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
       return
@@ -346,11 +391,16 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       headers.replaceOrAdd(name: "Connection", value: "close")
     }
     loop.counters.recordResponse(status: Int(head.status.code))
+    if log != nil {
+      log!.status = Int(head.status.code)
+      log!.upstreamNanos = (NIODeadline.now() - logStarted).nanoseconds
+    }
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))), promise: nil)
   }
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     guard let context else { return }
+    log?.bytesOut += buffer.readableBytes
     context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
     if !context.channel.isWritable { exchange.clientWritabilityChanged(isWritable: false) }
   }
@@ -372,6 +422,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func exchangeAbort(_ exchange: Exchange) {
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
     // The response already started: its status cannot change; closing tells the client it is cut.
+    finishLog(aborted: true)
     context?.close(promise: nil)
   }
 
@@ -392,6 +443,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       upstream.cancel()
       return
     }
+    finishLog()
     state = .idle
     closing = true
     deadline = nil

@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayObservability
 import GatewayUpstream
 import NIOCore
 import NIOHPACK
@@ -43,6 +44,21 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var inReadCycle = false
   /// Set while the connection has no streams: it closes (GOAWAY) when this passes.
   private var idleDeadline: NIODeadline?
+  /// The highest client stream seen (the GOAWAY of a drain names it).
+  private var lastStreamID = HTTP2StreamID(0)
+  /// A drain's GOAWAY has gone out: close once the last stream ends.
+  private var goAwaySent = false
+  private var drainClosing = false
+  /// Access-log entries of open streams (only with the access log on).
+  private var logs: [HTTP2StreamID: (entry: AccessLogEntry, started: NIODeadline)] = [:]
+
+  /// Queues a closed stream's access-log line.
+  private func finishLog(_ id: HTTP2StreamID, state s: StreamState?) {
+    guard var l = logs.removeValue(forKey: id) else { return }
+    l.entry.bytesIn = s?.bodyReceived ?? 0
+    l.entry.aborted = !(s?.responseDone ?? true)
+    loop.finishLog(&l.entry, started: l.started)
+  }
 
   /// Connection-level receive window we keep open (bytes).
   static let connectionWindow = 1 << 20
@@ -71,6 +87,22 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   func checkDeadlines(now: NIODeadline) {
+    if loop.draining, let context {
+      if !goAwaySent {
+        // Streams above lastStreamID are ignored by NIOHTTP2 from now on (RFC 9113 §6.8): the
+        // client retries them on a new connection; every stream at or below it completes.
+        goAwaySent = true
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+      }
+      if streams.isEmpty && !drainClosing {
+        // Close once everything written so far is on the wire (writes complete in order).
+        drainClosing = true
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+      }
+      return
+    }
     guard let d = idleDeadline, d <= now, let context, streams.isEmpty else { return }
     idleDeadline = nil
     let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
@@ -80,7 +112,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP2Connections -= 1
     idleDeadline = nil
-    for (_, s) in streams { s.exchange?.cancel() }
+    for (id, s) in streams {
+      s.exchange?.cancel()
+      if !logs.isEmpty { finishLog(id, state: s) }
+    }
     streams.removeAll()
     context.fireChannelInactive()
   }
@@ -125,7 +160,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .rstStream:
       // The client gave up on the stream: cancel the upstream request (its connection is closed,
       // never reused with a half-sent request).
-      if let s = streams.removeValue(forKey: id) { s.exchange?.cancel() }
+      let s = streams.removeValue(forKey: id)
+      s?.exchange?.cancel()
+      if !logs.isEmpty { finishLog(id, state: s) }
       if streams.isEmpty { armIdleTimer() }
     default:
       break
@@ -144,7 +181,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let closed = event as? StreamClosedEvent {
-      if let s = streams.removeValue(forKey: closed.streamID), let e = s.exchange, !e.finished { e.cancel() }
+      let s = streams.removeValue(forKey: closed.streamID)
+      if let e = s?.exchange, !e.finished { e.cancel() }
+      if !logs.isEmpty { finishLog(closed.streamID, state: s) }
       if streams.isEmpty { armIdleTimer() }
     }
     context.fireUserInboundEventTriggered(event)
@@ -159,9 +198,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
     idleDeadline = nil
+    if id > lastStreamID { lastStreamID = id }
     var state = StreamState()
     state.requestEnded = endStream
     streams[id] = state
+    if loop.accessLog != nil {
+      let host = headers.first(name: ":authority") ?? headers.first(name: "host")
+      let e = loop.beginLog(proto: "h2", host: host, method: headers.first(name: ":method") ?? "", uri: headers.first(name: ":path") ?? "", client: connection.clientAddress)
+      logs[id] = (e, .now())
+    }
     let validated: ValidatedRequest
     let method: HTTPMethod
     switch HTTP2RequestValidation.validate(headers, endStream: endStream, limits: loop.limits) {
@@ -173,6 +218,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       return
     }
     streams[id]?.method = method
+    if loop.accessLog != nil {
+      logs[id]?.entry.host = validated.host
+    }
     let pairs = headers.lazy.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
     switch RequestAdmission.admit(validated, method: method, headers: pairs, loop: loop, connection: connection) {
     case .refuse(let refusal, _, let requestID):
@@ -182,6 +230,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .rateLimited(let wait, let requestID):
       sendRefusal(id, .rateLimited, requestID: requestID, method: method, retryAfter: wait)
     case .forward(let plan):
+      if logs[id] != nil {
+        logs[id]!.entry.requestID = plan.requestID
+        loop.noteTenant(plan.tenant, in: &logs[id]!.entry)
+      }
       let exchange = Exchange(
         requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
@@ -211,6 +263,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private func sendPreflight(_ id: HTTP2StreamID, origin: String, methods: String, requestID: String) {
     guard let context else { return }
     loop.counters.recordResponse(status: 204)
+    if logs[id] != nil {
+      logs[id]!.entry.status = 204
+      logs[id]!.entry.requestID = requestID
+    }
     var headers = HPACKHeaders([(":status", "204")])
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
       headers.add(name: name.lowercased(), value: value)
@@ -227,6 +283,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let context else { return }
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
+    if logs[id] != nil {
+      logs[id]!.entry.status = refusal.status
+      logs[id]!.entry.code = refusal.code
+      logs[id]!.entry.requestID = requestID
+    }
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var headers = HPACKHeaders([
       (":status", String(refusal.status)), ("content-type", "application/json"),
@@ -260,6 +321,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       headers.add(name: name.lowercased(), value: value)
     }
     loop.counters.recordResponse(status: Int(head.status.code))
+    if logs[id] != nil {
+      logs[id]!.entry.status = Int(head.status.code)
+      logs[id]!.entry.upstreamNanos = (NIODeadline.now() - logs[id]!.started).nanoseconds
+    }
     streams[id]?.pendingHeaders = headers
   }
 
@@ -280,6 +345,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: inout StreamState, context: ChannelHandlerContext) {
     let n = buffer.readableBytes
+    if !logs.isEmpty { logs[id]?.entry.bytesOut += n }
     s.outstanding += n
     let promise = context.eventLoop.makePromise(of: Void.self)
     promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in self?.dataWritten(id, bytes: n) }
@@ -307,6 +373,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       if let h = s.pendingHeaders {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
       }
+      if !logs.isEmpty { logs[id]?.entry.bytesOut += data.readableBytes }
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: nil)
     } else if let h = s.pendingHeaders {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))), promise: nil)

@@ -1,3 +1,4 @@
+import Foundation
 import GatewayConfig
 import GatewayCore
 import GatewayObservability
@@ -22,6 +23,13 @@ final class LoopContext {
   /// Upstream clusters by name, with this loop's pools.
   var clusters: [String: LoopCluster]
   let counters = LoopCounters()
+  /// Set when a graceful drain starts: connections finish what they carry and close
+  /// (HTTP/1.1 with `Connection: close`, HTTP/2 with GOAWAY).
+  var draining = false
+  /// This loop's access-log lines waiting for the writer (nil: `access_log.path` is empty).
+  var accessLog: AccessLogBuffer?
+  /// Flushes `accessLog` on every sweep.
+  private var accessLogFlusher: AccessLogFlusher?
   /// Coarse timeouts and the cached clock of this loop.
   let sweeper: DeadlineSweeper
   var requestIDs: RequestIDGenerator
@@ -45,6 +53,50 @@ final class LoopContext {
     self.requestIDs = RequestIDGenerator()
     self.logger = logger
   }
+
+  /// Turns the access log on for this loop (call on the loop, before traffic).
+  func enableAccessLog(_ writer: AccessLogWriter) {
+    accessLog = AccessLogBuffer(writer: writer)
+    let flusher = AccessLogFlusher(loop: self)
+    accessLogFlusher = flusher
+    sweeper.register(flusher)
+  }
+
+  /// A new entry for a request whose head just arrived (only called with the log on).
+  func beginLog(proto: String, host: String?, method: String, uri: String, client: String) -> AccessLogEntry {
+    var e = AccessLogEntry()
+    e.proto = proto
+    e.host = host ?? ""
+    e.method = method
+    // The query string is left out: it may carry a token or key.
+    e.path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
+    e.client = client
+    return e
+  }
+
+  /// Fills the resolved tenant into an entry.
+  func noteTenant(_ tenant: TenantContext, in e: inout AccessLogEntry) {
+    let table = tables.current()
+    e.shopID = table.shopID(tenant.shop)
+    e.auth = tenant.auth.claim
+    if let key = tenant.key { e.keyID = table.keyID(key) }
+    e.upstream = tenant.upstream
+  }
+
+  /// Completes and queues an entry.
+  func finishLog(_ e: inout AccessLogEntry, started: NIODeadline) {
+    e.durationNanos = (NIODeadline.now() - started).nanoseconds
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    accessLog?.append(e, unixMillis: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+  }
+}
+
+/// Hands a loop's access-log batch to the writer on every deadline sweep.
+final class AccessLogFlusher: Expirable {
+  unowned let loop: LoopContext
+  init(loop: LoopContext) { self.loop = loop }
+  func checkDeadlines(now: NIODeadline) { loop.accessLog?.flush() }
 }
 
 /// Settings the request path reads, computed once from `gateway.conf`.

@@ -57,6 +57,11 @@ public final class DeadlineSweeper: @unchecked Sendable {  // confined to its ev
     now + amount + interval
   }
 
+  /// Sweeps now (e.g. when a drain starts, so connections react at once). Call on the loop.
+  public func sweepNow() {
+    sweep()
+  }
+
   func sweep() {
     now = .now()
     wallSeconds = Int(time(nil))

@@ -97,6 +97,16 @@ struct Serve: ParsableCommand {
     for sig in [SIGTERM, SIGINT] {
       let source = DispatchSource.makeSignalSource(signal: sig, queue: stopQueue)
       source.setEventHandler {
+        // SIGTERM drains (limits.drain_timeout_s); a second signal, or SIGINT, stops at once.
+        if sig == SIGTERM && !server.isDraining {
+          logger.info("stopping gracefully", metadata: ["signal": "SIGTERM"])
+          DispatchQueue.global().async {
+            server.drain(timeout: .nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9)))
+            server.shutdown()
+            Foundation.exit(0)
+          }
+          return
+        }
         logger.info("stopping", metadata: ["signal": "\(sig)"])
         server.shutdown()
         Foundation.exit(0)

