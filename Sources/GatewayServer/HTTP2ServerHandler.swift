@@ -449,7 +449,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY); stream-level
     // errors leave the connection usable.
-    if error is any NIOHTTP2Error { return }
+    if error is any NIOHTTP2Error {
+      loop.logger.debug("http/2 protocol error", metadata: ["error": "\(error)"])
+      return
+    }
+    loop.logger.debug("http/2 connection error", metadata: ["error": "\(error)"])
     context.close(promise: nil)
   }
 }

@@ -17,9 +17,12 @@ struct Serve: ParsableCommand {
   @Option(help: "Event loops (threads); default: one per core.")
   var eventLoops: Int?
 
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: String = "info"
+
   func run() throws {
     var logger = Logger(label: "tenant-gateway")
-    logger.logLevel = .info
+    logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
     let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
     for w in outcome.warnings { logger.warning("config: \(w)") }
     guard let config = outcome.config else {

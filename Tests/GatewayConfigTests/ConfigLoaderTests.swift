@@ -108,12 +108,15 @@ struct ConfigLoaderTests {
     let yaml = Self.minimal.replacingOccurrences(of: "upstreams: {default: \"http://127.0.0.1:9000\"}", with: """
       upstreams:
         default: "http://127.0.0.1:9000"
-        catalog: {endpoints: ["http://10.0.0.5:8080", "https://10.0.0.6:8443"], lb: least_request, retries: 2}
+        catalog: {endpoints: ["http://10.0.0.5:8080", "https://catalog-2.internal:8443"], lb: least_request, retries: 2}
         test: ""
       """)
     let c = try #require(ConfigLoader.load(yaml: yaml, baseDirectory: "/").config)
-    #expect(c.upstreams["catalog"]?.endpoints.map(\.description) == ["http://10.0.0.5:8080", "https://10.0.0.6:8443"])
+    #expect(c.upstreams["catalog"]?.endpoints.map(\.description) == ["http://10.0.0.5:8080", "https://catalog-2.internal:8443"])
     #expect(c.upstreams["catalog"]?.balancing == .leastRequest)
     #expect(c.upstreams["test"] == nil)
+    // An https endpoint named by IP literal cannot have its certificate name verified: refused.
+    let ip = yaml.replacingOccurrences(of: "https://catalog-2.internal:8443", with: "https://10.0.0.6:8443")
+    #expect(ConfigLoader.load(yaml: ip, baseDirectory: "/").errors.contains { "\($0)".contains("needs a DNS name") })
   }
 }

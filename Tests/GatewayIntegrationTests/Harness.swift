@@ -245,6 +245,15 @@ final class GatewayHarness: @unchecked Sendable {
 
   var gatewayRunning: Bool { gateway?.isRunning ?? false }
 
+  /// The gateway's resident set size in KiB (VmRSS), or 0 when unknown.
+  var gatewayRSSKiB: Int {
+    guard let pid = gateway?.processIdentifier,
+      let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+  }
+
   /// The gateway's exit status once it has exited.
   var gatewayExitStatus: Int32? {
     guard let g = gateway, !g.isRunning else { return nil }
