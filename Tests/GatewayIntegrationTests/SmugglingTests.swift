@@ -25,6 +25,8 @@ struct SmugglingTests {
     Shape(name: "Transfer-Encoding: xchunked", request: "POST {P} HTTP/1.1\r\n{H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
     Shape(name: "Transfer-Encoding: chunked, identity", request: "POST {P} HTTP/1.1\r\n{H}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
     Shape(name: "Transfer-Encoding twice", request: "POST {P} HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    Shape(name: "Transfer-Encoding line starting with a space", request: "POST {P} HTTP/1.1\r\n{H}X-A: b\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"),
+    Shape(name: "huge Content-Length", request: "POST {P} HTTP/1.1\r\n{H}Content-Length: 99999999999999999999999\r\n\r\nhello"),
     Shape(name: "space before the colon", request: "POST {P} HTTP/1.1\r\n{H}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
     Shape(name: "Transfer-Encoding on HTTP/1.0", request: "POST {P} HTTP/1.0\r\n{H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     Shape(name: "obs-fold", request: "GET {P} HTTP/1.1\r\n{H}X-Folded: a\r\n b\r\n\r\n"),
