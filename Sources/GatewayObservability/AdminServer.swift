@@ -29,6 +29,8 @@ public struct ReloadOutcome: Sendable {
 /// What the admin listener asks of the gateway.
 public protocol AdminBackend: Sendable {
   var isReady: Bool { get }
+  /// The X-Tenant verification keys as a JWKS (EdDSA public keys only).
+  var jwks: String { get }
   var snapshotStatus: SnapshotStatus { get }
   func reload() -> EventLoopFuture<ReloadOutcome>
   func counters() -> EventLoopFuture<CounterSnapshot>
@@ -123,7 +125,8 @@ final class AdminHandler: ChannelInboundHandler {
 
   private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
     let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-    if path != "/healthz" && path != "/readyz" && !authorised(head) {
+    // Health and the public signing keys are open; everything else needs the token when one is set.
+    if path != "/healthz" && path != "/readyz" && path != "/.well-known/tenant-jwks.json" && !authorised(head) {
       respond(context, status: .unauthorized, json: "{\"error\":{\"code\":\"unauthorized\",\"message\":\"admin token required\"}}")
       return
     }
@@ -133,6 +136,8 @@ final class AdminHandler: ChannelInboundHandler {
     case (.GET, "/readyz"):
       let ready = backend.isReady
       respond(context, status: ready ? .ok : .serviceUnavailable, json: "{\"ready\":\(ready)}")
+    case (.GET, "/.well-known/tenant-jwks.json"):
+      respond(context, status: .ok, json: backend.jwks)
     case (.GET, "/admin/snapshot"):
       respond(context, status: .ok, json: AdminJSON.snapshot(backend.snapshotStatus))
     case (.POST, "/admin/reload"):

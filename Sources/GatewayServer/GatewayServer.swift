@@ -38,6 +38,8 @@ public final class GatewayServer: @unchecked Sendable {
   private let started = ManagedAtomic<Bool>(false)
   /// The access-log writer thread (nil: `access_log.path` is empty).
   private var accessLogWriter: AccessLogWriter?
+  /// `/.well-known/tenant-jwks.json`: the EdDSA public keys of `tenant_header.signing_keys`.
+  let jwks: String
   private var listener: Channel?
   private var admin: AdminServer?
   private let reloadPool = NIOThreadPool(numberOfThreads: 1)
@@ -54,6 +56,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
+    self.jwks = TenantJWKS.document(keys)
     let verifyKeys = try SessionKeys.load(config.sessions)
     let limits = RequestLimits(
       maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
@@ -490,6 +493,7 @@ struct AdminBackendImpl: AdminBackend {
   let server: GatewayServer
 
   var isReady: Bool { server.store.isReady && !server.isDraining }
+  var jwks: String { server.jwks }
   var snapshotStatus: SnapshotStatus { server.store.status }
 
   func reload() -> EventLoopFuture<ReloadOutcome> {

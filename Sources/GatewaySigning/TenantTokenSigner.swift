@@ -191,3 +191,20 @@ public struct TenantTokenSigner {
     return token
   }
 }
+
+/// The public half of the X-Tenant signing keys as a JWKS (RFC 7517, RFC 8037), served at
+/// `/.well-known/tenant-jwks.json`. Only EdDSA public keys appear: an HS256 secret is never
+/// published, and private key material never leaves the signer.
+public enum TenantJWKS {
+  public static func document(_ keys: [SigningKey]) -> String {
+    var entries: [String] = []
+    for key in keys {
+      guard case .eddsa(let privateKey) = key.material else { continue }
+      var kid = ""
+      JSONText.appendQuoted(key.kid, to: &kid)
+      let x = Base64URL.encode(Array(privateKey.publicKey.rawRepresentation))
+      entries.append(#"{"kty":"OKP","crv":"Ed25519","use":"sig","alg":"EdDSA","kid":\#(kid),"x":"\#(x)"}"#)
+    }
+    return #"{"keys":["# + entries.joined(separator: ",") + "]}"
+  }
+}

@@ -125,3 +125,44 @@ struct AccessLogTests {
     }
   }
 }
+
+/// EdDSA X-Tenant signing and the JWKS (PRODUCT.md §5, §8) through the real binary.
+@Suite("Operations: EdDSA signing and the JWKS (real gateway)")
+struct JWKSTests {
+  @Test("The first key signs (EdDSA); the JWKS holds only EdDSA public keys; a backend verifies with PyJWT")
+  func eddsaAndJWKS() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let keyPath = h.directory.appendingPathComponent("ed25519.pem").path
+    let gen = try Shell.run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", keyPath])
+    #expect(gen.status == 0, "\(gen.stderr)")
+    try h.writeConfig()
+    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+    text = text.replacingOccurrences(
+      of: "signing_keys: [{kid: dev-1, alg: HS256, secret_file: \(Demo.secretFile)}]",
+      with: "signing_keys: [{kid: ed-1, alg: EdDSA, private_key_file: \(keyPath)}, {kid: dev-1, alg: HS256, secret_file: \(Demo.secretFile)}]")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    try h.startPrewritten()
+
+    let jwks = try h.admin("/.well-known/tenant-jwks.json")
+    #expect(jwks.status == 200)
+    let keys = (jwks.json?["keys"] as? [[String: Any]]) ?? []
+    #expect(keys.count == 1)
+    #expect(keys.first?["kid"] as? String == "ed-1")
+    #expect(keys.first?["kty"] as? String == "OKP" && keys.first?["crv"] as? String == "Ed25519")
+    #expect(keys.first?["d"] == nil && keys.first?["k"] == nil, "private or symmetric material in the JWKS")
+    let secret = try String(contentsOfFile: Demo.secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(!jwks.body.contains(secret))
+
+    // The demo upstream verifies HS256 only, so it may refuse; what it received is what counts.
+    _ = try h.curl("acme.platform.localhost", "/storefront")
+    let token = try #require(h.upstreamRequests().last.flatMap { r in
+      (r["headers"] as? [[String]])?.first { $0.first?.lowercased() == "x-tenant" }?.last
+    })
+    let r = try h.python("verify_jwks.py", [token, "http://127.0.0.1:\(h.adminPort)/.well-known/tenant-jwks.json", "tenant-gateway", "default"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let verified = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+    #expect((verified?["header"] as? [String: Any])?["alg"] as? String == "EdDSA")
+    #expect((verified?["claims"] as? [String: Any])?["shop_id"] as? String == Demo.acmeID)
+  }
+}
