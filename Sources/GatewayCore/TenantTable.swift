@@ -218,7 +218,10 @@ public final class TenantTable: Sendable {
   }
 
   /// The shop's rate-limit override, if the snapshot set one.
-  public func rateLimit(_ shop: ShopRef) -> RateLimitOverride? { rateLimitShops[shop.index] }
+  /// Checked on every request: a snapshot without overrides (the usual case) costs no hash lookup.
+  public func rateLimit(_ shop: ShopRef) -> RateLimitOverride? {
+    rateLimitShops.isEmpty ? nil : rateLimitShops[shop.index]
+  }
   /// The shop's custom domains (admin and ops tooling; scans the domain list).
   public func customDomains(_ shop: ShopRef) -> [String] {
     var out: [String] = []
