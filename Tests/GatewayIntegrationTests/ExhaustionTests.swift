@@ -12,12 +12,7 @@ struct ExhaustionTests {
   func slowloris() throws {
     try withGateway(limits: ["client_header_timeout_s": "2"]) { gw in
       let out = gw.directory.appendingPathComponent("slowloris.json").path
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      p.arguments = ["python3", Paths.clients.appendingPathComponent("slowloris.py").path, String(gw.port), "5000", "600", "14", "3"]
-      _ = FileManager.default.createFile(atPath: out, contents: nil)
-      p.standardOutput = FileHandle(forWritingAtPath: out)
-      try p.run()
+      let p = try gw.startPython("slowloris.py", [String(gw.port), "5000", "600", "14", "3"], output: out)
       var statuses: [Int] = []
       var maxRSS = 0
       var maxOpen = 0
@@ -48,12 +43,7 @@ struct ExhaustionTests {
   func maxConnections() throws {
     try withGateway(limits: ["max_connections": "50", "client_header_timeout_s": "2"]) { gw in
       let out = gw.directory.appendingPathComponent("slowloris.json").path
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      p.arguments = ["python3", Paths.clients.appendingPathComponent("slowloris.py").path, String(gw.port), "80", "0", "3", "5"]
-      _ = FileManager.default.createFile(atPath: out, contents: nil)
-      p.standardOutput = FileHandle(forWritingAtPath: out)
-      try p.run()
+      let p = try gw.startPython("slowloris.py", [String(gw.port), "80", "0", "3", "5"], output: out)
       p.waitUntilExit()
       let refused = try gw.admin("/metrics").body.split(separator: "\n")
         .first { $0.hasPrefix("tenant_gateway_connections_refused_total ") }

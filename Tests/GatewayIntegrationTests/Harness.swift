@@ -262,10 +262,20 @@ final class GatewayHarness: @unchecked Sendable {
 
   /// Starts curl without waiting for it (`%{http_code}` on stdout, via `output`).
   func startCurl(_ host: String, _ path: String, http2: Bool, output: String) throws -> Process {
+    try Self.startProcess(["curl", "-sk", http2 ? "--http2" : "--http1.1", "--resolve", "\(host):\(port):127.0.0.1", "-o", "/dev/null",
+                           "-w", "%{http_code}", "https://\(host):\(port)\(path)"], output: output)
+  }
+
+  /// Starts a client script from `clients/` with python3 without waiting for it (stdout to `output`).
+  func startPython(_ script: String, _ arguments: [String], output: String) throws -> Process {
+    try Self.startProcess(["python3", Paths.clients.appendingPathComponent(script).path] + arguments, output: output)
+  }
+
+  /// Runs `arguments` (looked up on PATH) in the background, stdout to the file `output`.
+  static func startProcess(_ arguments: [String], output: String) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["curl", "-sk", http2 ? "--http2" : "--http1.1", "--resolve", "\(host):\(port):127.0.0.1", "-o", "/dev/null",
-                   "-w", "%{http_code}", "https://\(host):\(port)\(path)"]
+    p.arguments = arguments
     _ = FileManager.default.createFile(atPath: output, contents: nil)
     p.standardOutput = FileHandle(forWritingAtPath: output)
     p.standardError = FileHandle.nullDevice
