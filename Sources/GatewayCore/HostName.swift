@@ -34,7 +34,11 @@ public enum HostName {
 
     if input[0] == UInt8(ascii: "[") {
       // IPv6 literal, RFC 3986 §3.2.2: "[" hex/":"/"." "]" [":" port]
-      guard let close = input.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return .invalid }
+      // The longest IPv6 text is 45 bytes ("ffff:…:ffff:255.255.255.255") and it has at least two
+      // colons: longer or colon-less bracket contents are not addresses (found by Fuzz/FuzzHostName).
+      guard let close = input.firstIndex(of: UInt8(ascii: "]")), close > 1, close - 1 <= 45,
+        input[1..<close].lazy.filter({ $0 == UInt8(ascii: ":") }).count >= 2
+      else { return .invalid }
       if close + 1 < end {
         guard input[close + 1] == UInt8(ascii: ":"), validPort(input, from: close + 2, to: end) else { return .invalid }
         end = close + 1

@@ -19,6 +19,7 @@ struct HostNameTests {
       ("[::1]", "[::1]"),
       ("[::1]:8443", "[::1]"),
       ("[FE80::1]", "[fe80::1]"),
+      ("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]", "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]"),
       ("localhost", "localhost"),
       ("a:", "a"),
     ])
@@ -33,6 +34,8 @@ struct HostNameTests {
       "acme_shop.com", "acme.com:99999", "acme.com:80:80", "acme.com:8a", "ac me.com", "acme.com/x",
       "user@acme.com", "acme.cöm", "[::1", "[zz::1]", "[::1]x", "acme.com\u{0}", "*.acme.com",
       String(repeating: "a", count: 64) + ".com", String(repeating: "a.", count: 127) + "com",
+      // Bracket contents that are no IPv6 address (found by Fuzz/FuzzHostName).
+      "[" + String(repeating: "c", count: 250) + "]", "[1.2.3.4]", "[abc]", "[f:" + String(repeating: "0", count: 44) + "]",
     ])
   func invalid(_ input: String) {
     #expect(HostName.normalize(input) == nil)
