@@ -16,10 +16,12 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "tenant-gateway", targets: ["tenant-gateway"]),
-    // Libraries for the benchmark package in Benchmarks/ (not a public API).
+    // Libraries for the packages in Benchmarks/ and Fuzz/ (not a public API).
     .library(name: "GatewayCore", targets: ["GatewayCore"]),
     .library(name: "GatewaySigning", targets: ["GatewaySigning"]),
     .library(name: "GatewaySnapshot", targets: ["GatewaySnapshot"]),
+    // For the libFuzzer targets in Fuzz/ (request-head validation).
+    .library(name: "GatewayServer", targets: ["GatewayServer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

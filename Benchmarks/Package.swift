@@ -8,8 +8,7 @@ import struct Foundation.URL
 let gateway = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent.lowercased()
 
 // Micro-benchmarks (ordo-one/benchmark), kept out of the main package so CI's test build does not
-// compile the benchmark stack. Run: `cd Benchmarks && swift package benchmark`
-// (scripts/bench-micro.sh wraps it).
+// compile the benchmark stack. Run: `cd Benchmarks && swift package benchmark`.
 let package = Package(
   name: "tenant-gateway-benchmarks",
   platforms: [.macOS(.v14)],
