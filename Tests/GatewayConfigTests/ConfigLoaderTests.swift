@@ -28,6 +28,31 @@ struct ConfigLoaderTests {
     #expect(c.upstreams["test"] == nil)
   }
 
+  @Test("Shipped deployment configs load: docker/gateway.conf and the one in docker/k8s/configmap.yaml")
+  func deploymentConfigs() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let docker = ConfigLoader.load(path: root.appendingPathComponent("docker/gateway.conf").path, environment: [:])
+    #expect(docker.errors.isEmpty && docker.warnings.isEmpty, "\(docker.errors) \(docker.warnings)")
+    #expect(docker.config?.listen.address.host == "0.0.0.0")
+    #expect(docker.config?.tls.generateDevCertificate == false)
+
+    // The ConfigMap carries gateway.conf as a block scalar indented by four spaces.
+    let manifest = try String(contentsOf: root.appendingPathComponent("docker/k8s/configmap.yaml"), encoding: .utf8)
+    var lines: [Substring] = []
+    var inBlock = false
+    for line in manifest.split(separator: "\n", omittingEmptySubsequences: false) {
+      if line == "  gateway.conf: |" { inBlock = true; continue }
+      if inBlock {
+        guard line.isEmpty || line.hasPrefix("    ") else { break }
+        lines.append(line.dropFirst(min(4, line.count)))
+      }
+    }
+    #expect(lines.count > 10)
+    let k8s = ConfigLoader.load(yaml: lines.joined(separator: "\n"), baseDirectory: "/")
+    #expect(k8s.errors.isEmpty && k8s.warnings.isEmpty, "\(k8s.errors) \(k8s.warnings)")
+    #expect(k8s.config?.snapshot.path == "/etc/tenant-gateway/snapshot/tenants.json")
+  }
+
   @Test("Omitted scalar keys take the documented defaults; paths resolve against the config directory")
   func defaults() throws {
     let c = try #require(ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/etc/tgw").config)
