@@ -278,6 +278,8 @@ public enum PrometheusText {
     out += "# HELP tenant_gateway_connections_refused_total Connections closed at max_connections.\n"
     out += "# TYPE tenant_gateway_connections_refused_total counter\n"
     out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
+    histogram("tenant_gateway_request_duration_seconds", "From the request head to the end of the response.", c.requestDuration, &out)
+    histogram("tenant_gateway_upstream_response_seconds", "From the request head to the upstream's response head.", c.upstreamLatency, &out)
     if let log = c.accessLog {
       out += "# HELP tenant_gateway_access_log_lines_total Access-log lines queued for writing.\n"
       out += "# TYPE tenant_gateway_access_log_lines_total counter\n"
@@ -312,6 +314,20 @@ public enum PrometheusText {
       out += "tenant_gateway_upstream_endpoint_ejections_total{cluster=\"\(escape(e.cluster))\",endpoint=\"\(escape(e.endpoint))\"} \(e.ejections)\n"
     }
     return out
+  }
+
+  static func histogram(_ name: String, _ help: String, _ h: LatencyHistogram, _ out: inout String) {
+    out += "# HELP \(name) \(help)\n"
+    out += "# TYPE \(name) histogram\n"
+    var cumulative = 0
+    for (i, bound) in LatencyHistogram.bounds.enumerated() {
+      cumulative += h.counts[i]
+      out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+    }
+    cumulative += h.counts[LatencyHistogram.bounds.count]
+    out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+    out += "\(name)_sum \(Double(h.sumNanos) / 1e9)\n"
+    out += "\(name)_count \(cumulative)\n"
   }
 
   static func escape(_ s: String) -> String {

@@ -15,6 +15,10 @@ public final class LoopCounters {
   public var tlsHandshakes = 0
   public var tlsHandshakeFailures = 0
   public var connectionsRefusedAtLimit = 0
+  /// Request head received → response complete, every response the gateway sent.
+  public var requestDuration = LatencyHistogram()
+  /// Request head received → upstream response head (connect, admission and upstream time).
+  public var upstreamLatency = LatencyHistogram()
 
   public init() {}
 
@@ -34,11 +38,14 @@ public final class LoopCounters {
 
   /// A copy for summing on another thread.
   public var snapshot: CounterSnapshot {
-    CounterSnapshot(
+    var s = CounterSnapshot(
       responsesByClass: responsesByClass, refusals: refusals, upstreamErrors: upstreamErrors,
       openHTTP1Connections: openHTTP1Connections, openHTTP2Connections: openHTTP2Connections,
       tlsHandshakes: tlsHandshakes, tlsHandshakeFailures: tlsHandshakeFailures,
       connectionsRefusedAtLimit: connectionsRefusedAtLimit)
+    s.requestDuration = requestDuration
+    s.upstreamLatency = upstreamLatency
+    return s
   }
 }
 
@@ -55,6 +62,8 @@ public struct CounterSnapshot: Sendable {
   /// Access-log lines handed to the writer, and lines dropped because it fell behind (process-wide,
   /// filled in by the server; nil when the access log is off).
   public var accessLog: (written: Int, dropped: Int)?
+  public var requestDuration = LatencyHistogram()
+  public var upstreamLatency = LatencyHistogram()
 
   public init() {}
 
@@ -81,5 +90,35 @@ public struct CounterSnapshot: Sendable {
     tlsHandshakes += o.tlsHandshakes
     tlsHandshakeFailures += o.tlsHandshakeFailures
     connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
+    requestDuration.add(o.requestDuration)
+    upstreamLatency.add(o.upstreamLatency)
+  }
+}
+
+/// A fixed-bucket latency histogram (Prometheus `le` buckets, seconds). Observing is a short scan
+/// of 13 integer bounds and two additions; no allocation.
+public struct LatencyHistogram: Sendable {
+  /// Bucket upper bounds in seconds (the `le` labels); a last, implicit bucket is +Inf.
+  public static let bounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+  @usableFromInline static let boundsNanos: [Int64] = bounds.map { Int64($0 * 1e9) }
+  /// Per-bucket (not cumulative) counts; the last entry is the +Inf bucket.
+  public private(set) var counts = [Int](repeating: 0, count: bounds.count + 1)
+  public private(set) var sumNanos: Int64 = 0
+
+  public init() {}
+
+  public mutating func observe(nanos: Int64) {
+    var i = 0
+    let bounds = Self.boundsNanos
+    while i < bounds.count && nanos > bounds[i] { i += 1 }
+    counts[i] &+= 1
+    sumNanos &+= max(0, nanos)
+  }
+
+  public var count: Int { counts.reduce(0, +) }
+
+  public mutating func add(_ o: LatencyHistogram) {
+    for i in counts.indices { counts[i] += o.counts[i] }
+    sumNanos += o.sumNanos
   }
 }

@@ -61,15 +61,16 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var version = HTTPVersion.http1_1
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
-  private var logStarted = NIODeadline.uptimeNanoseconds(0)
+  /// When the current request's head arrived (latency metrics and the access log).
+  private var requestStarted = NIODeadline.uptimeNanoseconds(0)
 
   /// Queues the current request's access-log line, if any.
-  private func finishLog(aborted: Bool = false) {
+  private func finishLog(aborted: Bool = false, durationNanos: Int64? = nil) {
     guard var e = log else { return }
     log = nil
     e.bytesIn = bodyReceived
     e.aborted = aborted
-    loop.finishLog(&e, started: logStarted)
+    loop.finishLog(&e, durationNanos: durationNanos ?? (NIODeadline.now() - requestStarted).nanoseconds)
   }
 
   init(loop: LoopContext, connection: ConnectionInfo) {
@@ -238,9 +239,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     method = head.method
     bodyReceived = 0
     bodyLimit = loop.limits.maxBodyBytes
+    requestStarted = .now()
     if loop.accessLog != nil {
       finishLog(aborted: true)
-      logStarted = .now()
       log = loop.beginLog(proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, client: connection.clientAddress)
     }
     let validated: ValidatedRequest
@@ -345,7 +346,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   /// The response is complete: keep the connection for the next request or close it.
   private func finishResponse(context: ChannelHandlerContext) {
-    finishLog()
+    let duration = (NIODeadline.now() - requestStarted).nanoseconds
+    loop.counters.requestDuration.observe(nanos: duration)
+    finishLog(durationNanos: duration)
     let close = !keepAlive || closeAfterResponse
     if close { closing = true }
     responseInProgress = false
@@ -391,9 +394,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       headers.replaceOrAdd(name: "Connection", value: "close")
     }
     loop.counters.recordResponse(status: Int(head.status.code))
+    let untilHead = (NIODeadline.now() - requestStarted).nanoseconds
+    loop.counters.upstreamLatency.observe(nanos: untilHead)
     if log != nil {
       log!.status = Int(head.status.code)
-      log!.upstreamNanos = (NIODeadline.now() - logStarted).nanoseconds
+      log!.upstreamNanos = untilHead
     }
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))), promise: nil)
   }

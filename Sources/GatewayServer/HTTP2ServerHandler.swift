@@ -33,6 +33,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     var upstreamPaused = false
     /// Request-body bytes forwarded but not yet credited with a WINDOW_UPDATE.
     var uncredited = 0
+    /// When the request's HEADERS arrived (latency metrics and the access log).
+    var started = NIODeadline.uptimeNanoseconds(0)
   }
 
   private let loop: LoopContext
@@ -50,14 +52,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var goAwaySent = false
   private var drainClosing = false
   /// Access-log entries of open streams (only with the access log on).
-  private var logs: [HTTP2StreamID: (entry: AccessLogEntry, started: NIODeadline)] = [:]
+  private var logs: [HTTP2StreamID: AccessLogEntry] = [:]
 
-  /// Queues a closed stream's access-log line.
-  private func finishLog(_ id: HTTP2StreamID, state s: StreamState?) {
-    guard var l = logs.removeValue(forKey: id) else { return }
-    l.entry.bytesIn = s?.bodyReceived ?? 0
-    l.entry.aborted = !(s?.responseDone ?? true)
-    loop.finishLog(&l.entry, started: l.started)
+  /// A stream closed: its latency (when the response completed) and its access-log line.
+  private func streamEnded(_ id: HTTP2StreamID, state s: StreamState?) {
+    guard let s else { return }
+    let duration = (NIODeadline.now() - s.started).nanoseconds
+    if s.responseDone { loop.counters.requestDuration.observe(nanos: duration) }
+    guard !logs.isEmpty, var e = logs.removeValue(forKey: id) else { return }
+    e.bytesIn = s.bodyReceived
+    e.aborted = !s.responseDone
+    loop.finishLog(&e, durationNanos: duration)
   }
 
   /// Connection-level receive window we keep open (bytes).
@@ -114,7 +119,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     idleDeadline = nil
     for (id, s) in streams {
       s.exchange?.cancel()
-      if !logs.isEmpty { finishLog(id, state: s) }
+      streamEnded(id, state: s)
     }
     streams.removeAll()
     context.fireChannelInactive()
@@ -162,7 +167,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       // never reused with a half-sent request).
       let s = streams.removeValue(forKey: id)
       s?.exchange?.cancel()
-      if !logs.isEmpty { finishLog(id, state: s) }
+      streamEnded(id, state: s)
       if streams.isEmpty { armIdleTimer() }
     default:
       break
@@ -183,7 +188,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if let closed = event as? StreamClosedEvent {
       let s = streams.removeValue(forKey: closed.streamID)
       if let e = s?.exchange, !e.finished { e.cancel() }
-      if !logs.isEmpty { finishLog(closed.streamID, state: s) }
+      streamEnded(closed.streamID, state: s)
       if streams.isEmpty { armIdleTimer() }
     }
     context.fireUserInboundEventTriggered(event)
@@ -201,11 +206,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if id > lastStreamID { lastStreamID = id }
     var state = StreamState()
     state.requestEnded = endStream
+    state.started = .now()
     streams[id] = state
     if loop.accessLog != nil {
       let host = headers.first(name: ":authority") ?? headers.first(name: "host")
       let e = loop.beginLog(proto: "h2", host: host, method: headers.first(name: ":method") ?? "", uri: headers.first(name: ":path") ?? "", client: connection.clientAddress)
-      logs[id] = (e, .now())
+      logs[id] = e
     }
     let validated: ValidatedRequest
     let method: HTTPMethod
@@ -219,7 +225,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     }
     streams[id]?.method = method
     if loop.accessLog != nil {
-      logs[id]?.entry.host = validated.host
+      logs[id]?.host = validated.host
     }
     let pairs = headers.lazy.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
     switch RequestAdmission.admit(validated, method: method, headers: pairs, loop: loop, connection: connection) {
@@ -231,8 +237,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       sendRefusal(id, .rateLimited, requestID: requestID, method: method, retryAfter: wait)
     case .forward(let plan):
       if logs[id] != nil {
-        logs[id]!.entry.requestID = plan.requestID
-        loop.noteTenant(plan.tenant, in: &logs[id]!.entry)
+        logs[id]!.requestID = plan.requestID
+        loop.noteTenant(plan.tenant, in: &logs[id]!)
       }
       let exchange = Exchange(
         requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
@@ -264,8 +270,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let context else { return }
     loop.counters.recordResponse(status: 204)
     if logs[id] != nil {
-      logs[id]!.entry.status = 204
-      logs[id]!.entry.requestID = requestID
+      logs[id]!.status = 204
+      logs[id]!.requestID = requestID
     }
     var headers = HPACKHeaders([(":status", "204")])
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
@@ -284,9 +290,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
     if logs[id] != nil {
-      logs[id]!.entry.status = refusal.status
-      logs[id]!.entry.code = refusal.code
-      logs[id]!.entry.requestID = requestID
+      logs[id]!.status = refusal.status
+      logs[id]!.code = refusal.code
+      logs[id]!.requestID = requestID
     }
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var headers = HPACKHeaders([
@@ -321,9 +327,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       headers.add(name: name.lowercased(), value: value)
     }
     loop.counters.recordResponse(status: Int(head.status.code))
+    let untilHead = (NIODeadline.now() - (streams[id]?.started ?? .now())).nanoseconds
+    loop.counters.upstreamLatency.observe(nanos: untilHead)
     if logs[id] != nil {
-      logs[id]!.entry.status = Int(head.status.code)
-      logs[id]!.entry.upstreamNanos = (NIODeadline.now() - logs[id]!.started).nanoseconds
+      logs[id]!.status = Int(head.status.code)
+      logs[id]!.upstreamNanos = untilHead
     }
     streams[id]?.pendingHeaders = headers
   }
@@ -345,7 +353,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: inout StreamState, context: ChannelHandlerContext) {
     let n = buffer.readableBytes
-    if !logs.isEmpty { logs[id]?.entry.bytesOut += n }
+    if !logs.isEmpty { logs[id]?.bytesOut += n }
     s.outstanding += n
     let promise = context.eventLoop.makePromise(of: Void.self)
     promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in self?.dataWritten(id, bytes: n) }
@@ -373,7 +381,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       if let h = s.pendingHeaders {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
       }
-      if !logs.isEmpty { logs[id]?.entry.bytesOut += data.readableBytes }
+      if !logs.isEmpty { logs[id]?.bytesOut += data.readableBytes }
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: nil)
     } else if let h = s.pendingHeaders {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))), promise: nil)

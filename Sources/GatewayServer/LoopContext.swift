@@ -84,8 +84,8 @@ final class LoopContext {
   }
 
   /// Completes and queues an entry.
-  func finishLog(_ e: inout AccessLogEntry, started: NIODeadline) {
-    e.durationNanos = (NIODeadline.now() - started).nanoseconds
+  func finishLog(_ e: inout AccessLogEntry, durationNanos: Int64) {
+    e.durationNanos = durationNanos
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     accessLog?.append(e, unixMillis: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)

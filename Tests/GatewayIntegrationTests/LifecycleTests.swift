@@ -166,3 +166,47 @@ struct JWKSTests {
     #expect((verified?["claims"] as? [String: Any])?["shop_id"] as? String == Demo.acmeID)
   }
 }
+
+/// Latency histograms at /metrics (PRODUCT.md §8) through the real binary.
+@Suite("Operations: latency histograms (real gateway)")
+struct LatencyMetricsTests {
+  /// `name{le="x"} v` lines of one histogram, in order, and its _count.
+  func buckets(_ metrics: String, _ name: String) -> (buckets: [(String, Int)], count: Int) {
+    var out: [(String, Int)] = []
+    var count = -1
+    for line in metrics.split(separator: "\n") {
+      if line.hasPrefix("\(name)_bucket{le=\"") {
+        let le = line.split(separator: "\"")[1]
+        out.append((String(le), Int(line.split(separator: " ").last ?? "") ?? -1))
+      } else if line.hasPrefix("\(name)_count ") {
+        count = Int(line.split(separator: " ").last ?? "") ?? -1
+      }
+    }
+    return (out, count)
+  }
+
+  @Test("Request and upstream latency histograms count every response, cumulatively, in the right buckets")
+  func histograms() throws {
+    try withGateway { gw in
+      for http2 in [false, true] {
+        for _ in 0..<3 { #expect(try gw.curl("acme.platform.localhost", "/ok", http2: http2).status == 200) }
+      }
+      #expect(try gw.curl(Demo.apiHost, "/v1/admin/x").status == 401)  // answered by the gateway: no upstream leg
+      #expect(try gw.curl("acme.platform.localhost", "/__sleep/300").status == 200)
+      let metrics = try gw.admin("/metrics").body
+
+      let request = buckets(metrics, "tenant_gateway_request_duration_seconds")
+      #expect(request.count == 8, "\(metrics)")
+      let upstream = buckets(metrics, "tenant_gateway_upstream_response_seconds")
+      #expect(upstream.count == 7)
+      for h in [request, upstream] {
+        #expect(h.buckets.last?.0 == "+Inf" && h.buckets.last?.1 == h.count)
+        #expect(zip(h.buckets, h.buckets.dropFirst()).allSatisfy { $0.1 <= $1.1 }, "not cumulative: \(h.buckets)")
+      }
+      // The 300 ms request is above the 0.25 s bound and within 0.5 s (or 1 s on a slow machine).
+      let le025 = upstream.buckets.first { $0.0 == "0.25" }?.1 ?? -1
+      #expect(le025 == 6, "\(upstream.buckets)")
+      #expect(upstream.buckets.first { $0.0 == "1.0" }?.1 == 7, "\(upstream.buckets)")
+    }
+  }
+}
