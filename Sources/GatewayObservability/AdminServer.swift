@@ -280,6 +280,17 @@ public enum PrometheusText {
     out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
     histogram("tenant_gateway_request_duration_seconds", "From the request head to the end of the response.", c.requestDuration, &out)
     histogram("tenant_gateway_upstream_response_seconds", "From the request head to the upstream's response head.", c.upstreamLatency, &out)
+    if let certs = c.customCertificates {
+      out += "# HELP tenant_gateway_custom_certificates Custom-domain certificates: domains with files, TLS contexts cached.\n"
+      out += "# TYPE tenant_gateway_custom_certificates gauge\n"
+      out += "tenant_gateway_custom_certificates{state=\"available\"} \(certs.domains)\n"
+      out += "tenant_gateway_custom_certificates{state=\"cached\"} \(certs.cached)\n"
+      out += "# HELP tenant_gateway_custom_certificate_lookups_total Handshakes for custom domains, by outcome.\n"
+      out += "# TYPE tenant_gateway_custom_certificate_lookups_total counter\n"
+      out += "tenant_gateway_custom_certificate_lookups_total{result=\"cached\"} \(certs.hits)\n"
+      out += "tenant_gateway_custom_certificate_lookups_total{result=\"loaded\"} \(certs.loads)\n"
+      out += "tenant_gateway_custom_certificate_lookups_total{result=\"failed\"} \(certs.failures)\n"
+    }
     if let log = c.accessLog {
       out += "# HELP tenant_gateway_access_log_lines_total Access-log lines queued for writing.\n"
       out += "# TYPE tenant_gateway_access_log_lines_total counter\n"

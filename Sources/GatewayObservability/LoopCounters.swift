@@ -62,6 +62,8 @@ public struct CounterSnapshot: Sendable {
   /// Access-log lines handed to the writer, and lines dropped because it fell behind (process-wide,
   /// filled in by the server; nil when the access log is off).
   public var accessLog: (written: Int, dropped: Int)?
+  /// `tls.custom_domain_certs_dir` (process-wide; nil when off).
+  public var customCertificates: (domains: Int, cached: Int, hits: Int, loads: Int, failures: Int)?
   public var requestDuration = LatencyHistogram()
   public var upstreamLatency = LatencyHistogram()
 

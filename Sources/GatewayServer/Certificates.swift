@@ -81,12 +81,10 @@ final class CertificateSet: Sendable {
     return names
   }
 
-  /// The certificate for a ClientHello's SNI: exact name first, then wildcard, else the default.
-  func select(serverName: String?) -> Int {
-    guard let raw = serverName, let name = HostName.normalize(raw) else { return 0 }
+  /// The configured certificate covering a normalised name (exact first, then wildcard), if any.
+  func match(_ name: String) -> Int? {
     if let i = entries.firstIndex(where: { $0.names.exact.contains(name) }) { return i }
-    if let i = entries.firstIndex(where: { $0.names.coveredByWildcard(name) }) { return i }
-    return 0
+    return entries.firstIndex(where: { $0.names.coveredByWildcard(name) })
   }
 }
 

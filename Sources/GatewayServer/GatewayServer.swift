@@ -25,6 +25,9 @@ public final class GatewayServer: @unchecked Sendable {
   let logger: Logger
   let group: MultiThreadedEventLoopGroup
   let certificates: CertificateSet
+  /// `tls.custom_domain_certs_dir`: certificates loaded by SNI on first use (nil: off).
+  let customCertificates: CustomDomainCertificates?
+  private var certificateRescan: RepeatedTask?
   let settings: ServerSettings
   private let contexts: [ObjectIdentifier: LoopContext]
   /// Upstream clusters by name (shared health).
@@ -55,6 +58,9 @@ public final class GatewayServer: @unchecked Sendable {
     self.reloadSource = reloadSource
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
+    self.customCertificates = config.tls.customDomainCertsDir.map {
+      CustomDomainCertificates(directory: $0, minVersion: config.tls.minVersion)
+    }
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
     self.jwks = TenantJWKS.document(keys)
     let verifyKeys = try SessionKeys.load(config.sessions)
@@ -119,6 +125,14 @@ public final class GatewayServer: @unchecked Sendable {
     let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
     healthChecker = checker
+    if let custom = customCertificates {
+      // Follow renewed and added certificates (the same cadence as the snapshot's file poll).
+      let interval = TimeAmount.nanoseconds(Int64(max(0.5, config.snapshot.pollIntervalSeconds) * 1e9))
+      certificateRescan = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+        DispatchQueue.global().async { custom.rescan() }
+      }
+      logger.info("custom-domain certificates indexed", metadata: ["directory": "\(custom.directory)", "domains": "\(custom.domainCount)"])
+    }
     if let path = config.accessLog.path {
       let writer = try AccessLogWriter(path: path)
       writer.start()
@@ -195,8 +209,10 @@ public final class GatewayServer: @unchecked Sendable {
     for ctx in contexts.values {
       try? ctx.eventLoop.submit { ctx.accessLog?.flush() }.wait()
     }
+    certificateRescan?.cancel()
     try? group.syncShutdownGracefully()
     try? reloadPool.syncShutdownGracefully()
+    customCertificates?.shutdown()
     accessLogWriter?.stop()
   }
 
@@ -309,6 +325,7 @@ public final class GatewayServer: @unchecked Sendable {
       ctx.eventLoop.submit { ctx.counters.snapshot }
     }
     let writer = accessLogWriter
+    let custom = customCertificates
     return EventLoopFuture.reduce(CounterSnapshot(), futures, on: group.next()) { total, next in
       var t = total
       t.add(next)
@@ -316,6 +333,7 @@ public final class GatewayServer: @unchecked Sendable {
     }.map { total in
       var t = total
       if let writer { t.accessLog = (writer.writtenLines.load(ordering: .relaxed), writer.droppedLines.load(ordering: .relaxed)) }
+      if let custom { t.customCertificates = custom.stats }
       return t
     }
   }
@@ -340,33 +358,45 @@ public final class GatewayServer: @unchecked Sendable {
     let handshakeTimer = HandshakeDeadline(channel: channel, deadline: loop.sweeper.deadline(in: settings.clientHeaderTimeout))
     loop.sweeper.register(handshakeTimer)
 
+    let customCertificates = self.customCertificates
+
+    /// Adds TLS with the chosen certificate, then HTTP/1.1 or HTTP/2 by ALPN.
+    func addTLS(_ context: NIOSSLContext, names: CertificateNames) throws {
+      let info = ConnectionInfo(clientAddress: clientAddress, certificate: names)
+      let sync = channel.pipeline.syncOperations
+      try sync.addHandler(NIOSSLServerHandler(context: context))
+      let failures = TLSFailureCounter(counters: loop.counters)
+      try sync.addHandler(failures)
+      try sync.addHandler(
+        ApplicationProtocolNegotiationHandler { alpn in
+          handshakeTimer.completed()
+          loop.counters.tlsHandshakes += 1
+          return channel.eventLoop.makeCompletedFuture {
+            channel.pipeline.syncOperations.removeHandler(failures, promise: nil)
+            switch alpn {
+            case .negotiated("h2"):
+              try Self.configureHTTP2(channel, loop: loop, info: info, settings: settings)
+            default:
+              try Self.configureHTTP1(channel, loop: loop, info: info, settings: settings)
+            }
+          }
+        })
+    }
+
     return channel.eventLoop.makeCompletedFuture {
       let sni = SNIHandler { result in
-        let name: String?
-        if case .hostname(let h) = result { name = h } else { name = nil }
-        let index = certificates.select(serverName: name)
-        let entry = certificates.entries[index]
-        let info = ConnectionInfo(clientAddress: clientAddress, certificate: entry.names)
-        return channel.eventLoop.makeCompletedFuture {
-          let sync = channel.pipeline.syncOperations
-          try sync.addHandler(NIOSSLServerHandler(context: entry.context))
-          let failures = TLSFailureCounter(counters: loop.counters)
-          try sync.addHandler(failures)
-          try sync.addHandler(
-            ApplicationProtocolNegotiationHandler { alpn in
-              handshakeTimer.completed()
-              loop.counters.tlsHandshakes += 1
-              return channel.eventLoop.makeCompletedFuture {
-                channel.pipeline.syncOperations.removeHandler(failures, promise: nil)
-                switch alpn {
-                case .negotiated("h2"):
-                  try Self.configureHTTP2(channel, loop: loop, info: info, settings: settings)
-                default:
-                  try Self.configureHTTP1(channel, loop: loop, info: info, settings: settings)
-                }
-              }
-            })
+        var name: String? = nil
+        if case .hostname(let h) = result { name = HostName.normalize(h) }
+        // A configured certificate (exact, then wildcard) wins; then the custom-domain directory;
+        // else the first configured certificate (PRODUCT.md §2).
+        if let name, certificates.match(name) == nil, let customCertificates {
+          return customCertificates.lookup(name, on: channel.eventLoop).flatMapThrowing { loaded in
+            let entry = certificates.entries[0]
+            try addTLS(loaded?.context ?? entry.context, names: loaded?.names ?? entry.names)
+          }
         }
+        let entry = certificates.entries[name.flatMap(certificates.match) ?? 0]
+        return channel.eventLoop.makeCompletedFuture { try addTLS(entry.context, names: entry.names) }
       }
       try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(sni))
     }

@@ -29,6 +29,12 @@ struct Check: ParsableCommand {
           }
         }
       }
+      if let dir = config.tls.customDomainCertsDir {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+          problems.append("tls.custom_domain_certs_dir: \(dir) is not a directory")
+        }
+      }
       if let path = config.snapshot.path {
         let loader = SnapshotLoader(path: path, stateDirectory: config.snapshot.stateDir, platform: config.platformHosts)
         do {

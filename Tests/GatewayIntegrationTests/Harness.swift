@@ -98,9 +98,9 @@ enum TestCertificates {
     return d
   }()
 
-  static func make(name: String, cn: String, sans: [String]) -> Pair {
-    let cert = directory.appendingPathComponent("\(name).pem").path
-    let key = directory.appendingPathComponent("\(name).key").path
+  static func make(name: String, cn: String, sans: [String], in dir: URL = directory) -> Pair {
+    let cert = dir.appendingPathComponent("\(name).pem").path
+    let key = dir.appendingPathComponent("\(name).key").path
     let san = sans.map { "DNS:\($0)" }.joined(separator: ",")
     let r = try! Shell.run("openssl", [
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
