@@ -8,6 +8,7 @@ import GatewaySigning
 import GatewaySnapshot
 import GatewayUpstream
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -42,7 +43,13 @@ public final class GatewayServer: @unchecked Sendable {
   /// The access-log writer thread (nil: `access_log.path` is empty).
   private var accessLogWriter: AccessLogWriter?
   /// `/.well-known/tenant-jwks.json`: the EdDSA public keys of `tenant_header.signing_keys`.
-  let jwks: String
+  var jwks: String { jwksBox.withLockedValue { $0 } }
+  private let jwksBox: NIOLockedValueBox<String>
+  /// The config file and `--set` overrides the server was started with: reloads re-read its
+  /// signing keys from them.
+  public var configSource: (path: String, overrides: [String])?
+  /// Kids of the keys signing now (touched on the reload thread only).
+  private var signingKIDs: [String]
   private var listener: Channel?
   private var admin: AdminServer?
   private let reloadPool = NIOThreadPool(numberOfThreads: 1)
@@ -62,7 +69,8 @@ public final class GatewayServer: @unchecked Sendable {
       CustomDomainCertificates(directory: $0, minVersion: config.tls.minVersion)
     }
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
-    self.jwks = TenantJWKS.document(keys)
+    self.jwksBox = NIOLockedValueBox(TenantJWKS.document(keys))
+    self.signingKIDs = keys.map(\.kid)
     let verifyKeys = try SessionKeys.load(config.sessions)
     let limits = RequestLimits(
       maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
@@ -221,7 +229,8 @@ public final class GatewayServer: @unchecked Sendable {
     let loop = group.next()
     let logger = self.logger
     let reloadSource = self.reloadSource
-    return reloadPool.runIfActive(eventLoop: loop) {
+    return reloadPool.runIfActive(eventLoop: loop) { [self] in
+      reloadSigningKeys()
       let result = reloadSource()
       switch result {
       case .success(let t):
@@ -231,6 +240,36 @@ public final class GatewayServer: @unchecked Sendable {
       }
       return result
     }
+  }
+
+  /// Key rotation without a restart: re-reads `tenant_header.signing_keys` from the config file (the
+  /// list and the key files) and, when they load, swaps every loop's signer and the JWKS. A broken
+  /// key list is logged and the current keys keep signing. Other config changes need a restart.
+  func reloadSigningKeys() {
+    guard let source = configSource else { return }
+    let outcome = ConfigLoader.load(path: source.path, overrides: source.overrides)
+    guard let fresh = outcome.config else {
+      logger.error("config unreadable on reload; signing keys unchanged", metadata: ["errors": "\(outcome.errors)"])
+      return
+    }
+    let keys: [SigningKey]
+    do { keys = try SigningKeys.load(fresh.tenantHeader.signingKeys) } catch {
+      logger.error("signing keys rejected on reload; current keys keep signing", metadata: ["error": "\(error)"])
+      return
+    }
+    let jwks = TenantJWKS.document(keys)
+    let kids = keys.map(\.kid)
+    let issuer = config.tenantHeader.issuer
+    let ttl = config.tenantHeader.ttlSeconds
+    for ctx in contexts.values {
+      ctx.eventLoop.execute { ctx.signer = TenantTokenSigner(keys: keys, issuer: issuer, ttlSeconds: ttl) }
+    }
+    let changed = jwksBox.withLockedValue { old in
+      defer { old = jwks }
+      return old != jwks || signingKIDs != kids
+    }
+    signingKIDs = kids
+    if changed { logger.info("signing keys reloaded", metadata: ["kids": "\(kids.joined(separator: ","))", "signing": "\(kids.first ?? "")"]) }
   }
 
   /// The shared state of one configured cluster: endpoints with their health, and the TLS context

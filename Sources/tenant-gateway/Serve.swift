@@ -84,6 +84,7 @@ struct Serve: ParsableCommand {
     logger.info("snapshot loaded", metadata: ["version": "\(status.version)", "shops": "\(status.shops)", "keys": "\(status.keys)", "source": "\(status.source)"])
 
     let server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
+    server.configSource = (options.config, options.overrides)
     try server.start()
     trigger.set { _ = server.reload() }
     watcher?.start()

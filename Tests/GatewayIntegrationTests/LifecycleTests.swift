@@ -164,6 +164,27 @@ struct JWKSTests {
     let verified = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
     #expect((verified?["header"] as? [String: Any])?["alg"] as? String == "EdDSA")
     #expect((verified?["claims"] as? [String: Any])?["shop_id"] as? String == Demo.acmeID)
+
+    // Rotation without a restart: a new key goes first in the config; a reload picks it up.
+    let key2 = h.directory.appendingPathComponent("ed25519-2.pem").path
+    #expect(try Shell.run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", key2]).status == 0)
+    let rotated = text.replacingOccurrences(of: "signing_keys: [{kid: ed-1,", with: "signing_keys: [{kid: ed-2, alg: EdDSA, private_key_file: \(key2)}, {kid: ed-1,")
+    try rotated.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    #expect(try h.admin("/admin/reload", method: "POST").status == 200)
+    let kids = ((try h.admin("/.well-known/tenant-jwks.json").json?["keys"] as? [[String: Any]]) ?? []).compactMap { $0["kid"] as? String }
+    #expect(kids == ["ed-2", "ed-1"])
+    func signingKID() throws -> String? {
+      _ = try h.curl("acme.platform.localhost", "/storefront")
+      let token = h.upstreamRequests().last.flatMap { r in (r["headers"] as? [[String]])?.first { $0.first?.lowercased() == "x-tenant" }?.last } ?? ""
+      let r = try h.python("verify_jwks.py", [token, "http://127.0.0.1:\(h.adminPort)/.well-known/tenant-jwks.json", "tenant-gateway", "default"])
+      return ((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]).flatMap { ($0["header"] as? [String: Any])?["kid"] as? String }
+    }
+    try h.waitFor(timeout: 3) { try signingKID() == "ed-2" }
+    // A broken key list is refused on reload: the current keys keep signing.
+    try rotated.replacingOccurrences(of: key2, with: key2 + ".missing").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    _ = try h.admin("/admin/reload", method: "POST")
+    #expect(try signingKID() == "ed-2")
+    #expect(try String(contentsOfFile: h.gatewayLogPath, encoding: .utf8).contains("signing keys rejected on reload"))
   }
 }
 
