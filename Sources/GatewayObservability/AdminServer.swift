@@ -280,6 +280,11 @@ public enum PrometheusText {
     out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
     histogram("tenant_gateway_request_duration_seconds", "From the request head to the end of the response.", c.requestDuration, &out)
     histogram("tenant_gateway_upstream_response_seconds", "From the request head to the upstream's response head.", c.upstreamLatency, &out)
+    out += "# HELP tenant_gateway_shop_requests_top Requests of the busiest shops (bounded top-K, upper bounds per event loop).\n"
+    out += "# TYPE tenant_gateway_shop_requests_top gauge\n"
+    for (shop, n) in c.topShops.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }).prefix(10) {
+      out += "tenant_gateway_shop_requests_top{shop_id=\"\(escape(shop))\"} \(n)\n"
+    }
     if let certs = c.customCertificates {
       out += "# HELP tenant_gateway_custom_certificates Custom-domain certificates: domains with files, TLS contexts cached.\n"
       out += "# TYPE tenant_gateway_custom_certificates gauge\n"

@@ -19,6 +19,8 @@ public final class LoopCounters {
   public var requestDuration = LatencyHistogram()
   /// Request head received → upstream response head (connect, admission and upstream time).
   public var upstreamLatency = LatencyHistogram()
+  /// The busiest shops on this loop (bounded, approximate).
+  public var topShops = ShopTopK()
 
   public init() {}
 
@@ -66,6 +68,8 @@ public struct CounterSnapshot: Sendable {
   public var customCertificates: (domains: Int, cached: Int, hits: Int, loads: Int, failures: Int)?
   public var requestDuration = LatencyHistogram()
   public var upstreamLatency = LatencyHistogram()
+  /// Requests per shop id for the busiest shops (merged from each loop's ``ShopTopK``).
+  public var topShops: [String: Int] = [:]
 
   public init() {}
 
@@ -94,6 +98,55 @@ public struct CounterSnapshot: Sendable {
     connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
     requestDuration.add(o.requestDuration)
     upstreamLatency.add(o.upstreamLatency)
+    for (k, v) in o.topShops { topShops[k, default: 0] += v }
+  }
+}
+
+/// Requests per shop for the busiest shops of one loop, in fixed memory: the Space-Saving algorithm
+/// (Metwally et al.) over 32 slots. A shop already tracked gets +1; an untracked one replaces the
+/// slot with the smallest count and inherits it (+1), so counts are upper bounds and any shop with
+/// more than 1/32 of the traffic is always present. Recording is a scan of 32 integers and no
+/// allocation; names are resolved from the current table only when `/metrics` is scraped. Per-shop
+/// labels stay bounded (PRODUCT.md §8: no per-shop label except a bounded top-K).
+public struct ShopTopK {
+  public static let capacity = 32
+  /// Fixed seed: the same shop hashes alike across reloads (its table index may not).
+  static let seed: UInt64 = 0x70_4B5E_ED
+  struct Slot {
+    var hash: UInt64
+    var shop: ShopRef
+    var count: Int
+  }
+  var slots: [Slot] = []
+
+  public init() { slots.reserveCapacity(Self.capacity) }
+
+  public mutating func record(_ shop: ShopRef, in table: TenantTable) {
+    let hash = table.withShopID(shop) { hashBytes($0, seed: Self.seed) }
+    var minIndex = 0
+    for i in slots.indices {
+      if slots[i].hash == hash {
+        slots[i].count &+= 1
+        slots[i].shop = shop  // the index in the newest table, for naming
+        return
+      }
+      if slots[i].count < slots[minIndex].count { minIndex = i }
+    }
+    if slots.count < Self.capacity {
+      slots.append(Slot(hash: hash, shop: shop, count: 1))
+    } else {
+      slots[minIndex] = Slot(hash: hash, shop: shop, count: slots[minIndex].count &+ 1)
+    }
+  }
+
+  /// Counts by shop id, named through `table` (a slot whose shop is no longer in it is left out).
+  public func resolved(in table: TenantTable) -> [String: Int] {
+    var out: [String: Int] = [:]
+    for slot in slots where Int(slot.shop.index) < table.shopCount {
+      guard table.withShopID(slot.shop, { hashBytes($0, seed: Self.seed) }) == slot.hash else { continue }
+      out[table.shopID(slot.shop), default: 0] += slot.count
+    }
+    return out
   }
 }
 

@@ -361,7 +361,11 @@ public final class GatewayServer: @unchecked Sendable {
   /// Sums every loop's counters.
   public func counters() -> EventLoopFuture<CounterSnapshot> {
     let futures = contexts.values.map { ctx in
-      ctx.eventLoop.submit { ctx.counters.snapshot }
+      ctx.eventLoop.submit {
+        var s = ctx.counters.snapshot
+        s.topShops = ctx.counters.topShops.resolved(in: ctx.tables.current())
+        return s
+      }
     }
     let writer = accessLogWriter
     let custom = customCertificates

@@ -76,6 +76,7 @@ enum RequestAdmission {
     case .success(let t): tenant = t
     case .failure(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
     }
+    loop.counters.topShops.record(tenant.shop, in: table)
     if let wait = loop.settings.rateLimits.check(tenant: tenant, table: table, now: loop.sweeper.now) {
       return .rateLimited(retryAfter: wait, requestID: requestID)
     }

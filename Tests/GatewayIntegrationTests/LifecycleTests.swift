@@ -228,6 +228,8 @@ struct LatencyMetricsTests {
       let le025 = upstream.buckets.first { $0.0 == "0.25" }?.1 ?? -1
       #expect(le025 == 6, "\(upstream.buckets)")
       #expect(upstream.buckets.first { $0.0 == "1.0" }?.1 == 7, "\(upstream.buckets)")
+      // The bounded per-shop top-K: acme's seven resolved requests.
+      #expect(metrics.contains("tenant_gateway_shop_requests_top{shop_id=\"\(Demo.acmeID)\"} 7"), "\(metrics)")
     }
   }
 }
