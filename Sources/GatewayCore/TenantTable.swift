@@ -54,6 +54,12 @@ public final class TenantTable: Sendable {
   @usableFromInline let originStarts: [UInt32]  // shop i's origins are origins[originStarts[i] ..< originStarts[i+1]]
   @usableFromInline let origins: ByteArena  // serialised origins, normalised at build time
   @usableFromInline let rateLimitShops: [Int32: RateLimitOverride]  // sparse: only shops with an override
+  /// Hash of each shop id with a fixed seed: the same shop has the same value in every table, so
+  /// per-shop state kept across reloads (rate-limit buckets, the metrics top-K) is keyed by it.
+  /// Computed once here, at reload time, never per request.
+  @usableFromInline let stableShopHashes: [UInt64]
+  /// The fixed seed of ``stableShopHash(_:)``.
+  public static let stableHashSeed: UInt64 = 0x5EED_0F_5409
   /// Distinct origins across all shops, and for each the active shops that allow it (CORS
   /// preflights on an API host carry no key: they are decided by this index, built at reload).
   @usableFromInline let distinctOrigins: ByteArena
@@ -95,6 +101,7 @@ public final class TenantTable: Sendable {
     self.originStarts = originStarts
     self.origins = origins
     self.rateLimitShops = rateLimitShops
+    self.stableShopHashes = (0..<shopIDs.count).map { i in shopIDs.withElement(i) { hashBytes($0, seed: Self.stableHashSeed) } }
     self.distinctOrigins = distinctOrigins
     self.originShopStarts = originShopStarts
     self.originShops = originShops
@@ -129,6 +136,7 @@ public final class TenantTable: Sendable {
   /// Approximate bytes held by the table's arrays.
   public var byteSize: Int {
     shopIDs.byteSize + subdomains.byteSize + shopFlags.capacity + originStarts.capacity * 4 + origins.byteSize
+      + stableShopHashes.capacity * 8
       + shopIDIndex.byteSize + subdomainIndex.byteSize + domains.byteSize + domainShops.capacity * 4
       + domainIndex.byteSize + keyDigests.capacity * 32 + keyShops.capacity * 4 + keyFlags.capacity
       + keyIDs.byteSize + keyIndex.byteSize + rateLimitShops.count * 24 + distinctOrigins.byteSize
@@ -218,6 +226,8 @@ public final class TenantTable: Sendable {
   }
 
   /// The shop's rate-limit override, if the snapshot set one.
+  /// The shop's id hashed with a fixed seed (equal across tables and reloads; see `stableShopHashes`).
+  @inlinable public func stableShopHash(_ shop: ShopRef) -> UInt64 { stableShopHashes[Int(shop.index)] }
   /// Checked on every request: a snapshot without overrides (the usual case) costs no hash lookup.
   public func rateLimit(_ shop: ShopRef) -> RateLimitOverride? {
     rateLimitShops.isEmpty ? nil : rateLimitShops[shop.index]

@@ -110,8 +110,6 @@ public struct CounterSnapshot: Sendable {
 /// labels stay bounded (PRODUCT.md §8: no per-shop label except a bounded top-K).
 public struct ShopTopK {
   public static let capacity = 32
-  /// Fixed seed: the same shop hashes alike across reloads (its table index may not).
-  static let seed: UInt64 = 0x70_4B5E_ED
   struct Slot {
     var hash: UInt64
     var shop: ShopRef
@@ -122,7 +120,7 @@ public struct ShopTopK {
   public init() { slots.reserveCapacity(Self.capacity) }
 
   public mutating func record(_ shop: ShopRef, in table: TenantTable) {
-    let hash = table.withShopID(shop) { hashBytes($0, seed: Self.seed) }
+    let hash = table.stableShopHash(shop)  // computed at reload time; equal across tables
     var minIndex = 0
     for i in slots.indices {
       if slots[i].hash == hash {
@@ -143,7 +141,7 @@ public struct ShopTopK {
   public func resolved(in table: TenantTable) -> [String: Int] {
     var out: [String: Int] = [:]
     for slot in slots where Int(slot.shop.index) < table.shopCount {
-      guard table.withShopID(slot.shop, { hashBytes($0, seed: Self.seed) }) == slot.hash else { continue }
+      guard table.stableShopHash(slot.shop) == slot.hash else { continue }
       out[table.shopID(slot.shop), default: 0] += slot.count
     }
     return out

@@ -62,9 +62,6 @@ struct RateLimits: Sendable {
   let keys = RateLimiter(slotsLog2: 20)
   let shops = RateLimiter(slotsLog2: 18)
 
-  /// Fixed seed: a shop's bucket must survive snapshot reloads (its table index does not).
-  static let shopSeed: UInt64 = 0x5EED_0F_5409
-
   /// `nil`: allowed; else `Retry-After` seconds.
   func check(tenant: TenantContext, table: TenantTable, now: NIODeadline) -> Int? {
     let t = now.uptimeNanoseconds
@@ -77,7 +74,7 @@ struct RateLimits: Sendable {
     let rps = override?.rps ?? perShopRPS
     guard rps > 0 else { return nil }
     let burst = override?.burst ?? (self.burst == 0 ? rps : self.burst)
-    let hash = table.withShopID(tenant.shop) { hashBytes($0, seed: Self.shopSeed) }
-    return shops.check(hash: hash, rps: rps, burst: burst, now: t)
+    // Keyed by the shop's stable hash: its bucket survives reloads (its table index may not).
+    return shops.check(hash: table.stableShopHash(tenant.shop), rps: rps, burst: burst, now: t)
   }
 }
