@@ -14,7 +14,9 @@ BIN="$(swift build --show-bin-path)/tenant-gateway"
 UP=$!
 "$BIN" serve --config "$CONFIG" &
 GW=$!
-trap 'kill $UP $GW 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+# One signal each on the way out (a second SIGTERM would make the gateway skip its drain).
+trap 'kill $UP $GW 2>/dev/null; wait 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 
 for _ in $(seq 100); do
   curl -fs http://127.0.0.1:9901/readyz >/dev/null 2>&1 && break

@@ -40,6 +40,7 @@ public final class GatewayServer: @unchecked Sendable {
   /// Left by ``shutdown()``; ``wait()`` blocks on it.
   private let running = DispatchGroup()
   private let started = ManagedAtomic<Bool>(false)
+  private let stopping = ManagedAtomic<Bool>(false)
   /// The access-log writer thread (nil: `access_log.path` is empty).
   private var accessLogWriter: AccessLogWriter?
   /// `/.well-known/tenant-jwks.json`: the EdDSA public keys of `tenant_header.signing_keys`.
@@ -210,7 +211,9 @@ public final class GatewayServer: @unchecked Sendable {
   }
 
   /// Stops listening and closes everything.
+  /// Idempotent: a second call (say, a second SIGTERM during a drain's shutdown) returns at once.
   public func shutdown() {
+    guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
     defer { if started.exchange(false, ordering: .relaxed) { running.leave() } }
     try? listener?.close().wait()
     admin?.stop()
