@@ -436,10 +436,11 @@ public final class GatewayServer: @unchecked Sendable {
         // A configured certificate (exact, then wildcard) wins; then the custom-domain directory;
         // else the first configured certificate (PRODUCT.md §2).
         if let name, certificates.match(name) == nil, let customCertificates {
-          return customCertificates.lookup(name, on: channel.eventLoop).flatMapThrowing { loaded in
+          // The lookup completes on this channel's loop, so the pipeline is changed on its loop.
+          return customCertificates.lookup(name, on: channel.eventLoop).assumeIsolated().flatMapThrowing { loaded in
             let entry = certificates.entries[0]
             try addTLS(loaded?.context ?? entry.context, names: loaded?.names ?? entry.names)
-          }
+          }.nonisolated()
         }
         let entry = certificates.entries[name.flatMap(certificates.match) ?? 0]
         return channel.eventLoop.makeCompletedFuture { try addTLS(entry.context, names: entry.names) }
