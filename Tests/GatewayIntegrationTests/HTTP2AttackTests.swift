@@ -75,7 +75,11 @@ struct HTTP2AttackTests {
     try withGateway { gw in
       let out = try run(gw, "too_many_streams")
       let resets = out["resets"] as? [String: Int] ?? [:]
-      #expect((resets["7"] ?? 0) >= 1, "\(out)")
+      // The first excess stream gets RST_STREAM(REFUSED_STREAM); NIOHTTP2 then ends a connection that
+      // keeps opening streams with GOAWAY, which is written ahead of buffered frames, so the client
+      // may see either first. Either way no more than the advertised 100 are served.
+      #expect((resets["7"] ?? 0) >= 1 || out["goaway"] is Int, "\(out)")
+      #expect(((out["responses"] as? [String: Int])?.values.reduce(0, +) ?? 0) <= 100, "\(out)")
       #expect(forwarded(gw, "/__sleep/1500") <= 100)
       #expect(try gw.curl("acme.platform.localhost", "/ok", http2: true).status == 200)
     }
