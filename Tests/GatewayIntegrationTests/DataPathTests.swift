@@ -227,7 +227,7 @@ struct DataPathTests {
       for http2 in [false, true] {
         let up = try gw.curl("acme.platform.localhost", "/__upload", method: "POST", http2: http2,
                              extra: ["--data-binary", "@\(file)", "-H", "Content-Type: application/octet-stream"])
-        #expect(up.status == 200, "\(up.body)")
+        #expect(up.status == 200, "http2=\(http2) \(up.diagnostic) gateway log: \(gw.gatewayLogTail)")
         #expect(up.json?["bytes"] as? Int == size)
         #expect(up.json?["sha256"] as? String == String(expected))
 

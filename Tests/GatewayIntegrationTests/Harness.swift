@@ -66,18 +66,38 @@ enum Paths {
   }()
 }
 
-/// A free TCP port on loopback (bind to 0, read it back, release).
-func freePort() -> Int {
-  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-  defer { close(fd) }
-  var addr = sockaddr_in()
-  addr.sin_family = sa_family_t(AF_INET)
-  addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-  addr.sin_port = 0
-  var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-  _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-  _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-  return Int(UInt16(bigEndian: addr.sin_port))
+/// A free TCP port on loopback, handed out once per test process.
+///
+/// Taken from below Linux's ephemeral range (32768–60999): a port the kernel picked for `bind(0)`
+/// can be handed out again moments later as the local port of some outgoing connection (curl, the
+/// gateway's upstream pools), and the gateway started on it then fails with EADDRINUSE.
+func freePort() -> Int { PortAllocator.shared.next() }
+
+final class PortAllocator: @unchecked Sendable {
+  static let shared = PortAllocator()
+  private let lock = NSLock()
+  private var candidate = 20_000 + Int(getpid() % 10_000)
+
+  func next() -> Int {
+    lock.withLock {
+      while true {
+        let port = candidate
+        candidate = candidate >= 32_000 ? 20_000 : candidate + 1
+        if Self.canBind(port) { return port }
+      }
+    }
+  }
+
+  private static func canBind(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0
+  }
 }
 
 /// Test certificates made with the openssl CLI, once per test process.
@@ -144,6 +164,10 @@ final class GatewayHarness: @unchecked Sendable {
   private var upstream: Process?
   var recordPath: String { directory.appendingPathComponent("upstream-requests.jsonl").path }
   var gatewayLogPath: String { directory.appendingPathComponent("gateway.log").path }
+  /// The end of the gateway's log, for expectation messages.
+  var gatewayLogTail: String {
+    String(((try? String(contentsOfFile: gatewayLogPath, encoding: .utf8)) ?? "").suffix(2000))
+  }
 
   /// - Parameters:
   ///   - limits: `limits` keys to override.
@@ -202,7 +226,8 @@ final class GatewayHarness: @unchecked Sendable {
     if startUpstream { try self.startUpstream() }
     let g = Process()
     g.executableURL = URL(fileURLWithPath: Paths.binary)
-    g.arguments = ["serve", "--config", configPath]
+    // Debug level: protocol errors that close a connection are logged (for failure messages).
+    g.arguments = ["serve", "--config", configPath, "--log-level", "debug"]
     _ = FileManager.default.createFile(atPath: gatewayLogPath, contents: nil)
     let log = FileHandle(forWritingAtPath: gatewayLogPath)
     g.standardOutput = log
@@ -307,6 +332,11 @@ final class GatewayHarness: @unchecked Sendable {
     var status: Int
     var headers: [String: String]
     var body: String
+    /// curl's exit status and stderr (status 0 with an empty body means curl got no response: these say why).
+    var curlExit: Int32 = 0
+    var curlError: String = ""
+    /// One line for expectation messages.
+    var diagnostic: String { "curl exit \(curlExit) \(curlError.prefix(300)) body: \(body.prefix(300))" }
     var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] }
     var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
     var claims: [String: Any]? { json?["claims"] as? [String: Any] }
@@ -320,13 +350,16 @@ final class GatewayHarness: @unchecked Sendable {
   func curl(
     _ host: String, _ path: String, headers: [String] = [], method: String? = nil, http2: Bool = false, extra: [String] = []
   ) throws -> HTTPResult {
-    var args = ["-sk", "-D", "-", "--resolve", "\(host):\(port):127.0.0.1", http2 ? "--http2" : "--http1.1"]
+    var args = ["-sSk", "-D", "-", "--resolve", "\(host):\(port):127.0.0.1", http2 ? "--http2" : "--http1.1"]
     if let method { args += ["-X", method] }
     for h in headers { args += ["-H", h] }
     args += extra
     args.append("https://\(host):\(port)\(path)")
     let r = try Shell.run("curl", args)
-    return Self.parseCurl(r.stdout)
+    var result = Self.parseCurl(r.stdout)
+    result.curlExit = r.status
+    result.curlError = r.stderr
+    return result
   }
 
   static func parseCurl(_ output: String) -> HTTPResult {

@@ -146,7 +146,7 @@ struct UpstreamClusterTests {
     ] {
       let san = cmd.contains("\(dir)/up.csr") ? "subjectAltName=DNS:localhost" : "subjectAltName=DNS:wrong.example"
       let r = try Shell.run("openssl", cmd, input: Data(san.utf8))
-      #expect(r.status == 0, "\(r.stderr)")
+      #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
     }
     let good = Upstreams(h, count: 1)
     good.extraArgs = ["--tls-cert", "\(dir)/up.pem", "--tls-key", "\(dir)/up.key"]
@@ -179,7 +179,7 @@ struct UpstreamClusterTests {
   func websocket() throws {
     try withGateway { gw in
       let r = try gw.python("ws_client.py", [String(gw.port), "acme.platform.localhost", "/__ws", "hello through the gateway"])
-      #expect(r.status == 0, "\(r.stderr)")
+      #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
       let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
       let hello = doc?["hello"] as? [String: Any]
       #expect(hello?["verified"] as? Bool == true, "\(r.stdout)")
