@@ -112,6 +112,9 @@ enum HTTPFetch {
     var description: String
   }
 
+  /// Longest silence from the control plane during one fetch (connect excluded).
+  static let idleTimeout = TimeAmount.seconds(30)
+
   static func get(_ url: String, ifNoneMatch: String?, to path: String, maxBytes: Int, group: EventLoopGroup) throws -> Response {
     guard let parts = URLParts(url) else { throw FetchError(description: "not an http(s) URL: \(url)") }
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -127,6 +130,9 @@ enum HTTPFetch {
             try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: parts.host))
           }
           try channel.pipeline.syncOperations.addHTTPClientHandlers()
+          // A control plane that accepts and then goes quiet fails the fetch after `idleTimeout`
+          // (the next poll retries with backoff) instead of holding reloads for the whole limit.
+          try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
           try channel.pipeline.syncOperations.addHandler(FetchHandler(fd: fd, maxBytes: maxBytes, promise: promise))
         }
       }
@@ -219,6 +225,15 @@ enum HTTPFetch {
       case .end:
         finish(.success(response))
       }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+      if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+        finish(.failure(FetchError(description: "no bytes from the control plane for \(HTTPFetch.idleTimeout.nanoseconds / 1_000_000_000) s")))
+        context.close(promise: nil)
+        return
+      }
+      context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
