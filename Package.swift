@@ -20,6 +20,7 @@ let package = Package(
     .library(name: "GatewayCore", targets: ["GatewayCore"]),
     .library(name: "GatewaySigning", targets: ["GatewaySigning"]),
     .library(name: "GatewaySnapshot", targets: ["GatewaySnapshot"]),
+    .library(name: "GatewayObservability", targets: ["GatewayObservability"]),
     // For the libFuzzer targets in Fuzz/ (request-head validation).
     .library(name: "GatewayServer", targets: ["GatewayServer"]),
   ],
@@ -34,6 +35,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
   ],
   targets: [
@@ -126,6 +128,8 @@ let package = Package(
         "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),

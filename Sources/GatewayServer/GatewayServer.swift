@@ -38,8 +38,6 @@ public final class GatewayServer: @unchecked Sendable {
   /// Set when a graceful drain starts (`/readyz` answers 503 from then on).
   private let drainingFlag = ManagedAtomic<Bool>(false)
   /// Left by ``shutdown()``; ``wait()`` blocks on it.
-  private let running = DispatchGroup()
-  private let started = ManagedAtomic<Bool>(false)
   private let stopping = ManagedAtomic<Bool>(false)
   /// The access-log writer thread (nil: `access_log.path` is empty).
   private var accessLogWriter: AccessLogWriter?
@@ -128,8 +126,6 @@ public final class GatewayServer: @unchecked Sendable {
 
   /// Binds the TLS and admin listeners.
   public func start() throws {
-    running.enter()
-    started.store(true, ordering: .relaxed)
     reloadPool.start()
     let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
@@ -175,11 +171,6 @@ public final class GatewayServer: @unchecked Sendable {
   /// The bound TLS port (useful when configured as port 0).
   public var boundPort: Int? { listener?.localAddress?.port }
 
-  /// Blocks until ``shutdown()``.
-  public func wait() throws {
-    running.wait()
-  }
-
   /// True once a graceful drain has started.
   public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
 
@@ -189,12 +180,12 @@ public final class GatewayServer: @unchecked Sendable {
   /// Graceful drain (PRODUCT.md §8): `/readyz` turns false, the listener stops accepting, every
   /// connection finishes what it carries (HTTP/1.1 answers with `Connection: close`, HTTP/2 sends
   /// GOAWAY naming the last stream it will serve) and closes. Returns when no client connection is
-  /// left or `timeout` has passed, with the number still open. Blocks; call off the event loops.
+  /// left, `timeout` has passed or the calling task is cancelled, with the number still open.
   @discardableResult
-  public func drain(timeout: TimeAmount) -> Int {
+  public func drain(timeout: TimeAmount) async -> Int {
     drainingFlag.store(true, ordering: .relaxed)
     logger.info("draining", metadata: ["open_connections": "\(openClientConnections)", "timeout_s": "\(Double(timeout.nanoseconds) / 1e9)"])
-    try? listener?.close().wait()
+    try? await listener?.close().get()
     for ctx in contexts.values {
       ctx.eventLoop.execute {
         ctx.draining = true
@@ -202,19 +193,19 @@ public final class GatewayServer: @unchecked Sendable {
       }
     }
     let deadline = NIODeadline.now() + timeout
-    while openClientConnections > 0 && NIODeadline.now() < deadline {
-      usleep(20_000)
+    while openClientConnections > 0 && NIODeadline.now() < deadline && !Task.isCancelled {
+      try? await Task.sleep(nanoseconds: 20_000_000)
     }
     let left = openClientConnections
     logger.info("drained", metadata: ["connections_left": "\(left)"])
     return left
   }
 
-  /// Stops listening and closes everything.
+  /// Stops listening and closes everything. Blocks until the event loops have stopped: call it
+  /// off them (and off Swift concurrency's threads; ``GatewayService`` does).
   /// Idempotent: a second call (say, a second SIGTERM during a drain's shutdown) returns at once.
   public func shutdown() {
     guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-    defer { if started.exchange(false, ordering: .relaxed) { running.leave() } }
     try? listener?.close().wait()
     admin?.stop()
     for ctx in contexts.values {

@@ -8,8 +8,9 @@ import GatewaySnapshot
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
-struct Serve: ParsableCommand {
+struct Serve: AsyncParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Run the gateway.")
 
   @OptionGroup var options: ConfigOptions
@@ -20,7 +21,7 @@ struct Serve: ParsableCommand {
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String = "info"
 
-  func run() throws {
+  func run() async throws {
     var logger = Logger(label: "tenant-gateway")
     logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
     let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
@@ -87,39 +88,20 @@ struct Serve: ParsableCommand {
     server.configSource = (options.config, options.overrides)
     try server.start()
     trigger.set { _ = server.reload() }
-    watcher?.start()
-    urlSource?.start()
 
-    signal(SIGHUP, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-    hup.setEventHandler { _ = server.reload() }
-    hup.resume()
-    let stopQueue = DispatchQueue(label: "stop")
-    var stopSources: [DispatchSourceSignal] = []
-    for sig in [SIGTERM, SIGINT] {
-      let source = DispatchSource.makeSignalSource(signal: sig, queue: stopQueue)
-      source.setEventHandler {
-        // SIGTERM drains (limits.drain_timeout_s); a second signal, or SIGINT, stops at once.
-        if sig == SIGTERM && !server.isDraining {
-          logger.info("stopping gracefully", metadata: ["signal": "SIGTERM"])
-          DispatchQueue.global().async {
-            server.drain(timeout: .nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9)))
-            server.shutdown()
-            Foundation.exit(0)
-          }
-          return
-        }
-        logger.info("stopping", metadata: ["signal": "\(sig)"])
-        server.shutdown()
-        Foundation.exit(0)
-      }
-      source.resume()
-      stopSources.append(source)
-    }
-    try server.wait()
-    withExtendedLifetime((hup, stopSources, watcher, urlSource)) {}
+    let drainTimeout = TimeAmount.nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9))
+    var groupConfig = ServiceGroupConfiguration(
+      services: [
+        .init(service: SnapshotSourceService(watcher: watcher, urlSource: urlSource)),
+        .init(service: ReloadOnHangup(server: server)),
+        .init(service: GatewayService(server: server, drainTimeout: drainTimeout, logger: logger)),
+      ],
+      gracefulShutdownSignals: [.sigterm],
+      cancellationSignals: [.sigint],
+      logger: logger)
+    // A safety net above the drain's own limit: past it the group is cancelled.
+    groupConfig.maximumGracefulShutdownDuration = .seconds(config.limits.drainTimeoutSeconds + 10)
+    try await ServiceGroup(configuration: groupConfig).run()
   }
 }
 

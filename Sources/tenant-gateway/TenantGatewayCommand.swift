@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// `tenant-gateway`: the multi-tenant edge proxy and its ops commands.
 @main
-struct TenantGatewayCommand: ParsableCommand {
+struct TenantGatewayCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tenant-gateway",
     abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",

@@ -57,6 +57,54 @@ struct LifecycleTests {
   }
 }
 
+extension LifecycleTests {
+  @Test("A second SIGTERM, or SIGINT, during a drain stops at once with exit 0", arguments: [SIGTERM, SIGINT])
+  func secondSignalStopsTheDrain(_ second: Int32) throws {
+    try withGateway(limits: ["drain_timeout_s": "30"]) { gw in
+      let out = gw.directory.appendingPathComponent("slow.out").path
+      let slow = try gw.startCurl("acme.platform.localhost", "/__sleep/20000", http2: false, output: out)
+      try gw.waitFor(timeout: 5) { gw.upstreamRequests().contains { ($0["uri"] as? String) == "/__sleep/20000" } }
+      gw.signal(SIGTERM)
+      try gw.waitFor(timeout: 5) { gw.gatewayLogTail.contains("draining") }
+      #expect(gw.gatewayRunning, "the drain should still be waiting for the slow request")
+      let signalled = Date()
+      gw.signal(second)
+      let deadline = Date().addingTimeInterval(5)
+      while gw.gatewayRunning && Date() < deadline { usleep(20_000) }
+      #expect(!gw.gatewayRunning)
+      #expect(gw.gatewayExitStatus == 0)
+      #expect(Date().timeIntervalSince(signalled) < 3, "the second signal did not cut the drain short")
+      slow.waitUntilExit()
+    }
+  }
+
+  @Test("SIGHUP reloads the snapshot while serving; the gateway keeps running")
+  func hangupReloads() throws {
+    let gw = try GatewayHarness()
+    defer { gw.stop() }
+    try gw.writeConfig()
+    // The file watcher polls once an hour here, so only the signal can explain a reload.
+    var text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+    text = text.replacingOccurrences(of: "snapshot: {path: \(gw.snapshotPath),", with: "snapshot: {poll_interval_s: 3600, path: \(gw.snapshotPath),")
+    try text.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+    try gw.startPrewritten()
+    do {
+      var doc = try String(contentsOfFile: gw.snapshotPath, encoding: .utf8)
+      let version = "hup-\(getpid())"
+      guard let r = doc.range(of: #""version"\s*:\s*"[^"]*""#, options: .regularExpression) else {
+        Issue.record("no version in the sample snapshot")
+        return
+      }
+      doc.replaceSubrange(r, with: "\"version\": \"\(version)\"")
+      try doc.write(toFile: gw.snapshotPath, atomically: true, encoding: .utf8)
+      gw.signal(SIGHUP)
+      try gw.waitFor(timeout: 10) { (try? gw.admin("/admin/snapshot").json?["version"] as? String) == version }
+      #expect(gw.gatewayRunning)
+      #expect(try gw.curl("acme.platform.localhost", "/").status == 200)
+    }
+  }
+}
+
 /// The access log (PRODUCT.md §8) through the real binary.
 @Suite("Operations: access log (real gateway)")
 struct AccessLogTests {
