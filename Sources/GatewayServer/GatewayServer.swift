@@ -466,8 +466,10 @@ public final class GatewayServer: @unchecked Sendable {
       HTTP2Setting(parameter: .maxHeaderListSize, value: settings.limits.maxHeaderBytes + settings.limits.maxURIBytes),
       HTTP2Setting(parameter: .initialWindowSize, value: 65535),
     ]
-    try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfig))
-    try sync.addHandler(HTTP2ServerHandler(loop: loop, connection: info))
+    let handler = HTTP2ServerHandler(loop: loop, connection: info)
+    // The handler also watches the frames NIOHTTP2Handler writes (to close after an error GOAWAY).
+    try sync.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: handler, connectionConfiguration: connectionConfig))
+    try sync.addHandler(handler)
   }
 }
 

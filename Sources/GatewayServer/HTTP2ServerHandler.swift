@@ -51,6 +51,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// A drain's GOAWAY has gone out: close once the last stream ends.
   private var goAwaySent = false
   private var drainClosing = false
+  /// NIOHTTP2Handler wrote a GOAWAY with an error code (a connection error): see ``wroteFrame(_:)``.
+  private var errorGoAwayWritten = false
+  /// The connection is being closed after an error GOAWAY; frames that still arrive are ignored.
+  private var lingering = false
+  /// How long a connection closed for an error keeps reading (and ignoring) before it is closed.
+  static let linger = TimeAmount.seconds(1)
   /// Access-log entries of open streams (only with the access log on).
   private var logs: [HTTP2StreamID: AccessLogEntry] = [:]
 
@@ -132,6 +138,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   // MARK: inbound
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if lingering { return }
     inReadCycle = true
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
@@ -455,8 +462,23 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {
-    // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY); stream-level
-    // errors leave the connection usable.
+    // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY). A connection
+    // error's GOAWAY must be followed by closing the TCP connection (RFC 9113 §5.4.1): flush it,
+    // then close. Stream-level errors leave the connection usable.
+    if errorGoAwayWritten {
+      guard !lingering else { return }
+      lingering = true
+      loop.logger.debug("http/2 connection error; closing", metadata: ["error": "\(error)"])
+      // A lingering close: closing at once with the client's frames still unread would send a TCP
+      // reset, and a reset can discard the GOAWAY before the client reads it. So: flush the GOAWAY,
+      // half-close (TLS close_notify + FIN: the client sees GOAWAY, then end of stream), and close
+      // for good after `linger`, whatever the client still sends being ignored meanwhile.
+      context.flush()
+      context.close(mode: .output, promise: nil)
+      let channel = context.channel
+      context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+      return
+    }
     if error is any NIOHTTP2Error {
       loop.logger.debug("http/2 protocol error", metadata: ["error": "\(error)"])
       return
@@ -544,5 +566,15 @@ enum HTTP2RequestValidation {
     if endStream, case .contentLength = framing { return fail(.invalidRequest, "content-length promises a body the stream does not have.") }
     return .success(
       Validated(request: ValidatedRequest(host: host, target: String(target), path: String(pathOnly), body: framing), method: httpMethod))
+  }
+}
+
+extension HTTP2ServerHandler: NIOHTTP2FrameDelegate {
+  /// Every frame NIOHTTP2Handler writes, its own included. A GOAWAY with an error code means it
+  /// found a connection error (flood, HPACK or flow-control violation, bad frame); it reports the
+  /// error next through `errorCaught`, which then closes the connection. The gateway's own GOAWAYs
+  /// (drain, idle) carry NO_ERROR.
+  func wroteFrame(_ frame: HTTP2Frame) {
+    if case .goAway(_, let code, _) = frame.payload, code != .noError { errorGoAwayWritten = true }
   }
 }

@@ -21,7 +21,8 @@ struct HTTP2AttackTests {
 
   static let attacks: [Attack] = [
     Attack(name: "rapid_reset", goaway: 11, marker: "/attack/rapid-reset", maxForwarded: 300),
-    Attack(name: "continuation_flood", goaway: 1, marker: "/attack/continuation"),
+    // NIOHTTP2 counts the endless CONTINUATION frames as a flood (ENHANCE_YOUR_CALM).
+    Attack(name: "continuation_flood", goaway: 11, marker: "/attack/continuation"),
     Attack(name: "hpack_bomb", goaway: 9, marker: "/attack/hpack-bomb"),
     Attack(name: "hpack_table_size", goaway: 9, marker: "/attack/hpack-table"),
     Attack(name: "ping_flood", goaway: 11),
@@ -53,8 +54,12 @@ struct HTTP2AttackTests {
       let responses = out["responses"] as? [String: Int] ?? [:]
       if let code = a.goaway {
         #expect(out["goaway"] as? Int == code, "\(out)")
+        // RFC 9113 §5.4.1: after a GOAWAY for an error, the TCP connection is closed.
+        #expect(out["closed"] as? Bool == true, "connection left open after GOAWAY(\(code)): \(out)")
       } else {
         #expect(out["goaway"] is NSNull, "\(out)")
+        // A stream error costs the stream, not the connection.
+        #expect(out["closed"] as? Bool == false, "\(out)")
         // Every stream refused: a stream reset (PROTOCOL_ERROR) or a 4xx from the gateway.
         let streams = out["streams"] as? Int ?? 1
         let refused = resets.values.reduce(0, +) + responses.filter { $0.key.hasPrefix("4") }.values.reduce(0, +)
