@@ -99,6 +99,18 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler, Expira
       try upstreamChannel.pipeline.syncOperations.addHandler(b)
       guard upstream.detachForTunnel() != nil else { return false }
       try client.pipeline.syncOperations.addHandler(a)
+      // Bytes the upstream sent right behind its 101 (in the same read) reach the tunnel from the
+      // task that finishes the decoder's removal, with no channelReadComplete after them: they
+      // would sit unflushed until the upstream's next read, which may never come (a server that
+      // greets first and then waits). Flush once that task has run (a loop runs tasks in order).
+      upstreamChannel.eventLoop.assumeIsolated().execute {
+        client.flush()
+        upstreamChannel.flush()
+      }
+      // The HTTP handlers just removed may have been holding back a read (backpressure): ask both
+      // sides to read, or that side would stay silent.
+      upstreamChannel.read()
+      client.read()
       return true
     } catch {
       return false

@@ -175,11 +175,40 @@ struct UpstreamClusterTests {
     #expect(wrong.received(0).isEmpty)
   }
 
+  @Test("WebSocket: a greeting the upstream sends in the same write as its 101 reaches the client")
+  func websocketEagerGreeting() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let upstreamPort = freePort()
+    let upstream = Process()
+    upstream.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    upstream.arguments = ["python3", Paths.clients.appendingPathComponent("ws_eager_upstream.py").path, String(upstreamPort)]
+    try upstream.run()
+    defer { GatewayHarness.terminate(upstream) }
+    h.upstreamsYAML = """
+      upstreams:
+        default: "http://127.0.0.1:\(upstreamPort)"
+      """
+    try h.writeConfig()
+    try h.startPrewritten(upstream: false)
+    // Before the fix the greeting sat unflushed in the gateway until the upstream's next read,
+    // which never came: every one of these timed out.
+    for i in 0..<5 {
+      let r = try h.python("ws_client.py", [String(h.port), "acme.platform.localhost", "/ws", "round \(i)"])
+      #expect(r.status == 0, "\(r.stdout) \(r.stderr) gateway log: \(h.gatewayLogTail)")
+      guard r.status == 0 else { return }
+      let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+      #expect((doc?["hello"] as? [String: Any])?["eager"] as? Bool == true, "\(r.stdout)")
+      #expect(doc?["echo"] as? String == "round \(i)")
+    }
+  }
+
   @Test("WebSocket: the upgrade carries a valid X-Tenant, then frames echo both ways; other upgrades are refused")
   func websocket() throws {
     try withGateway { gw in
       let r = try gw.python("ws_client.py", [String(gw.port), "acme.platform.localhost", "/__ws", "hello through the gateway"])
-      #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+      #expect(r.status == 0, "\(r.stdout) \(r.stderr) gateway log: \(gw.gatewayLogTail)")
+      guard r.status == 0 else { return }
       let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
       let hello = doc?["hello"] as? [String: Any]
       #expect(hello?["verified"] as? Bool == true, "\(r.stdout)")

@@ -18,15 +18,19 @@ ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 sock = socket.create_connection(("127.0.0.1", port))
+step = "opening handshake"
 try:
     with connect(f"wss://{host}:{port}{path}", sock=sock, ssl=ctx, server_hostname=host,
                  additional_headers=headers, open_timeout=10) as ws:
+        step = "waiting for the upstream's hello"
         hello = json.loads(ws.recv(timeout=10))
+        step = "waiting for the text echo"
         ws.send(message)
         echo = ws.recv(timeout=10)
+        step = "waiting for the binary echo"
         ws.send(b"\x00\x01\x02binary")
         binary = ws.recv(timeout=10)
         print(json.dumps({"hello": hello, "echo": echo, "binaryEcho": binary == b"\x00\x01\x02binary"}))
 except Exception as e:
-    print(f"refused: {e}")
+    print(f"refused ({step}): {e}")
     sys.exit(1)
