@@ -465,6 +465,8 @@ public final class GatewayServer: @unchecked Sendable {
       HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.h2MaxConcurrentStreams),
       HTTP2Setting(parameter: .maxHeaderListSize, value: settings.limits.maxHeaderBytes + settings.limits.maxURIBytes),
       HTTP2Setting(parameter: .initialWindowSize, value: 65535),
+      // WebSockets over HTTP/2 (RFC 8441): see ExtendedConnect.swift.
+      HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
     ]
     let handler = HTTP2ServerHandler(loop: loop, connection: info)
     // The handler also watches the frames NIOHTTP2Handler writes (to close after an error GOAWAY).

@@ -35,6 +35,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     var uncredited = 0
     /// When the request's HEADERS arrived (latency metrics and the access log).
     var started = NIODeadline.uptimeNanoseconds(0)
+    /// An extended CONNECT for a WebSocket (RFC 8441): the `Sec-WebSocket-Accept` the upstream's
+    /// 101 must carry, then the tunnel once it answered.
+    var websocketAccept: String?
+    var tunnel: HTTP2StreamTunnel?
+    /// DATA the client sent before the tunnel was up (bounded by the stream window).
+    var earlyData: [ByteBuffer] = []
   }
 
   private let loop: LoopContext
@@ -125,6 +131,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     idleDeadline = nil
     for (id, s) in streams {
       s.exchange?.cancel()
+      s.tunnel?.close()
       streamEnded(id, state: s)
     }
     streams.removeAll()
@@ -154,6 +161,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       let flowControlled = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
       connectionCredit += flowControlled
       guard var s = streams[id] else { return }
+      if s.websocketAccept != nil {
+        tunnelData(id, data, state: &s)
+        return
+      }
       if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
         s.bodyReceived += buffer.readableBytes
         if let exchange = s.exchange, !s.responseDone || !exchange.finished {
@@ -174,6 +185,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       // never reused with a half-sent request).
       let s = streams.removeValue(forKey: id)
       s?.exchange?.cancel()
+      s?.tunnel?.close()
       streamEnded(id, state: s)
       if streams.isEmpty { armIdleTimer() }
     default:
@@ -195,6 +207,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if let closed = event as? StreamClosedEvent {
       let s = streams.removeValue(forKey: closed.streamID)
       if let e = s?.exchange, !e.finished { e.cancel() }
+      s?.tunnel?.close()
       streamEnded(closed.streamID, state: s)
       if streams.isEmpty { armIdleTimer() }
     }
@@ -247,12 +260,22 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         logs[id]!.requestID = plan.requestID
         loop.noteTenant(plan.tenant, in: &logs[id]!)
       }
+      var head = plan.head
+      if validated.websocket {
+        // RFC 8441 §5: no key on HTTP/2; the gateway is the upstream's WebSocket client and
+        // checks its answer (exchangeSendHead).
+        let key = WebSocketHandshake.makeKey()
+        head.headers.replaceOrAdd(name: "Sec-WebSocket-Key", value: key)
+        if !head.headers.contains(name: "Sec-WebSocket-Version") { head.headers.add(name: "Sec-WebSocket-Version", value: "13") }
+        streams[id]?.websocketAccept = WebSocketHandshake.accept(for: key)
+      }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
-        allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
+        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: head,
+        hasBody: plan.hasBody && !validated.websocket, allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       streams[id]?.exchange = exchange
       exchange.start()
-      if endStream { exchange.requestEnd() }
+      // The upgrade request has no body: what the stream carries later is the tunnel's.
+      if endStream || validated.websocket { exchange.requestEnd() }
     }
   }
 
@@ -325,6 +348,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
     let id = HTTP2StreamID(exchange.streamID)
+    if head.status == .switchingProtocols, let accept = streams[id]?.websocketAccept {
+      websocketAccepted(id, head: head, expectedAccept: accept, requestID: exchange.requestID)
+      return
+    }
     var headers = HPACKHeaders()
     headers.reserveCapacity(head.headers.count + 2)
     headers.add(name: ":status", value: String(head.status.code))
@@ -367,7 +394,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
     if s.outstanding > Self.outstandingHigh && !s.upstreamPaused {
       s.upstreamPaused = true
-      s.exchange?.clientWritabilityChanged(isWritable: false)
+      if let tunnel = s.tunnel { tunnel.setReadPaused(true) } else { s.exchange?.clientWritabilityChanged(isWritable: false) }
     }
   }
 
@@ -376,7 +403,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     s.outstanding -= bytes
     if s.upstreamPaused && s.outstanding < Self.outstandingLow {
       s.upstreamPaused = false
-      s.exchange?.clientWritabilityChanged(isWritable: true)
+      if let tunnel = s.tunnel { tunnel.setReadPaused(false) } else { s.exchange?.clientWritabilityChanged(isWritable: true) }
     }
     streams[id] = s
   }
@@ -448,10 +475,126 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     streams[id] = s
   }
 
-  /// HTTP/2 requests never ask for an HTTP/1.1 upgrade; an upstream that switches anyway is cut.
-  func exchangeUpgraded(_ exchange: Exchange, connection: UpstreamConnection) {
-    connection.cancel()
-    reset(HTTP2StreamID(exchange.streamID), .internalError)
+  /// The upstream switched protocols. For an extended CONNECT whose 101 checked out, the stream
+  /// answers `:status 200` and becomes a tunnel to the upstream socket; anything else is cut (an
+  /// ordinary HTTP/2 request never asks for an upgrade).
+  func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
+    let id = HTTP2StreamID(exchange.streamID)
+    guard let context, var s = streams[id], s.websocketAccept != nil, let headers = s.pendingHeaders,
+      let upstreamChannel = upstream.channel
+    else {
+      upstream.cancel()
+      if let s = streams[id], s.pendingHeaders == nil, s.websocketAccept != nil {
+        sendRefusal(id, GatewayRefusal.upstreamError.with(message: "The upstream's WebSocket handshake is invalid."), requestID: exchange.requestID, method: .GET)
+      } else {
+        reset(id, .internalError)
+      }
+      return
+    }
+    let tunnel = HTTP2StreamTunnel(client: self, streamID: id, sweeper: loop.sweeper, idleTimeout: loop.settings.idleTimeout)
+    do {
+      try upstreamChannel.pipeline.syncOperations.addHandler(tunnel)
+    } catch {
+      upstream.cancel()
+      reset(id, .internalError)
+      return
+    }
+    guard upstream.detachForTunnel() != nil else {
+      upstreamChannel.close(promise: nil)
+      reset(id, .internalError)
+      return
+    }
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false)))), promise: nil)
+    s.pendingHeaders = nil
+    s.tunnel = tunnel
+    let early = s.earlyData
+    s.earlyData = []
+    streams[id] = s
+    for buffer in early { tunnel.send(buffer) }
+    if s.requestEnded { tunnel.finishOutput() }
+    // Bytes that came with the 101 reach the tunnel from the decoder's removal task (Tunnel.swift).
+    upstreamChannel.read()
+    context.flush()
+  }
+
+  /// The upstream's 101 for an extended CONNECT: checked, and turned into the stream's `:status 200`
+  /// (held until the tunnel is up, in `exchangeUpgraded`).
+  private func websocketAccepted(_ id: HTTP2StreamID, head: HTTPResponseHead, expectedAccept: String, requestID: String) {
+    guard var s = streams[id] else { return }
+    guard head.headers.first(name: "Sec-WebSocket-Accept") == expectedAccept else {
+      // Left without headers: exchangeUpgraded answers 502 upstream_error.
+      return
+    }
+    var headers = HPACKHeaders([(":status", "200")])
+    for (name, value) in HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: requestID, upgrade: true) {
+      let lower = name.lowercased()
+      if Self.isConnectionSpecific(lower) || lower == "sec-websocket-accept" || lower == "upgrade" || lower == "connection" { continue }
+      headers.add(name: lower, value: value)
+    }
+    loop.counters.recordResponse(status: 200)
+    let untilHead = (NIODeadline.now() - s.started).nanoseconds
+    loop.counters.upstreamLatency.observe(nanos: untilHead)
+    if logs[id] != nil {
+      logs[id]!.status = 200
+      logs[id]!.upstreamNanos = untilHead
+    }
+    s.pendingHeaders = headers
+    streams[id] = s
+  }
+
+  // MARK: extended CONNECT tunnels
+
+  /// Client DATA on a WebSocket stream: to the upstream once the tunnel is up (held before), with
+  /// the stream's window given back as the upstream socket takes the bytes.
+  private func tunnelData(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data, state s: inout StreamState) {
+    if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
+      s.bodyReceived += buffer.readableBytes
+      s.uncredited += buffer.readableBytes
+      if let tunnel = s.tunnel {
+        tunnel.send(buffer)
+      } else {
+        s.earlyData.append(buffer)
+      }
+    }
+    if data.endStream {
+      s.requestEnded = true
+      s.tunnel?.finishOutput()
+    }
+    streams[id] = s
+    creditTunnel(id)
+  }
+
+  private func creditTunnel(_ id: HTTP2StreamID) {
+    guard let context, var s = streams[id], let tunnel = s.tunnel, tunnel.isWritable, s.uncredited > 0, !s.requestEnded else { return }
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
+    s.uncredited = 0
+    streams[id] = s
+    if !inReadCycle { context.flush() }
+  }
+
+  /// Upstream bytes for the stream.
+  func tunnelReceived(_ id: HTTP2StreamID, _ buffer: ByteBuffer) {
+    guard let context, var s = streams[id], !s.responseDone else { return }
+    writeData(buffer, id: id, state: &s, context: context)
+    streams[id] = s
+    context.flush()
+  }
+
+  /// The upstream socket can take more: give the client back its window.
+  func tunnelWritable(_ id: HTTP2StreamID) { creditTunnel(id) }
+
+  /// The upstream closed: the stream ends (and is reset if the client is still sending).
+  func tunnelClosed(_ id: HTTP2StreamID) {
+    guard let context, var s = streams[id], !s.responseDone else { return }
+    s.responseDone = true
+    s.tunnel = nil
+    streams[id] = s
+    let empty = context.channel.allocator.buffer(capacity: 0)
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))), promise: nil)
+    if !s.requestEnded {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    }
+    context.flush()
   }
 
   /// HTTP/2 uses stream flow control instead of pausing the connection.
@@ -505,6 +648,7 @@ enum HTTP2RequestValidation {
     var scheme: String?
     var path: String?
     var authority: String?
+    var extendedProtocol: String?
     var hosts: [String] = []
     var contentLength: [String] = []
     var bytes = 0
@@ -520,6 +664,7 @@ enum HTTP2RequestValidation {
       case ":scheme": scheme = value
       case ":path": path = value
       case ":authority": authority = value
+      case ":protocol": extendedProtocol = value
       case "host": hosts.append(value)
       case "content-length": contentLength.append(value)
       default: break
@@ -528,8 +673,18 @@ enum HTTP2RequestValidation {
     if count > limits.maxHeaderCount { return fail(.headersTooLarge, "More than \(limits.maxHeaderCount) header fields.") }
     if bytes > limits.maxHeaderBytes { return fail(.headersTooLarge, "Request headers exceed \(limits.maxHeaderBytes) bytes.") }
     guard let m = method, !m.isEmpty else { return fail(.invalidRequest, ":method is missing.") }
-    let httpMethod = HTTPMethod(rawValue: m)
-    if httpMethod == .CONNECT { return fail(.invalidRequest, "CONNECT is not supported.") }
+    var httpMethod = HTTPMethod(rawValue: m)
+    // Extended CONNECT (RFC 8441) for WebSockets only; plain CONNECT (a TCP proxy) never.
+    var websocket = false
+    if httpMethod == .CONNECT {
+      guard let p = extendedProtocol else { return fail(.invalidRequest, "CONNECT is not supported.") }
+      guard p.lowercased() == "websocket" else { return fail(.invalidRequest, "Only the websocket protocol is supported with extended CONNECT.") }
+      guard !endStream, contentLength.isEmpty else { return fail(.invalidRequest, "An extended CONNECT stream carries no request body.") }
+      websocket = true
+      httpMethod = .GET  // resolved, authorised and forwarded as the HTTP/1.1 upgrade GET it becomes
+    } else if extendedProtocol != nil {
+      return fail(.invalidRequest, ":protocol is only for CONNECT.")
+    }
     guard let s = scheme, s == "https" || s == "http" else { return fail(.invalidRequest, ":scheme must be https.") }
     guard let p = path, !p.isEmpty else { return fail(.invalidRequest, ":path is missing.") }
     if p.utf8.count > limits.maxURIBytes { return fail(.uriTooLong, GatewayRefusal.uriTooLong.message) }
@@ -560,12 +715,14 @@ enum HTTP2RequestValidation {
       guard let n = RequestValidation.parseContentLength(cl) else { return fail(.invalidRequest, "content-length must be a decimal number.") }
       if n > limits.maxBodyBytes { return fail(.payloadTooLarge, "The request body is larger than \(limits.maxBodyBytes) bytes.") }
       framing = n == 0 ? .none : .contentLength(n)
-    } else if !endStream {
+    } else if !endStream && !websocket {
       framing = .streamed
     }
     if endStream, case .contentLength = framing { return fail(.invalidRequest, "content-length promises a body the stream does not have.") }
     return .success(
-      Validated(request: ValidatedRequest(host: host, target: String(target), path: String(pathOnly), body: framing), method: httpMethod))
+      Validated(
+        request: ValidatedRequest(host: host, target: String(target), path: String(pathOnly), body: framing, websocket: websocket),
+        method: httpMethod))
   }
 }
 

@@ -175,6 +175,37 @@ struct UpstreamClusterTests {
     #expect(wrong.received(0).isEmpty)
   }
 
+  @Test("WebSocket over HTTP/2 (RFC 8441): extended CONNECT carries a valid X-Tenant upstream, frames echo; other protocols and other shops' keys are refused")
+  func websocketOverHTTP2() throws {
+    try withGateway { gw in
+      func run(_ args: [String]) throws -> [String: Any] {
+        let r = try gw.python("h2_websocket.py", [String(gw.port), "acme.platform.localhost"] + args)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        #expect(doc != nil, "\(r.stdout) \(r.stderr)")
+        return doc ?? [:]
+      }
+      let ok = try run(["/__ws", "hello over h2"])
+      #expect(ok["enable_connect_protocol"] as? Int == 1, "\(ok)")
+      #expect(ok["status"] as? Int == 200, "\(ok) gateway log: \(gw.gatewayLogTail)")
+      let hello = ok["hello"] as? [String: Any]
+      #expect(hello?["verified"] as? Bool == true, "\(ok)")
+      #expect((hello?["claims"] as? [String: Any])?["shop_id"] as? String == Demo.acmeID)
+      #expect(ok["echo"] as? String == "hello over h2", "\(ok)")
+      #expect(ok["closed"] as? Bool == true, "the close handshake did not come back: \(ok)")
+      #expect((ok["headers"] as? [String: Any])?["x-request-id"] != nil)
+      // The greeting proves the upstream upgraded: NIOWebSocketServerUpgrader there accepts only an
+      // HTTP/1.1 GET with Upgrade, Sec-WebSocket-Version 13 and a valid key, which the gateway made.
+
+      // Another protocol over extended CONNECT, and another shop's key: refused, nothing forwarded.
+      let before = gw.upstreamRequests().count
+      let other = try run(["/__ws", "x", "connect-udp"])
+      #expect(other["status"] as? Int == 400, "\(other)")
+      let foreign = try run(["/__ws", "x", "websocket", "Bearer \(Demo.bibiSecret)"])
+      #expect(foreign["status"] as? Int == 403, "\(foreign)")
+      #expect(gw.upstreamRequests().count == before)
+    }
+  }
+
   @Test("WebSocket: a greeting the upstream sends in the same write as its 101 reaches the client")
   func websocketEagerGreeting() throws {
     let h = try GatewayHarness()

@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import NIOHPACK
 import NIOHTTP1
@@ -96,6 +97,35 @@ struct HTTP2ValidationTests {
     #expect(v.method == .GET)
     #expect(v.request.body == .none)
     #expect(try validate(Self.base, endStream: false).get().request.body == .streamed)
+  }
+
+  @Test("Extended CONNECT (RFC 8441) for websocket is a WebSocket GET; other uses of CONNECT and :protocol are refused")
+  func extendedConnect() throws {
+    let connect = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/chat")]
+    let v = try validate(connect, endStream: false).get()
+    #expect(v.request.websocket)
+    #expect(v.method == .GET)
+    #expect(v.request.body == .none)
+    #expect(v.request.path == "/chat")
+    // A tunnel needs an open stream; only websocket; :protocol only with CONNECT.
+    for (fields, endStream) in [
+      (connect, true),
+      (connect.map { $0.0 == ":protocol" ? ($0.0, "connect-udp") : $0 }, false),
+      (connect + [("content-length", "5")], false),
+      (Self.base + [(":protocol", "websocket")], false),
+    ] {
+      guard case .failure(let f) = validate(fields, endStream: endStream) else {
+        Issue.record("accepted: \(fields)")
+        continue
+      }
+      #expect(f.refusal.code == "invalid_request")
+    }
+  }
+
+  @Test("Sec-WebSocket-Accept of RFC 6455's example key")
+  func websocketAccept() {
+    #expect(WebSocketHandshake.accept(for: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    #expect(Data(base64Encoded: WebSocketHandshake.makeKey())?.count == 16)
   }
 
   typealias Fields = [(String, String)]

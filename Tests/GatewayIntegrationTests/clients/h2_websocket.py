@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A WebSocket over HTTP/2 (RFC 8441 extended CONNECT) through the gateway, with Python h2.
+
+usage: h2_websocket.py PORT HOST PATH MESSAGE [PROTOCOL [AUTHORIZATION]]
+Opens one stream with :method CONNECT and :protocol PROTOCOL (default websocket), then, when the
+answer is 200, speaks WebSocket frames on it: reads the upstream's greeting, sends MESSAGE as a
+masked text frame and reads its echo, then closes. Prints JSON:
+{"enable_connect_protocol": n, "status": n, "headers": {...}, "hello": ..., "echo": ..., "closed": bool}
+"""
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+port, host, path, message = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+protocol = sys.argv[5] if len(sys.argv) > 5 else "websocket"
+authorization = sys.argv[6] if len(sys.argv) > 6 else None
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["h2"])
+sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=host)
+sock.settimeout(10)
+conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+
+out = {"enable_connect_protocol": None, "status": None, "headers": {}, "hello": None, "echo": None, "closed": False}
+stream = 1
+received = b""
+ended = False
+
+
+def pump(until, seconds=10):
+    """Reads and handles events until until() is true or the time is up."""
+    global received, ended
+    deadline = time.time() + seconds
+    while not until() and time.time() < deadline:
+        data = sock.recv(65535)
+        if not data:
+            ended = True
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RemoteSettingsChanged):
+                s = event.changed_settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL)
+                if s is not None:
+                    out["enable_connect_protocol"] = s.new_value
+            elif isinstance(event, h2.events.ResponseReceived):
+                hdrs = dict(event.headers)
+                out["status"] = int(hdrs.pop(":status"))
+                out["headers"] = hdrs
+            elif isinstance(event, h2.events.DataReceived):
+                received += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended = True
+        sock.sendall(conn.data_to_send())
+
+
+def frame(opcode, payload):
+    """A masked client frame (RFC 6455 §5.2)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    else:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def next_frame():
+    """(opcode, payload) of the next complete server frame, or None."""
+    global received
+    if len(received) < 2:
+        return None
+    opcode, n, offset = received[0] & 0x0F, received[1] & 0x7F, 2
+    if n == 126:
+        if len(received) < 4:
+            return None
+        n, offset = struct.unpack("!H", received[2:4])[0], 4
+    elif n == 127:
+        if len(received) < 10:
+            return None
+        n, offset = struct.unpack("!Q", received[2:10])[0], 10
+    if len(received) < offset + n:
+        return None
+    payload = received[offset:offset + n]
+    received = received[offset + n:]
+    return opcode, payload
+
+
+headers = [(":method", "CONNECT"), (":protocol", protocol), (":scheme", "https"), (":path", path),
+           (":authority", host), ("sec-websocket-version", "13")]
+if authorization:
+    headers.append(("authorization", authorization))
+try:
+    pump(lambda: out["enable_connect_protocol"] is not None, 5)
+    conn.send_headers(stream, headers, end_stream=False)
+    sock.sendall(conn.data_to_send())
+    pump(lambda: out["status"] is not None or ended)
+    if out["status"] == 200:
+        frames = []
+
+        def have_frames(k):
+            while True:
+                f = next_frame()
+                if f is None:
+                    break
+                frames.append(f)
+            return len(frames) >= k or ended
+
+        pump(lambda: have_frames(1))
+        if frames:
+            out["hello"] = json.loads(frames[0][1])
+        conn.send_data(stream, frame(0x1, message.encode()))
+        sock.sendall(conn.data_to_send())
+        pump(lambda: have_frames(2))
+        if len(frames) > 1:
+            out["echo"] = frames[1][1].decode()
+        conn.send_data(stream, frame(0x8, struct.pack("!H", 1000)))
+        sock.sendall(conn.data_to_send())
+        pump(lambda: have_frames(3))
+        out["closed"] = len(frames) > 2 and frames[2][0] == 0x8
+        conn.end_stream(stream)
+        sock.sendall(conn.data_to_send())
+except Exception as e:  # report, never hang
+    out["error"] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
