@@ -232,6 +232,12 @@ struct UpstreamClusterTests {
       #expect((doc?["hello"] as? [String: Any])?["eager"] as? Bool == true, "\(r.stdout)")
       #expect(doc?["echo"] as? String == "round \(i)")
     }
+    // The same over HTTP/2 (extended CONNECT): the greeting arrives as the stream's first DATA.
+    let r = try h.python("h2_websocket.py", [String(h.port), "acme.platform.localhost", "/ws", "over h2"])
+    let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+    #expect(doc?["status"] as? Int == 200, "\(r.stdout) \(r.stderr)")
+    #expect((doc?["hello"] as? [String: Any])?["eager"] as? Bool == true, "\(r.stdout)")
+    #expect(doc?["echo"] as? String == "over h2", "\(r.stdout)")
   }
 
   @Test("WebSocket: the upgrade carries a valid X-Tenant, then frames echo both ways; other upgrades are refused")
