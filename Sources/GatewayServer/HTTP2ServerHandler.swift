@@ -165,6 +165,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         tunnelData(id, data, state: &s)
         return
       }
+      // END_STREAM is noted before the bytes go on: NIOHTTP2 already counts the stream as
+      // half-closed, and a WINDOW_UPDATE for it now (from crediting these bytes) would be refused
+      // as a stream error.
+      let ending = data.endStream && !s.requestEnded
+      if ending { s.requestEnded = true }
       if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
         s.bodyReceived += buffer.readableBytes
         if let exchange = s.exchange, !s.responseDone || !exchange.finished {
@@ -178,8 +183,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         } else {
           streams[id] = s
         }
+      } else {
+        streams[id] = s
       }
-      if data.endStream { requestEnded(id) }
+      if ending { streams[id]?.exchange?.requestEnd() }
     case .rstStream:
       // The client gave up on the stream: cancel the upstream request (its connection is closed,
       // never reused with a half-sent request).
@@ -620,6 +627,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       context.close(mode: .output, promise: nil)
       let channel = context.channel
       context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+      return
+    }
+    if let streamError = error as? NIOHTTP2Errors.StreamError {
+      // A frame for one stream was refused (NIOHTTP2 reset that stream): the connection stays.
+      loop.logger.debug("http/2 stream error", metadata: ["stream": "\(streamError.streamID)", "error": "\(streamError.baseError)"])
       return
     }
     if error is any NIOHTTP2Error {

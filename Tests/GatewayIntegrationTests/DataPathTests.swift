@@ -241,6 +241,23 @@ struct DataPathTests {
     }
   }
 
+  @Test("HTTP/2: END_STREAM on the last full DATA frame of a body is answered, and the connection stays up")
+  func http2BodyEndingOnFullFrame() throws {
+    try withGateway { gw in
+      // Crediting that frame's bytes used to send a WINDOW_UPDATE for the already half-closed
+      // stream; NIOHTTP2 refused it as a stream error and the gateway then closed the connection
+      // (the 64 MiB upload's CI flake, when curl put END_STREAM on its last data frame).
+      for frames in [1, 3] {
+        let r = try gw.python("h2_upload.py", [String(gw.port), "acme.platform.localhost", "/__upload", String(frames)])
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        #expect(doc?["status"] as? Int == 200, "\(r.stdout) \(r.stderr) gateway log: \(gw.gatewayLogTail)")
+        #expect(doc?["closed"] as? Bool == false, "\(r.stdout)")
+        let body = (doc?["body"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(body?["bytes"] as? Int == 16384 * frames, "\(r.stdout)")
+      }
+    }
+  }
+
   @Test("Upstream refusing connections gives 503 upstream_unavailable")
   func upstreamDown() throws {
     try withGateway(upstream: false) { gw in
