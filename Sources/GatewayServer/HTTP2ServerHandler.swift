@@ -57,6 +57,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// A drain's GOAWAY has gone out: close once the last stream ends.
   private var goAwaySent = false
   private var drainClosing = false
+  /// A flush is queued for the end of this event-loop tick (``scheduleFlush(_:)``).
+  private var flushQueued = false
   /// NIOHTTP2Handler wrote a GOAWAY with an error code (a connection error): see ``wroteFrame(_:)``.
   private var errorGoAwayWritten = false
   /// The connection is being closed after an error GOAWAY; frames that still arrive are ignored.
@@ -455,7 +457,20 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       }
       streams[id] = s
     }
-    context.flush()
+    scheduleFlush(context)
+  }
+
+  /// Flushes once per event-loop tick however many streams ask: responses of different streams
+  /// that complete in the same tick (each from its own upstream read) go out in one batch of TLS
+  /// records and one write. Inside a client read cycle, channelReadComplete flushes anyway.
+  private func scheduleFlush(_ context: ChannelHandlerContext) {
+    if inReadCycle || flushQueued { return }
+    flushQueued = true
+    context.eventLoop.assumeIsolated().execute { [weak self] in
+      guard let self else { return }
+      self.flushQueued = false
+      self.context?.flush()
+    }
   }
 
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
