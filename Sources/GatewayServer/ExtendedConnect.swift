@@ -39,8 +39,7 @@ final class HTTP2StreamTunnel: ChannelDuplexHandler, RemovableChannelHandler, Ex
   weak var client: HTTP2ServerHandler?
   let streamID: HTTP2StreamID
   private var context: ChannelHandlerContext?
-  private var readPaused = false
-  private var pendingRead = false
+  private var reads = ReadGate()
   private var deadline: NIODeadline?
   private let sweeper: DeadlineSweeper
   private let idleTimeout: TimeAmount
@@ -95,20 +94,11 @@ final class HTTP2StreamTunnel: ChannelDuplexHandler, RemovableChannelHandler, Ex
   }
 
   /// Response backpressure: the client's stream has too much unsent.
-  func setReadPaused(_ paused: Bool) {
-    guard paused != readPaused else { return }
-    readPaused = paused
-    if !paused, pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
-  }
+  func setReadPaused(_ paused: Bool) { reads.setPaused(paused, context: context) }
 
   // MARK: channel events
 
-  func read(context: ChannelHandlerContext) {
-    if readPaused { pendingRead = true } else { context.read() }
-  }
+  func read(context: ChannelHandlerContext) { reads.read(context) }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     touch()

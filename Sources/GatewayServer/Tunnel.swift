@@ -12,8 +12,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler, Expira
 
   weak var partner: TunnelHandler?
   private var context: ChannelHandlerContext?
-  private var readPaused = false
-  private var pendingRead = false
+  private var reads = ReadGate()
   private var deadline: NIODeadline?
   private let sweeper: DeadlineSweeper
   private let idleTimeout: TimeAmount
@@ -63,18 +62,9 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler, Expira
     context.fireChannelWritabilityChanged()
   }
 
-  func setReadPaused(_ paused: Bool) {
-    guard paused != readPaused else { return }
-    readPaused = paused
-    if !paused, pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
-  }
+  func setReadPaused(_ paused: Bool) { reads.setPaused(paused, context: context) }
 
-  func read(context: ChannelHandlerContext) {
-    if readPaused { pendingRead = true } else { context.read() }
-  }
+  func read(context: ChannelHandlerContext) { reads.read(context) }
 
   func channelInactive(context: ChannelHandlerContext) {
     deadline = nil
@@ -114,6 +104,27 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler, Expira
       return true
     } catch {
       return false
+    }
+  }
+}
+
+/// Holds back a channel's reads while what they would feed cannot keep up (backpressure), and
+/// issues the one read it held back when it resumes. Used by the byte tunnels (HTTP/1.1 and
+/// extended CONNECT); call `read` from the handler's `read(context:)`.
+struct ReadGate {
+  private var paused = false
+  private var pendingRead = false
+
+  mutating func read(_ context: ChannelHandlerContext) {
+    if paused { pendingRead = true } else { context.read() }
+  }
+
+  mutating func setPaused(_ paused: Bool, context: ChannelHandlerContext?) {
+    guard paused != self.paused else { return }
+    self.paused = paused
+    if !paused, pendingRead, let context {
+      pendingRead = false
+      context.read()
     }
   }
 }
