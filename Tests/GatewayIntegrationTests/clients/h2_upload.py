@@ -7,24 +7,15 @@ one with END_STREAM (curl usually sends END_STREAM on a separate empty frame, so
 this). Prints {"status": n, "body": "...", "reset": code-or-null, "closed": bool}.
 """
 import json
-import socket
-import ssl
 import sys
 import time
 
-import h2.config
-import h2.connection
 import h2.events
 
+from h2_client import connect
+
 port, host, path, frames = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["h2"])
-sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=host)
-sock.settimeout(10)
-conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-conn.initiate_connection()
+sock, conn = connect(port, host)
 size = 16384
 conn.send_headers(1, [(":method", "POST"), (":scheme", "https"), (":path", path), (":authority", host),
                       ("content-length", str(size * frames))])

@@ -9,30 +9,20 @@ masked text frame and reads its echo, then closes. Prints JSON:
 """
 import json
 import os
-import socket
-import ssl
 import struct
 import sys
 import time
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.settings
+
+from h2_client import connect
 
 port, host, path, message = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 protocol = sys.argv[5] if len(sys.argv) > 5 else "websocket"
 authorization = sys.argv[6] if len(sys.argv) > 6 else None
 
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["h2"])
-sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=host)
-sock.settimeout(10)
-conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-conn.initiate_connection()
-sock.sendall(conn.data_to_send())
+sock, conn = connect(port, host)
 
 out = {"enable_connect_protocol": None, "status": None, "headers": {}, "hello": None, "echo": None, "closed": False}
 stream = 1
