@@ -189,6 +189,16 @@ final class GatewayHarness: @unchecked Sendable {
 
   var configPath: String { directory.appendingPathComponent("gateway.conf").path }
 
+  /// `writeConfig()` with the snapshot file polled every `snapshotPollInterval` seconds.
+  func writeConfig(snapshotPollInterval: Double) throws {
+    try writeConfig()
+    let text = try String(contentsOfFile: configPath, encoding: .utf8)
+    let edited = text.replacingOccurrences(
+      of: "snapshot: {path: \(snapshotPath),", with: "snapshot: {poll_interval_s: \(snapshotPollInterval), path: \(snapshotPath),")
+    guard edited != text else { throw HarnessError(message: "no snapshot line to edit in \(configPath)") }
+    try edited.write(toFile: configPath, atomically: true, encoding: .utf8)
+  }
+
   func writeConfig() throws {
     var merged = ["client_header_timeout_s": "10", "drain_timeout_s": "3"]
     for (k, v) in limits { merged[k] = v }

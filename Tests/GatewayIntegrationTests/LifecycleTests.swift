@@ -82,11 +82,8 @@ extension LifecycleTests {
   func hangupReloads() throws {
     let gw = try GatewayHarness()
     defer { gw.stop() }
-    try gw.writeConfig()
     // The file watcher polls once an hour here, so only the signal can explain a reload.
-    var text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
-    text = text.replacingOccurrences(of: "snapshot: {path: \(gw.snapshotPath),", with: "snapshot: {poll_interval_s: 3600, path: \(gw.snapshotPath),")
-    try text.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+    try gw.writeConfig(snapshotPollInterval: 3600)
     try gw.startPrewritten()
     do {
       var doc = try String(contentsOfFile: gw.snapshotPath, encoding: .utf8)

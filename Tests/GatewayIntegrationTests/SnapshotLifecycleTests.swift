@@ -29,11 +29,8 @@ struct SnapshotLifecycleTests {
     let seconds = Double(ProcessInfo.processInfo.environment["TGW_SOAK_SECONDS"] ?? "10") ?? 10
     let h = try GatewayHarness(snapshot: try Self.snapshot(version: "soak-0", mask: 0))
     defer { h.stop() }
-    try h.writeConfig()
     // Poll the file every 100 ms as well (three reload paths at once: watcher, SIGHUP, admin).
-    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
-    text = text.replacingOccurrences(of: "snapshot: {path: \(h.snapshotPath),", with: "snapshot: {poll_interval_s: 0.1, path: \(h.snapshotPath),")
-    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    try h.writeConfig(snapshotPollInterval: 0.1)
     try h.startPrewritten()
 
     var expect: [String: String] = ["acme.platform.localhost": Demo.acmeID, "bibi-saree.platform.localhost": Demo.bibiID]
@@ -78,10 +75,7 @@ struct SnapshotLifecycleTests {
   func fileWatcher() throws {
     let h = try GatewayHarness()
     defer { h.stop() }
-    try h.writeConfig()
-    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
-    text = text.replacingOccurrences(of: "snapshot: {path: \(h.snapshotPath),", with: "snapshot: {poll_interval_s: 0.2, path: \(h.snapshotPath),")
-    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    try h.writeConfig(snapshotPollInterval: 0.2)
     try h.startPrewritten()
     try Self.snapshot(version: "watched", mask: 1).write(toFile: h.snapshotPath, atomically: true, encoding: .utf8)
     try h.waitFor(timeout: 5) { (try? h.admin("/admin/snapshot").json?["version"] as? String) == "watched" }
