@@ -364,10 +364,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     var headers = HPACKHeaders()
     headers.reserveCapacity(head.headers.count + 2)
     headers.add(name: ":status", value: String(head.status.code))
-    let filtered = HeaderRewrite.clientResponseHeaders(
-      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
-    for (name, value) in filtered where !Self.isConnectionSpecific(name) {
-      headers.add(name: name.lowercased(), value: value)
+    HeaderRewrite.forEachClientResponseHeader(
+      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
+      upgrade: false
+    ) { name, value, unique in
+      headers.add(name: Self.lowercasedName(name), value: value, indexing: unique ? .nonIndexable : .indexable)
     }
     loop.counters.recordResponse(status: Int(head.status.code))
     let untilHead = (NIODeadline.now() - (streams[id]?.started ?? .now())).nanoseconds
@@ -624,6 +625,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   static func isConnectionSpecific(_ name: String) -> Bool {
     HeaderRewrite.isHopByHop(name)
+  }
+
+  /// HTTP/2 field names are lowercase (RFC 9113 §8.2.1); skips the copy when the name already is.
+  @inline(__always)
+  static func lowercasedName(_ name: String) -> String {
+    for b in name.utf8 where b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") { return name.lowercased() }
+    return name
   }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -170,28 +170,42 @@ struct HeaderRewrite {
   static func clientResponseHeaders(
     from upstream: HTTPHeaders, requestID: String, allowOrigin: String? = nil, varyOrigin: Bool = false, upgrade: Bool = false
   ) -> HTTPHeaders {
+    var out = HTTPHeaders()
+    out.reserveCapacity(upstream.count + 1)
+    forEachClientResponseHeader(
+      from: upstream, requestID: requestID, allowOrigin: allowOrigin, varyOrigin: varyOrigin, upgrade: upgrade
+    ) { name, value, _ in out.add(name: name, value: value) }
+    return out
+  }
+
+  /// The headers of ``clientResponseHeaders(from:requestID:allowOrigin:varyOrigin:upgrade:)``, one
+  /// by one, without building an `HTTPHeaders` (the HTTP/2 leg encodes them straight into HPACK).
+  /// `unique` marks a value that differs on every response (`X-Request-Id`): worthless in an HPACK
+  /// dynamic table, where it would only evict the entries that repeat.
+  @inline(__always)
+  static func forEachClientResponseHeader(
+    from upstream: HTTPHeaders, requestID: String, allowOrigin: String?, varyOrigin: Bool, upgrade: Bool,
+    _ body: (_ name: String, _ value: String, _ unique: Bool) -> Void
+  ) {
     var connectionTokens: [String] = []
     for value in upstream[canonicalForm: "connection"] {
       let t = value.trimmingASCIIWhitespace().lowercased()
       if !t.isEmpty { connectionTokens.append(String(t)) }
     }
-    var out = HTTPHeaders()
-    out.reserveCapacity(upstream.count + 1)
     for (name, value) in upstream {
       if isHopByHop(name) || equalsIgnoringCase(name, "x-request-id") { continue }
       if upgrade && (equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "upgrade")) { continue }
       if hasPrefixIgnoringCase(name, "access-control-") { continue }
       if !connectionTokens.isEmpty && connectionTokens.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
-      out.add(name: name, value: value)
+      body(name, value, false)
     }
     if upgrade {
-      out.add(name: "Connection", value: "Upgrade")
-      out.add(name: "Upgrade", value: "websocket")
+      body("Connection", "Upgrade", false)
+      body("Upgrade", "websocket", false)
     }
-    out.add(name: "X-Request-Id", value: requestID)
-    if let allowOrigin { out.add(name: "Access-Control-Allow-Origin", value: allowOrigin) }
-    if varyOrigin { out.add(name: "Vary", value: "Origin") }
-    return out
+    body("X-Request-Id", requestID, true)
+    if let allowOrigin { body("Access-Control-Allow-Origin", allowOrigin, false) }
+    if varyOrigin { body("Vary", "Origin", false) }
   }
 
   static func isHopByHop(_ name: String) -> Bool {
