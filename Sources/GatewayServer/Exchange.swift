@@ -34,7 +34,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   let streamID: Int
   weak var client: ClientSide?
   let cluster: LoopCluster
-  let head: HTTPRequestHead
+  let request: UpstreamRequestHead
   /// The endpoint of the current attempt.
   private var endpoint: Int = 0
   /// Retries left for this request (cluster `retries`).
@@ -63,7 +63,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   static let maxPendingBody = 256 * 1024
 
   init(
-    requestID: String, streamID: Int, client: ClientSide, cluster: LoopCluster, head: HTTPRequestHead, hasBody: Bool,
+    requestID: String, streamID: Int, client: ClientSide, cluster: LoopCluster, request: UpstreamRequestHead, hasBody: Bool,
     allowOrigin: String? = nil, varyOrigin: Bool = false
   ) {
     self.allowOrigin = allowOrigin
@@ -73,11 +73,11 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     self.client = client
     self.cluster = cluster
     self.retriesLeft = cluster.state.retries
-    switch head.method {
+    switch request.method {
     case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.idempotent = true
     default: self.idempotent = false
     }
-    self.head = head
+    self.request = request
     self.hasBody = hasBody
   }
 
@@ -169,7 +169,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
       return
     }
     connection = conn
-    conn.start(head: head, delegate: self, hasBody: hasBody)
+    conn.start(request, delegate: self, hasBody: hasBody)
     if !pendingBody.isEmpty {
       let parts = pendingBody
       pendingBody = []

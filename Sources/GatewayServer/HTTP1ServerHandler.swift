@@ -273,7 +273,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
       }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, head: plan.head, hasBody: plan.hasBody,
+        requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       state = .forwarding(exchange)
       if plan.hasBody { armBodyDeadline() }

@@ -257,7 +257,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       logs[id]?.host = validated.host
     }
     let pairs = headers.lazy.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
-    switch RequestAdmission.admit(validated, method: method, headers: pairs, loop: loop, connection: connection) {
+    // RFC 8441 §5: no key on HTTP/2; the gateway is the upstream's WebSocket client and checks its
+    // answer (exchangeSendHead).
+    let websocketKey = validated.websocket ? WebSocketHandshake.makeKey() : nil
+    switch RequestAdmission.admit(
+      validated, method: method, headers: pairs, loop: loop, connection: connection, websocketKey: websocketKey)
+    {
     case .refuse(let refusal, _, let requestID):
       sendRefusal(id, refusal, requestID: requestID, method: method)
     case .preflight(let origin, let methods, let requestID):
@@ -269,17 +274,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         logs[id]!.requestID = plan.requestID
         loop.noteTenant(plan.tenant, in: &logs[id]!)
       }
-      var head = plan.head
-      if validated.websocket {
-        // RFC 8441 §5: no key on HTTP/2; the gateway is the upstream's WebSocket client and
-        // checks its answer (exchangeSendHead).
-        let key = WebSocketHandshake.makeKey()
-        head.headers.replaceOrAdd(name: "Sec-WebSocket-Key", value: key)
-        if !head.headers.contains(name: "Sec-WebSocket-Version") { head.headers.add(name: "Sec-WebSocket-Version", value: "13") }
-        streams[id]?.websocketAccept = WebSocketHandshake.accept(for: key)
-      }
+      if let websocketKey { streams[id]?.websocketAccept = WebSocketHandshake.accept(for: websocketKey) }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, head: head,
+        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, request: plan.request,
         hasBody: plan.hasBody && !validated.websocket, allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       streams[id]?.exchange = exchange
       exchange.start()

@@ -1,4 +1,6 @@
 import GatewayCore
+import GatewayUpstream
+import NIOCore
 import NIOHTTP1
 
 /// Credentials and policy inputs read from a request's headers in one pass.
@@ -93,10 +95,43 @@ struct HeaderRewrite {
     var stripAuthorization: Bool
     /// A WebSocket upgrade: `Connection: Upgrade` and `Upgrade: websocket` go upstream.
     var websocket = false
+    /// RFC 8441: an HTTP/2 WebSocket has no key; the gateway, as the upstream's WebSocket client,
+    /// sends its own (and `Sec-WebSocket-Version: 13` unless the client named one).
+    var websocketKey: String? = nil
   }
 
-  /// Builds the upstream request headers from the client's.
+  /// Builds the upstream request headers from the client's (as `HTTPHeaders`: for tests and tools;
+  /// the request path writes bytes with ``upstreamHead(method:target:from:added:allocator:)``).
   func upstreamHeaders<S: Sequence>(from client: S, added: Added) -> HTTPHeaders where S.Element == (String, String) {
+    var out = HTTPHeaders()
+    out.reserveCapacity(16)
+    forEachUpstreamHeader(from: client, added: added, chunked: { out.add(name: "Transfer-Encoding", value: "chunked") }) {
+      out.add(name: $0, value: $1)
+    }
+    return out
+  }
+
+  /// The upstream request head, serialised: request line, the fields of
+  /// ``forEachUpstreamHeader(from:added:chunked:_:)``, blank line.
+  func upstreamHead<S: Sequence>(
+    method: HTTPMethod, target: String, from client: S, added: Added, allocator: ByteBufferAllocator
+  ) -> UpstreamRequestHead where S.Element == (String, String) {
+    // Room for the request line, the added fields (the token is the big one) and typical client fields.
+    let capacity = 768 + target.utf8.count + added.token.utf8.count + 2 * added.host.utf8.count
+    var writer = UpstreamHeadWriter(method: method, target: target, capacity: capacity, allocator: allocator)
+    forEachUpstreamHeader(from: client, added: added, chunked: { writer.addChunkedFraming() }) {
+      writer.add(name: $0, value: $1)
+    }
+    return writer.finish()
+  }
+
+  /// The upstream request fields in order: `Host`, the client's fields that survive the filtering,
+  /// `Cookie` (joined), framing, upgrade fields, then the gateway's own. `chunked` is called instead
+  /// of `body` for `Transfer-Encoding: chunked`.
+  @inline(__always)
+  func forEachUpstreamHeader<S: Sequence>(
+    from client: S, added: Added, chunked: () -> Void, _ body: (_ name: String, _ value: String) -> Void
+  ) where S.Element == (String, String) {
     var connectionTokens: [String] = []
     for (name, value) in client where equalsIgnoringCase(name, "connection") {
       for token in value.split(separator: ",") {
@@ -104,10 +139,9 @@ struct HeaderRewrite {
         if !t.isEmpty { connectionTokens.append(t) }
       }
     }
-    var out = HTTPHeaders()
-    out.reserveCapacity(16)
-    out.add(name: "Host", value: added.host)
+    body("Host", added.host)
     var cookies: [String] = []
+    var sawWebSocketVersion = false
     for (name, value) in client {
       if isStrippedRequestHeader(name) { continue }
       if added.stripAuthorization && equalsIgnoringCase(name, "authorization") { continue }
@@ -117,25 +151,33 @@ struct HeaderRewrite {
         cookies.append(value)
         continue
       }
-      out.add(name: name, value: value)
+      if added.websocketKey != nil {
+        // The gateway's key replaces any the client sent; its version is kept.
+        if equalsIgnoringCase(name, "sec-websocket-key") { continue }
+        if equalsIgnoringCase(name, "sec-websocket-version") { sawWebSocketVersion = true }
+      }
+      body(name, value)
     }
-    if !cookies.isEmpty { out.add(name: "Cookie", value: cookies.joined(separator: "; ")) }
+    if !cookies.isEmpty { body("Cookie", cookies.joined(separator: "; ")) }
     switch added.framing {
     case .none: break
-    case .contentLength(let n): out.add(name: "Content-Length", value: String(n))
-    case .streamed: out.add(name: "Transfer-Encoding", value: "chunked")
+    case .contentLength(let n): body("Content-Length", String(n))
+    case .streamed: chunked()
     }
     if added.websocket {
-      out.add(name: "Connection", value: "Upgrade")
-      out.add(name: "Upgrade", value: "websocket")
+      body("Connection", "Upgrade")
+      body("Upgrade", "websocket")
     }
-    out.add(name: "X-Forwarded-For", value: added.clientAddress)
-    out.add(name: "X-Forwarded-Proto", value: "https")
-    out.add(name: "X-Forwarded-Host", value: added.host)
-    out.add(name: "X-Request-Id", value: added.requestID)
-    out.add(name: "X-Shop-Id", value: added.shopID)
-    out.add(name: tenantHeaderName, value: added.token)
-    return out
+    if let key = added.websocketKey {
+      body("Sec-WebSocket-Key", key)
+      if !sawWebSocketVersion { body("Sec-WebSocket-Version", "13") }
+    }
+    body("X-Forwarded-For", added.clientAddress)
+    body("X-Forwarded-Proto", "https")
+    body("X-Forwarded-Host", added.host)
+    body("X-Request-Id", added.requestID)
+    body("X-Shop-Id", added.shopID)
+    body(tenantHeaderName, added.token)
   }
 
   /// Client headers that never reach an upstream.

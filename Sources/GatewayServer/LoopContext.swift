@@ -34,6 +34,8 @@ final class LoopContext {
   let sweeper: DeadlineSweeper
   var requestIDs: RequestIDGenerator
   let logger: Logger
+  /// Buffers built on the request path (upstream request heads).
+  let allocator = ByteBufferAllocator()
 
   init(
     eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, sessions: SessionTokenVerifier,

@@ -26,7 +26,8 @@ enum Admission {
 /// A request that passed every check, ready for the upstream.
 struct ForwardPlan {
   var requestID: String
-  var head: HTTPRequestHead
+  /// The upstream request head, serialised.
+  var request: UpstreamRequestHead
   var cluster: LoopCluster
   var tenant: TenantContext
   var hasBody: Bool
@@ -42,7 +43,8 @@ struct ForwardPlan {
 /// typed refusal; nothing here touches a channel.
 enum RequestAdmission {
   static func admit<Headers: Sequence>(
-    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, loop: LoopContext, connection: ConnectionInfo
+    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, loop: LoopContext, connection: ConnectionInfo,
+    websocketKey: String? = nil
   ) -> Admission where Headers.Element == (String, String) {
     let credentials = loop.rewrite.credentials(headers)
     var requestID = loop.requestIDs.next()
@@ -105,12 +107,12 @@ enum RequestAdmission {
       shopID: table.shopID(tenant.shop), token: token, framing: request.body,
       stripAuthorization: credentials.authorizationIsBearer && !(loop.resolver.settings.routes.routes[tenant.route].customerTokens
         && TenantResolver.isJWSCompact(credentials.bearer ?? "")),
-      websocket: request.websocket)
-    let upstreamHeaders = loop.rewrite.upstreamHeaders(from: headers, added: added)
-    let head = HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: upstreamHeaders)
+      websocket: request.websocket, websocketKey: websocketKey)
+    let upstream = loop.rewrite.upstreamHead(
+      method: method, target: request.target, from: headers, added: added, allocator: loop.allocator)
     return .forward(
       ForwardPlan(
-        requestID: requestID, head: head, cluster: cluster, tenant: tenant, hasBody: request.body != .none,
+        requestID: requestID, request: upstream, cluster: cluster, tenant: tenant, hasBody: request.body != .none,
         expectContinue: credentials.expectContinue, allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
   }
 }

@@ -23,10 +23,13 @@ public protocol UpstreamResponseDelegate: AnyObject {
 /// connection stops reading, so a slow client never makes the gateway buffer a large response.
 /// A connection goes back to the pool only after a cleanly framed response to a completely sent
 /// request; anything else closes it.
+///
+/// Requests go out as bytes (``UpstreamRequestHead``, then the body as given or in chunks): there
+/// is no encoder handler, so a write goes from here straight to TLS or the socket.
 public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, Expirable {
   public typealias InboundIn = HTTPClientResponsePart
-  public typealias OutboundIn = HTTPClientRequestPart
-  public typealias OutboundOut = HTTPClientRequestPart
+  public typealias OutboundIn = ByteBuffer
+  public typealias OutboundOut = ByteBuffer
 
   enum State {
     case idle
@@ -54,9 +57,15 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   /// The upstream answered 101 Switching Protocols: the connection now belongs to a tunnel.
   public private(set) var upgraded = false
 
+  /// The response parser, told each request's method (a HEAD response has no body).
+  let responseDecoder: UpstreamResponseDecoder
+  /// The current request's body goes in chunks.
+  private var chunked = false
+
   init(responseTimeout: TimeAmount, sweeper: DeadlineSweeper) {
     self.responseTimeoutAmount = responseTimeout
     self.sweeper = sweeper
+    self.responseDecoder = UpstreamResponseDecoder()
   }
 
   public func checkDeadlines(now: NIODeadline) {
@@ -79,33 +88,53 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   // MARK: exchange API (called on the event loop by the exchange)
 
   /// Starts a request: sends its head. `delegate` receives the response.
-  public func start(head: HTTPRequestHead, delegate: UpstreamResponseDelegate, hasBody: Bool) {
+  public func start(_ request: UpstreamRequestHead, delegate: UpstreamResponseDelegate, hasBody: Bool) {
     guard let context, case .idle = state else {
       delegate.upstreamFailed(.reset, responseStarted: false)
       return
     }
     self.delegate = delegate
     self.keepAlive = true
+    chunked = request.chunked && hasBody
     state = .active(requestComplete: false, responseStarted: false, responseComplete: false)
-    context.write(wrapOutboundOut(.head(head)), promise: nil)
+    responseDecoder.expectResponse(to: request.method)
+    context.write(wrapOutboundOut(request.bytes), promise: nil)
     if !hasBody { finishRequest() } else { context.flush() }
   }
 
   /// Sends part of the request body.
   public func sendBody(_ buffer: ByteBuffer) {
     guard let context, case .active = state else { return }
-    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    guard chunked else {
+      context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+      return
+    }
+    // An empty chunk would end the body.
+    guard buffer.readableBytes > 0 else { return }
+    var size = context.channel.allocator.buffer(capacity: 18)
+    size.writeString(String(buffer.readableBytes, radix: 16))
+    size.writeStaticString("\r\n")
+    context.write(wrapOutboundOut(size), promise: nil)
+    context.write(wrapOutboundOut(buffer), promise: nil)
+    context.writeAndFlush(wrapOutboundOut(Self.crlf), promise: nil)
   }
 
   /// Ends the request body.
   public func finishRequest() {
     guard let context, case .active(_, let started, let complete) = state else { return }
-    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    if chunked {
+      context.writeAndFlush(wrapOutboundOut(Self.lastChunk), promise: nil)
+    } else {
+      context.flush()
+    }
     state = .active(requestComplete: true, responseStarted: started, responseComplete: complete)
     if !started && !complete {
       responseDeadline = sweeper.deadline(in: responseTimeoutAmount)
     }
   }
+
+  private static let crlf = ByteBuffer(staticString: "\r\n")
+  private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
 
   /// Leaves the pool for good after a 101: removes the HTTP codecs and this handler from the
   /// upstream pipeline (bytes already read past the 101 are passed on to what follows) and returns
@@ -116,8 +145,9 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     pool?.connectionClosed(self)
     pool = nil
     let sync = channel.pipeline.syncOperations
-    if let encoder = try? sync.handler(type: HTTPRequestEncoder.self) { sync.removeHandler(encoder, promise: nil) }
-    if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) { sync.removeHandler(decoder, promise: nil) }
+    if let decoder = try? sync.handler(type: ByteToMessageHandler<UpstreamResponseDecoder>.self) {
+      sync.removeHandler(decoder, promise: nil)
+    }
     sync.removeHandler(self, promise: nil)
     return channel
   }
@@ -255,5 +285,58 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   func close() {
     if case .closed = state {} else { state = .closed }
     context?.close(promise: nil)
+  }
+}
+
+/// NIO's HTTP/1 response parser, fed the request methods directly.
+///
+/// NIO's `ByteToMessageHandler<HTTPResponseDecoder>` learns each request's method by watching the
+/// outbound `HTTPClientRequestPart`s; the upstream connection writes bytes instead, so it tells the
+/// parser itself (``expectResponse(to:)``). Not being write-observing also keeps this handler off
+/// the outbound path: one hop less per write.
+public struct UpstreamResponseDecoder: ByteToMessageDecoder {
+  public typealias InboundOut = HTTPClientResponsePart
+  /// A class: the handler's copy and the connection's share it.
+  let parser: HTTPResponseDecoder
+
+  init() {
+    // forwardBytes: after a 101 (WebSocket), bytes that follow the head belong to the tunnel.
+    parser = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)
+  }
+
+  /// The request just written has `method` (call before its bytes go out).
+  func expectResponse(to method: HTTPMethod) {
+    parser.write(data: .head(Self.head(for: method)))
+  }
+
+  /// Request heads carrying only the method (all the parser reads), common ones prebuilt.
+  private static let getHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
+  private static let postHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "")
+  private static func head(for method: HTTPMethod) -> HTTPRequestHead {
+    switch method {
+    case .GET: return getHead
+    case .POST: return postHead
+    default: return HTTPRequestHead(version: .http1_1, method: method, uri: "")
+    }
+  }
+
+  public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    try parser.decode(context: context, buffer: &buffer)
+  }
+
+  public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    try parser.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
+  }
+
+  public mutating func decoderAdded(context: ChannelHandlerContext) {
+    parser.decoderAdded(context: context)
+  }
+
+  public mutating func decoderRemoved(context: ChannelHandlerContext) {
+    parser.decoderRemoved(context: context)
+  }
+
+  public func shouldReclaimBytes(buffer: ByteBuffer) -> Bool {
+    parser.shouldReclaimBytes(buffer: buffer)
   }
 }

@@ -132,15 +132,9 @@ public final class UpstreamPool {
             let isIP = serverName.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
             try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : serverName))
           }
-          var encoderConfig = HTTPRequestEncoder.Configuration()
-          // The exchange sets Content-Length or Transfer-Encoding itself, from the client's framing.
-          encoderConfig.automaticallySetFramingHeaders = false
-          // forwardBytes: after a 101 (WebSocket), bytes that follow the head belong to the tunnel.
-          try channel.pipeline.syncOperations.addHTTPClientHandlers(
-            leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false,
-            encoderConfiguration: encoderConfig)
           let conn = UpstreamConnection(responseTimeout: responseTimeout, sweeper: sweeper)
           handlerBox.value = conn
+          try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(conn.responseDecoder))
           try channel.pipeline.syncOperations.addHandler(conn)
         }
       }

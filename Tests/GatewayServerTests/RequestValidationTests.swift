@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import NIOHPACK
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -195,6 +196,44 @@ struct HeaderRewriteTests {
     #expect(c.duplicate == nil)
     #expect(rewrite.credentials([("Authorization", "Bearer a"), ("authorization", "Bearer b")]).duplicate == "Authorization")
     #expect(rewrite.credentials([("Authorization", "Basic dXNlcg==")]).bearer == nil)
+  }
+
+  @Test("The upstream head is serialised as HTTP/1.1 bytes: request line, the same fields, blank line")
+  func upstreamHeadBytes() {
+    let client: [(String, String)] = [("Accept", "*/*"), ("X-Tenant", "forged"), ("Transfer-Encoding", "chunked")]
+    let added = HeaderRewrite.Added(host: "acme.example", clientAddress: "10.0.0.1", requestID: "rid", shopID: "shop", token: "jwt",
+                                    framing: .streamed, stripAuthorization: false)
+    let head = rewrite.upstreamHead(method: .POST, target: "/v1/x?q=1", from: client, added: added, allocator: .init())
+    #expect(head.method == .POST)
+    #expect(head.chunked)
+    #expect(String(buffer: head.bytes) == """
+      POST /v1/x?q=1 HTTP/1.1\r\nHost: acme.example\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\n\
+      X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: acme.example\r\n\
+      X-Request-Id: rid\r\nX-Shop-Id: shop\r\nX-Tenant: jwt\r\n\r\n
+      """)
+    // The same fields as the HTTPHeaders form, in the same order.
+    let fields = rewrite.upstreamHeaders(from: client, added: added).map { "\($0.name): \($0.value)\r\n" }.joined()
+    #expect(String(buffer: head.bytes) == "POST /v1/x?q=1 HTTP/1.1\r\n" + fields + "\r\n")
+    let fixed = rewrite.upstreamHead(method: .GET, target: "/", from: client, added: {
+      var a = added
+      a.framing = .contentLength(3)
+      return a
+    }(), allocator: .init())
+    #expect(!fixed.chunked)
+    #expect(String(buffer: fixed.bytes).contains("Content-Length: 3\r\n"))
+  }
+
+  @Test("HTTP/2 WebSocket: the gateway's Sec-WebSocket-Key replaces the client's; a client version is kept")
+  func websocketKey() {
+    var added = HeaderRewrite.Added(host: "a.example", clientAddress: "::1", requestID: "r", shopID: "s", token: "t",
+                                    framing: .none, stripAuthorization: false, websocket: true)
+    added.websocketKey = "gatewaykey=="
+    let out = rewrite.upstreamHeaders(from: [("sec-websocket-key", "clientkey=="), ("sec-websocket-version", "13")], added: added)
+    #expect(out["Sec-WebSocket-Key"] == ["gatewaykey=="])
+    #expect(out["Sec-WebSocket-Version"] == ["13"])
+    #expect(out["Connection"] == ["Upgrade"] && out["Upgrade"] == ["websocket"])
+    let noVersion = rewrite.upstreamHeaders(from: [], added: added)
+    #expect(noVersion["Sec-WebSocket-Version"] == ["13"])
   }
 
   @Test("Responses lose hop-by-hop headers and get the gateway's request id")
