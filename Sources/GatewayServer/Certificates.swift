@@ -30,9 +30,16 @@ struct CertificateNames: Sendable {
   }
 
   func coveredByWildcard(_ host: String) -> Bool {
-    for suffix in wildcardSuffixes where host.hasSuffix(suffix) {
-      let label = host.dropLast(suffix.count)
-      if !label.isEmpty && !label.contains(".") { return true }
+    // Bytes, not Characters: both sides are normalised ASCII, and this runs on every request.
+    let h = host.utf8
+    let hostCount = h.count
+    for suffix in wildcardSuffixes {
+      let s = suffix.utf8
+      let labelLength = hostCount - s.count
+      guard labelLength > 0 else { continue }
+      let labelEnd = h.index(h.startIndex, offsetBy: labelLength)
+      guard h[labelEnd...].elementsEqual(s) else { continue }
+      if !h[..<labelEnd].contains(UInt8(ascii: ".")) { return true }
     }
     return false
   }
