@@ -23,6 +23,9 @@ summary() {
     h2) echo "$(echo "$2" | grep -oE '[0-9.]+ req/s' | head -1)  $(echo "$2" | grep -oE '[0-9]+ failed' | head -1)" ;;
   esac
 }
+if curl -s -o /dev/null http://127.0.0.1:19901/readyz; then
+  echo "a gateway is already serving on peers.sh's ports (127.0.0.1:19901): stop it first" >&2; exit 2
+fi
 for round in $(seq 1 "$ROUNDS"); do
   for w in $WORKLOADS; do
     for bin in "$@"; do

@@ -449,9 +449,8 @@ public final class GatewayServer: @unchecked Sendable {
     limits.maxHeaderFieldSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
     limits.maxHeaderListSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
     limits.maxHeaderFieldCount = settings.limits.maxHeaderCount + 1
-    try sync.configureHTTPServerPipeline(
-      withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
-      withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+    // Only the request decoder: responses are written as bytes by HTTP1ServerHandler (no encoder hop).
+    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
     let handler = HTTP1ServerHandler(loop: loop, connection: info)
     activity.target = handler
     handler.activity = activity

@@ -14,8 +14,9 @@ import NIOHTTP1
 /// `client_header_timeout_s` from a request's first byte to its complete head.
 final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, ClientSide, Expirable {
   typealias InboundIn = HTTPServerRequestPart
-  typealias OutboundIn = HTTPServerResponsePart
-  typealias OutboundOut = HTTPServerResponsePart
+  /// Responses leave as bytes (``HTTP1ResponseWriter``): there is no response encoder handler.
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
 
   enum RequestState {
     /// Waiting for the next request head.
@@ -59,6 +60,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// The byte-level handler below the HTTP codec, for answers that precede any request head.
   weak var activity: ByteActivityHandler?
   private var version = HTTPVersion.http1_1
+  private var writer = HTTP1ResponseWriter()
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
   /// When the current request's head arrived (latency metrics and the access log).
@@ -270,7 +272,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         loop.noteTenant(plan.tenant, in: &log!)
       }
       if plan.expectContinue {
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        let interim = writer.beginHead(version: head.version, status: .continue, allocator: context.channel.allocator, capacity: 32)
+        let bytes = writer.finishHead(interim, version: head.version, requestMethod: head.method, informational: true).bytes
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       }
       let exchange = Exchange(
         requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
@@ -304,11 +308,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     loop.counters.recordResponse(status: 204)
     log?.status = 204
     log?.requestID = requestID
-    var headers = HTTPHeaders(loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID))
-    headers.add(name: "Content-Length", value: "0")
-    if !keepAlive { headers.add(name: "Connection", value: "close") }
+    var head = writer.beginHead(version: version, status: .noContent, allocator: context.channel.allocator)
+    for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
+      head.add(name, value)
+    }
     state = .refused
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .noContent, headers: headers))), promise: nil)
+    context.write(wrapOutboundOut(finishHead(head)), promise: nil)
     responseInProgress = false
     if !requestInProgress { finishResponse(context: context) }
   }
@@ -322,20 +327,19 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
     loop.counters.recordResponse(status: refusal.status)
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    var headers = HTTPHeaders()
-    headers.add(name: "Content-Type", value: "application/json")
-    headers.add(name: "Content-Length", value: String(body.readableBytes))
-    headers.add(name: "X-Request-Id", value: requestID)
-    headers.add(name: "Cache-Control", value: "no-store")
-    if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "Vary", value: "Origin") }
+    var head = writer.beginHead(
+      version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator)
+    head.add("Content-Type", "application/json")
+    head.add("Content-Length", String(body.readableBytes))
+    head.add("X-Request-Id", requestID)
+    head.add("Cache-Control", "no-store")
+    if RefusalResponse.variesByOrigin(refusal) { head.add("Vary", "Origin") }
     if let wait = retryAfter {
-      headers.add(name: "Retry-After", value: String(wait))
+      head.add("Retry-After", String(wait))
       retryAfter = nil
     }
-    if !keepAlive { headers.add(name: "Connection", value: "close") }
-    let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: refusal.status), headers: headers)
-    context.write(wrapOutboundOut(.head(head)), promise: nil)
-    if method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+    context.write(wrapOutboundOut(finishHead(head)), promise: nil)
+    writer.writeBody(body, context: context)
     responseInProgress = false
     if !requestInProgress || closeAfterResponse {
       finishResponse(context: context)
@@ -357,9 +361,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     setReadPaused(false)
     if close {
       queued.removeAll()
-      context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+      let written = context.eventLoop.makePromise(of: Void.self)
+      writer.writeEnd(context: context, promise: written)
+      context.flush()
+      written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     } else {
-      context.write(wrapOutboundOut(.end(nil)), promise: nil)
+      writer.writeEnd(context: context, promise: nil)
       armIdleTimer()
       // Next pipelined request, if one is waiting (its response is flushed with this one).
       while !queued.isEmpty && !awaitingResponse && !closing {
@@ -379,20 +386,25 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     guard let context else { return }
     if head.status == .switchingProtocols, websocket {
       // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
-      let headers = HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, upgrade: true)
+      var switching = writer.beginHead(version: .http1_1, status: .switchingProtocols, allocator: context.channel.allocator)
+      HeaderRewrite.forEachClientResponseHeader(
+        from: head.headers, requestID: exchange.requestID, allowOrigin: nil, varyOrigin: false, upgrade: true
+      ) { name, value, _ in switching.add(name, value) }
       loop.counters.recordResponse(status: 101)
       log?.status = 101
-      context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
-      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+      let bytes = writer.finishHead(switching, version: .http1_1, requestMethod: method, informational: true).bytes
+      context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       return
     }
-    var headers = HeaderRewrite.clientResponseHeaders(
-      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
-    if !keepAlive || requestInProgress {
-      // The client has not finished sending (an early response): close once this response ends.
-      if requestInProgress { closeAfterResponse = true }
-      headers.replaceOrAdd(name: "Connection", value: "close")
-    }
+    // The client has not finished sending (an early response): close once this response ends.
+    if requestInProgress { closeAfterResponse = true }
+    var response = writer.beginHead(
+      version: version, status: head.status, allocator: context.channel.allocator,
+      capacity: 256 + head.headers.count * 48)
+    HeaderRewrite.forEachClientResponseHeader(
+      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
+      upgrade: false
+    ) { name, value, _ in response.add(name, value) }
     loop.counters.recordResponse(status: Int(head.status.code))
     let untilHead = (NIODeadline.now() - requestStarted).nanoseconds
     loop.counters.upstreamLatency.observe(nanos: untilHead)
@@ -400,13 +412,27 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       log!.status = Int(head.status.code)
       log!.upstreamNanos = untilHead
     }
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))), promise: nil)
+    context.write(wrapOutboundOut(finishHead(response)), promise: nil)
+  }
+
+  /// Ends a head with `Connection: close` when this response is the connection's last (a close-
+  /// delimited body makes it so).
+  private func finishHead(_ head: consuming HTTP1ResponseWriter.Head) -> ByteBuffer {
+    var head = head
+    let last = !keepAlive || closeAfterResponse
+    if last { head.add("Connection", "close") }
+    let (bytes, closeDelimited) = writer.finishHead(head, version: version, requestMethod: method, closing: last)
+    if closeDelimited {
+      keepAlive = false
+      closeAfterResponse = true
+    }
+    return bytes
   }
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     guard let context else { return }
     log?.bytesOut += buffer.readableBytes
-    context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    writer.writeBody(buffer, context: context)
     if !context.channel.isWritable { exchange.clientWritabilityChanged(isWritable: false) }
   }
 
@@ -458,7 +484,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       return
     }
     let sync = channel.pipeline.syncOperations
-    if let h = try? sync.handler(type: HTTPResponseEncoder.self) { sync.removeHandler(h, promise: nil) }
     if let h = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(h, promise: nil) }
     if let activity { sync.removeHandler(activity, promise: nil) }
     sync.removeHandler(self, promise: nil)

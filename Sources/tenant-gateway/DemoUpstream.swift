@@ -297,6 +297,8 @@ final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
     "/__early": { "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nafter" },
     // The body ends before Content-Length says.
     "/__truncated": { "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this" },
+    // A chunked body (no Content-Length): the gateway must frame it again for its client.
+    "/__chunked": { "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" },
     // Not HTTP at all.
     "/__garbage": { "this is not an HTTP response\r\n\r\n" },
   ]

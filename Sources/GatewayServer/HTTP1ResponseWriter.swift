@@ -1,0 +1,108 @@
+import NIOCore
+import NIOHTTP1
+
+/// Serialises the HTTP/1.1 responses of one client connection straight into `ByteBuffer`s: status
+/// line and fields as they are produced (no `HTTPHeaders`, no encoder handler), then the body with
+/// the framing the head announced.
+///
+/// Framing follows RFC 9112 §6 the way NIO's `HTTPResponseEncoder` applies it: a status that
+/// cannot have a body (1xx, 204, 304) loses `Content-Length`/`Transfer-Encoding`; a body without
+/// `Content-Length` is chunked for HTTP/1.1 and close-delimited for HTTP/1.0; the answer to a HEAD
+/// keeps its framing fields but carries no body bytes.
+struct HTTP1ResponseWriter {
+  /// The body of the response in progress is sent in chunks.
+  private var chunked = false
+  /// The response in progress answers a HEAD: body bytes are dropped.
+  private var suppressBody = false
+
+  /// A response head under construction.
+  struct Head {
+    fileprivate var buffer: ByteBuffer
+    fileprivate let bodyless: Bool
+    fileprivate var sawContentLength = false
+
+    /// Adds a field (names and values as given: both come from validated or gateway-made text).
+    mutating func add(_ name: String, _ value: String) {
+      if name.utf8.count == 14 && equalsIgnoringCase(name, "content-length") {
+        if bodyless { return }
+        sawContentLength = true
+      }
+      buffer.writeString(name)
+      buffer.writeStaticString(": ")
+      buffer.writeString(value)
+      buffer.writeStaticString("\r\n")
+    }
+  }
+
+  /// Starts a response head: the status line.
+  func beginHead(version: HTTPVersion, status: HTTPResponseStatus, allocator: ByteBufferAllocator, capacity: Int = 512) -> Head {
+    var buffer = allocator.buffer(capacity: capacity)
+    if version.major == 1 && version.minor == 1 && status == .ok {
+      buffer.writeStaticString("HTTP/1.1 200 OK\r\n")
+    } else {
+      buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+      buffer.writeString(String(status.code))
+      buffer.writeInteger(UInt8(ascii: " "))
+      buffer.writeString(status.reasonPhrase)
+      buffer.writeStaticString("\r\n")
+    }
+    return Head(buffer: buffer, bodyless: !status.mayHaveResponseBody)
+  }
+
+  /// Ends a head and fixes the body's framing. `closeDelimited` is true when the body can only end
+  /// with the connection (HTTP/1.0 without `Content-Length`): the head then says `Connection: close`
+  /// (unless `closing` says the caller already added it) and the caller must close after the body.
+  /// `informational`: a 1xx that another head follows (or a 101), leaving the framing state alone.
+  mutating func finishHead(
+    _ head: consuming Head, version: HTTPVersion, requestMethod: HTTPMethod, informational: Bool = false,
+    closing: Bool = false
+  ) -> (bytes: ByteBuffer, closeDelimited: Bool) {
+    var closeDelimited = false
+    var isChunked = false
+    if !head.bodyless && !head.sawContentLength {
+      if version.major == 1 && version.minor >= 1 {
+        head.buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        isChunked = true
+      } else if requestMethod != .HEAD {
+        closeDelimited = true
+      }
+    }
+    if closeDelimited && !closing { head.buffer.writeStaticString("Connection: close\r\n") }
+    head.buffer.writeStaticString("\r\n")
+    if !informational {
+      suppressBody = requestMethod == .HEAD
+      chunked = isChunked && !suppressBody
+    }
+    return (head.buffer, closeDelimited)
+  }
+
+  /// Writes a part of the body (nothing for a HEAD; empty parts are skipped so they cannot end a
+  /// chunked body).
+  func writeBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+    guard !suppressBody else { return }
+    guard chunked else {
+      context.write(NIOAny(buffer), promise: nil)
+      return
+    }
+    guard buffer.readableBytes > 0 else { return }
+    var size = context.channel.allocator.buffer(capacity: 18)
+    size.writeString(String(buffer.readableBytes, radix: 16))
+    size.writeStaticString("\r\n")
+    context.write(NIOAny(size), promise: nil)
+    context.write(NIOAny(buffer), promise: nil)
+    context.write(NIOAny(Self.crlf), promise: nil)
+  }
+
+  /// Ends the body (the last chunk, when chunked). `promise` completes once everything before it
+  /// is written.
+  mutating func writeEnd(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    let last = chunked ? Self.lastChunk : Self.empty
+    chunked = false
+    suppressBody = false
+    context.write(NIOAny(last), promise: promise)
+  }
+
+  private static let crlf = ByteBuffer(staticString: "\r\n")
+  private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
+  private static let empty = ByteBuffer()
+}
