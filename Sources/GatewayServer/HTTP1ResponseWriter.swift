@@ -54,7 +54,7 @@ struct HTTP1ResponseWriter {
   /// (unless `closing` says the caller already added it) and the caller must close after the body.
   /// `informational`: a 1xx that another head follows (or a 101), leaving the framing state alone.
   mutating func finishHead(
-    _ head: consuming Head, version: HTTPVersion, requestMethod: HTTPMethod, informational: Bool = false,
+    _ head: inout Head, version: HTTPVersion, requestMethod: HTTPMethod, informational: Bool = false,
     closing: Bool = false
   ) -> (bytes: ByteBuffer, closeDelimited: Bool) {
     var closeDelimited = false
@@ -96,10 +96,9 @@ struct HTTP1ResponseWriter {
   /// Ends the body (the last chunk, when chunked). `promise` completes once everything before it
   /// is written.
   mutating func writeEnd(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-    let last = chunked ? Self.lastChunk : Self.empty
+    context.write(NIOAny(chunked ? Self.lastChunk : Self.empty), promise: promise)
     chunked = false
     suppressBody = false
-    context.write(NIOAny(last), promise: promise)
   }
 
   private static let crlf = ByteBuffer(staticString: "\r\n")

@@ -272,8 +272,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         loop.noteTenant(plan.tenant, in: &log!)
       }
       if plan.expectContinue {
-        let interim = writer.beginHead(version: head.version, status: .continue, allocator: context.channel.allocator, capacity: 32)
-        let bytes = writer.finishHead(interim, version: head.version, requestMethod: head.method, informational: true).bytes
+        var interim = writer.beginHead(version: head.version, status: .continue, allocator: context.channel.allocator, capacity: 32)
+        let bytes = writer.finishHead(&interim, version: head.version, requestMethod: head.method, informational: true).bytes
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       }
       let exchange = Exchange(
@@ -313,7 +313,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       head.add(name, value)
     }
     state = .refused
-    context.write(wrapOutboundOut(finishHead(head)), promise: nil)
+    context.write(wrapOutboundOut(finishHead(&head)), promise: nil)
     responseInProgress = false
     if !requestInProgress { finishResponse(context: context) }
   }
@@ -338,7 +338,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       head.add("Retry-After", String(wait))
       retryAfter = nil
     }
-    context.write(wrapOutboundOut(finishHead(head)), promise: nil)
+    context.write(wrapOutboundOut(finishHead(&head)), promise: nil)
     writer.writeBody(body, context: context)
     responseInProgress = false
     if !requestInProgress || closeAfterResponse {
@@ -392,7 +392,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       ) { name, value, _ in switching.add(name, value) }
       loop.counters.recordResponse(status: 101)
       log?.status = 101
-      let bytes = writer.finishHead(switching, version: .http1_1, requestMethod: method, informational: true).bytes
+      let bytes = writer.finishHead(&switching, version: .http1_1, requestMethod: method, informational: true).bytes
       context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       return
     }
@@ -412,16 +412,15 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       log!.status = Int(head.status.code)
       log!.upstreamNanos = untilHead
     }
-    context.write(wrapOutboundOut(finishHead(response)), promise: nil)
+    context.write(wrapOutboundOut(finishHead(&response)), promise: nil)
   }
 
   /// Ends a head with `Connection: close` when this response is the connection's last (a close-
   /// delimited body makes it so).
-  private func finishHead(_ head: consuming HTTP1ResponseWriter.Head) -> ByteBuffer {
-    var head = head
+  private func finishHead(_ head: inout HTTP1ResponseWriter.Head) -> ByteBuffer {
     let last = !keepAlive || closeAfterResponse
     if last { head.add("Connection", "close") }
-    let (bytes, closeDelimited) = writer.finishHead(head, version: version, requestMethod: method, closing: last)
+    let (bytes, closeDelimited) = writer.finishHead(&head, version: version, requestMethod: method, closing: last)
     if closeDelimited {
       keepAlive = false
       closeAfterResponse = true

@@ -52,8 +52,9 @@ public struct UpstreamHeadWriter {
     chunked = true
   }
 
-  /// Ends the head (the blank line).
-  public consuming func finish() -> UpstreamRequestHead {
+  /// Ends the head (the blank line). `mutating`, not `consuming`: consuming a `var` the caller
+  /// still holds copied the buffer's storage (a second allocation per request).
+  public mutating func finish() -> UpstreamRequestHead {
     buffer.writeStaticString("\r\n")
     return UpstreamRequestHead(method: method, bytes: buffer, chunked: chunked)
   }
