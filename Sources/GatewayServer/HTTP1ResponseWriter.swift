@@ -1,3 +1,4 @@
+import GatewayUpstream
 import NIOCore
 import NIOHTTP1
 
@@ -84,24 +85,16 @@ struct HTTP1ResponseWriter {
       context.write(NIOAny(buffer), promise: nil)
       return
     }
-    guard buffer.readableBytes > 0 else { return }
-    var size = context.channel.allocator.buffer(capacity: 18)
-    size.writeString(String(buffer.readableBytes, radix: 16))
-    size.writeStaticString("\r\n")
-    context.write(NIOAny(size), promise: nil)
-    context.write(NIOAny(buffer), promise: nil)
-    context.write(NIOAny(Self.crlf), promise: nil)
+    HTTP1Chunks.write(buffer, to: context)
   }
 
   /// Ends the body (the last chunk, when chunked). `promise` completes once everything before it
   /// is written.
   mutating func writeEnd(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-    context.write(NIOAny(chunked ? Self.lastChunk : Self.empty), promise: promise)
+    context.write(NIOAny(chunked ? HTTP1Chunks.end : Self.empty), promise: promise)
     chunked = false
     suppressBody = false
   }
 
-  private static let crlf = ByteBuffer(staticString: "\r\n")
-  private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
   private static let empty = ByteBuffer()
 }

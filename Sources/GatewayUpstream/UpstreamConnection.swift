@@ -109,21 +109,15 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
       return
     }
-    // An empty chunk would end the body.
-    guard buffer.readableBytes > 0 else { return }
-    var size = context.channel.allocator.buffer(capacity: 18)
-    size.writeString(String(buffer.readableBytes, radix: 16))
-    size.writeStaticString("\r\n")
-    context.write(wrapOutboundOut(size), promise: nil)
-    context.write(wrapOutboundOut(buffer), promise: nil)
-    context.writeAndFlush(wrapOutboundOut(Self.crlf), promise: nil)
+    HTTP1Chunks.write(buffer, to: context)
+    context.flush()
   }
 
   /// Ends the request body.
   public func finishRequest() {
     guard let context, case .active(_, let started, let complete) = state else { return }
     if chunked {
-      context.writeAndFlush(wrapOutboundOut(Self.lastChunk), promise: nil)
+      context.writeAndFlush(wrapOutboundOut(HTTP1Chunks.end), promise: nil)
     } else {
       context.flush()
     }
@@ -132,9 +126,6 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       responseDeadline = sweeper.deadline(in: responseTimeoutAmount)
     }
   }
-
-  private static let crlf = ByteBuffer(staticString: "\r\n")
-  private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
 
   /// Leaves the pool for good after a 101: removes the HTTP codecs and this handler from the
   /// upstream pipeline (bytes already read past the 101 are passed on to what follows) and returns
