@@ -358,23 +358,41 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       websocketAccepted(id, head: head, expectedAccept: accept, requestID: exchange.requestID)
       return
     }
+    let headers = Self.responseHeaders(
+      status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
+      allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
+    noteResponseHead(id, status: Int(head.status.code))
+    streams[id]?.pendingHeaders = headers
+  }
+
+  /// A response's HPACK header list: `:status`, then the upstream's headers as §5 passes them to
+  /// clients, lowercased (RFC 9113 §8.2.1), minus `dropping`. `X-Request-Id`, unique per response,
+  /// is never indexed: in the dynamic table it would only evict the entries that repeat.
+  private static func responseHeaders(
+    status: String, from upstream: HTTPHeaders, requestID: String, allowOrigin: String?, varyOrigin: Bool,
+    dropping dropped: String? = nil
+  ) -> HPACKHeaders {
     var headers = HPACKHeaders()
-    headers.reserveCapacity(head.headers.count + 2)
-    headers.add(name: ":status", value: String(head.status.code))
+    headers.reserveCapacity(upstream.count + 2)
+    headers.add(name: ":status", value: status)
     HeaderRewrite.forEachClientResponseHeader(
-      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
-      upgrade: false
+      from: upstream, requestID: requestID, allowOrigin: allowOrigin, varyOrigin: varyOrigin, upgrade: false
     ) { name, value, unique in
-      headers.add(name: Self.lowercasedName(name), value: value, indexing: unique ? .nonIndexable : .indexable)
+      if let dropped, equalsIgnoringCase(name, dropped) { return }
+      headers.add(name: lowercasedName(name), value: value, indexing: unique ? .nonIndexable : .indexable)
     }
-    loop.counters.recordResponse(status: Int(head.status.code))
+    return headers
+  }
+
+  /// Counts a response head and its upstream latency (and notes both in the access log).
+  private func noteResponseHead(_ id: HTTP2StreamID, status: Int) {
+    loop.counters.recordResponse(status: status)
     let untilHead = (NIODeadline.now() - (streams[id]?.started ?? .now())).nanoseconds
     loop.counters.upstreamLatency.observe(nanos: untilHead)
     if logs[id] != nil {
-      logs[id]!.status = Int(head.status.code)
+      logs[id]!.status = status
       logs[id]!.upstreamNanos = untilHead
     }
-    streams[id]?.pendingHeaders = headers
   }
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
@@ -540,26 +558,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// The upstream's 101 for an extended CONNECT: checked, and turned into the stream's `:status 200`
   /// (held until the tunnel is up, in `exchangeUpgraded`).
   private func websocketAccepted(_ id: HTTP2StreamID, head: HTTPResponseHead, expectedAccept: String, requestID: String) {
-    guard var s = streams[id] else { return }
+    guard streams[id] != nil else { return }
     guard head.headers.first(name: "Sec-WebSocket-Accept") == expectedAccept else {
       // Left without headers: exchangeUpgraded answers 502 upstream_error.
       return
     }
-    var headers = HPACKHeaders([(":status", "200")])
-    for (name, value) in HeaderRewrite.clientResponseHeaders(from: head.headers, requestID: requestID, upgrade: true) {
-      let lower = name.lowercased()
-      if Self.isConnectionSpecific(lower) || lower == "sec-websocket-accept" || lower == "upgrade" || lower == "connection" { continue }
-      headers.add(name: lower, value: value)
-    }
-    loop.counters.recordResponse(status: 200)
-    let untilHead = (NIODeadline.now() - s.started).nanoseconds
-    loop.counters.upstreamLatency.observe(nanos: untilHead)
-    if logs[id] != nil {
-      logs[id]!.status = 200
-      logs[id]!.upstreamNanos = untilHead
-    }
-    s.pendingHeaders = headers
-    streams[id] = s
+    // Connection and Upgrade are hop-by-hop (dropped); the accept is between gateway and upstream.
+    let headers = Self.responseHeaders(
+      status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
+      dropping: "sec-websocket-accept")
+    noteResponseHead(id, status: 200)
+    streams[id]?.pendingHeaders = headers
   }
 
   // MARK: extended CONNECT tunnels
@@ -619,10 +628,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   /// HTTP/2 uses stream flow control instead of pausing the connection.
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {}
-
-  static func isConnectionSpecific(_ name: String) -> Bool {
-    HeaderRewrite.isHopByHop(name)
-  }
 
   /// HTTP/2 field names are lowercase (RFC 9113 §8.2.1); skips the copy when the name already is.
   @inline(__always)
