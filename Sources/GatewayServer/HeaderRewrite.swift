@@ -29,6 +29,8 @@ struct RequestCredentials {
 struct HeaderRewrite {
   /// `tenant_header.name`, lowercased.
   let tenantHeader: String
+  /// `tenantHeader` + `-` (its `X-Tenant-*` family), built once rather than per header.
+  private let tenantHeaderPrefix: String
   /// `publishable_key_header`, lowercased.
   let publishableKeyHeader: String
   let tenantHeaderName: String
@@ -40,6 +42,7 @@ struct HeaderRewrite {
     self.collectCookies = collectCookies
     self.tenantHeaderName = tenantHeaderName
     self.tenantHeader = tenantHeaderName.lowercased()
+    self.tenantHeaderPrefix = tenantHeaderName.lowercased() + "-"
     self.publishableKeyHeader = publishableKeyHeader.lowercased()
     self.trustRequestID = trustRequestID
   }
@@ -133,12 +136,7 @@ struct HeaderRewrite {
     from client: S, added: Added, chunked: () -> Void, _ body: (_ name: String, _ value: String) -> Void
   ) where S.Element == (String, String) {
     var connectionTokens: [String] = []
-    for (name, value) in client where equalsIgnoringCase(name, "connection") {
-      for token in value.split(separator: ",") {
-        let t = token.trimmingASCIIWhitespace().lowercased()
-        if !t.isEmpty { connectionTokens.append(t) }
-      }
-    }
+    for (name, value) in client { Self.collectConnectionTokens(name: name, value: value, into: &connectionTokens) }
     body("Host", added.host)
     var cookies: [String] = []
     var sawWebSocketVersion = false
@@ -189,7 +187,7 @@ struct HeaderRewrite {
     }
     if n >= 12 && hasPrefixIgnoringCase(name, "x-forwarded-") { return true }
     if equalsIgnoringCase(name, tenantHeader) || equalsIgnoringCase(name, publishableKeyHeader) { return true }
-    if n > tenantHeader.utf8.count && hasPrefixIgnoringCase(name, tenantHeader + "-") { return true }
+    if n > tenantHeader.utf8.count && hasPrefixIgnoringCase(name, tenantHeaderPrefix) { return true }
     switch n {
     case 2: return equalsIgnoringCase(name, "te")
     case 4: return equalsIgnoringCase(name, "host")
@@ -230,10 +228,7 @@ struct HeaderRewrite {
     _ body: (_ name: String, _ value: String, _ unique: Bool) -> Void
   ) {
     var connectionTokens: [String] = []
-    for value in upstream[canonicalForm: "connection"] {
-      let t = value.trimmingASCIIWhitespace().lowercased()
-      if !t.isEmpty { connectionTokens.append(String(t)) }
-    }
+    for (name, value) in upstream { collectConnectionTokens(name: name, value: value, into: &connectionTokens) }
     for (name, value) in upstream {
       if isHopByHop(name) || equalsIgnoringCase(name, "x-request-id") { continue }
       if upgrade && (equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "upgrade")) { continue }
@@ -248,6 +243,17 @@ struct HeaderRewrite {
     body("X-Request-Id", requestID, true)
     if let allowOrigin { body("Access-Control-Allow-Origin", allowOrigin, false) }
     if varyOrigin { body("Vary", "Origin", false) }
+  }
+
+  /// The field names a `Connection` field lists (RFC 9110 §7.6.1), lowercased, added to `tokens`;
+  /// those fields are hop-by-hop too. Any other field adds nothing.
+  @inline(__always)
+  static func collectConnectionTokens(name: String, value: String, into tokens: inout [String]) {
+    guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { return }
+    for token in value.split(separator: ",") {
+      let t = token.trimmingASCIIWhitespace().lowercased()
+      if !t.isEmpty { tokens.append(t) }
+    }
   }
 
   static func isHopByHop(_ name: String) -> Bool {
