@@ -6,6 +6,7 @@
 set -euo pipefail
 BIN="$(realpath "$1")"; W="${2:-h1}"; WORK="${WORK:-/tmp/tgw-bench}"; DUR="${DUR:-8}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+command -v perf >/dev/null || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
 [ -f "$WORK/gateway-bench.conf" ] || { echo "run ../shared/bench/peers.sh once first (it prepares $WORK)" >&2; exit 2; }
 cd "$WORK"
 pgrep -f "upstream-nginx.conf" >/dev/null || { taskset -c 0 nginx -c "$WORK/upstream-nginx.conf" -p "$WORK" >/dev/null 2>&1 & sleep 1; }
