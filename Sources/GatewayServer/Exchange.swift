@@ -23,6 +23,13 @@ protocol ClientSide: AnyObject {
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool)
 }
 
+/// A ``BackReference`` to a client side (generic classes cannot take a protocol existential):
+/// what exchanges hold instead of a `weak` reference to the connection handler.
+final class ClientReference {
+  unowned let target: any ClientSide
+  init(_ target: any ClientSide) { self.target = target }
+}
+
 /// One proxied request: leases an upstream connection, streams the request body up and the response
 /// down with backpressure both ways, and maps upstream faults to the §4 codes.
 ///
@@ -32,7 +39,9 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   let requestID: String
   /// HTTP/2 stream id; 0 for HTTP/1.1.
   let streamID: Int
-  weak var client: ClientSide?
+  /// The client side, held through its stand-in (see ``BackReference``): no side table on the handler.
+  private weak var clientReference: ClientReference?
+  var client: ClientSide? { clientReference?.target }
   let cluster: LoopCluster
   let request: UpstreamRequestHead
   /// The endpoint of the current attempt.
@@ -63,14 +72,14 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   static let maxPendingBody = 256 * 1024
 
   init(
-    requestID: String, streamID: Int, client: ClientSide, cluster: LoopCluster, request: UpstreamRequestHead, hasBody: Bool,
+    requestID: String, streamID: Int, client: ClientReference, cluster: LoopCluster, request: UpstreamRequestHead, hasBody: Bool,
     allowOrigin: String? = nil, varyOrigin: Bool = false
   ) {
     self.allowOrigin = allowOrigin
     self.varyOrigin = varyOrigin
     self.requestID = requestID
     self.streamID = streamID
-    self.client = client
+    self.clientReference = client
     self.cluster = cluster
     self.retriesLeft = cluster.state.retries
     switch request.method {

@@ -35,8 +35,9 @@ final class HTTP2StreamTunnel: ChannelDuplexHandler, RemovableChannelHandler, Ex
   typealias OutboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
-  /// The HTTP/2 connection the stream belongs to (same event loop).
-  weak var client: HTTP2ServerHandler?
+  /// The HTTP/2 connection the stream belongs to (same event loop), through its stand-in.
+  private weak var clientReference: BackReference<HTTP2ServerHandler>?
+  var client: HTTP2ServerHandler? { clientReference?.target }
   let streamID: HTTP2StreamID
   private var context: ChannelHandlerContext?
   private var reads = ReadGate()
@@ -45,7 +46,7 @@ final class HTTP2StreamTunnel: ChannelDuplexHandler, RemovableChannelHandler, Ex
   private let idleTimeout: TimeAmount
 
   init(client: HTTP2ServerHandler, streamID: HTTP2StreamID, sweeper: DeadlineSweeper, idleTimeout: TimeAmount) {
-    self.client = client
+    self.clientReference = client.backReference
     self.streamID = streamID
     self.sweeper = sweeper
     self.idleTimeout = idleTimeout

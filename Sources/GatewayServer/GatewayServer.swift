@@ -394,6 +394,7 @@ public final class GatewayServer: @unchecked Sendable {
     // TLS must complete within the header timeout (a slow ClientHello is a slowloris too).
     let handshakeTimer = HandshakeDeadline(channel: channel, deadline: loop.sweeper.deadline(in: settings.clientHeaderTimeout))
     loop.sweeper.register(handshakeTimer)
+    channel.closeFuture.whenComplete { _ in handshakeTimer.completed() }
 
     let customCertificates = self.customCertificates
 
@@ -442,18 +443,14 @@ public final class GatewayServer: @unchecked Sendable {
 
   static func configureHTTP1(_ channel: Channel, loop: LoopContext, info: ConnectionInfo, settings: ServerSettings) throws {
     let sync = channel.pipeline.syncOperations
-    let activity = ByteActivityHandler()
-    try sync.addHandler(activity)
     var limits = NIOHTTPDecoderLimitConfiguration()
     // Our own checks answer 414/431 precisely; the parser's limits are the backstop for giants.
     limits.maxHeaderFieldSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
     limits.maxHeaderListSize = settings.limits.maxHeaderBytes + settings.limits.maxURIBytes
     limits.maxHeaderFieldCount = settings.limits.maxHeaderCount + 1
     // Only the request decoder: responses are written as bytes by HTTP1ServerHandler (no encoder hop).
-    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
     let handler = HTTP1ServerHandler(loop: loop, connection: info)
-    activity.target = handler
-    handler.activity = activity
+    try sync.addHandler(ByteToMessageHandler(ClientRequestDecoder(limits: limits, handler: handler)))
     try sync.addHandler(handler)
   }
 
@@ -478,7 +475,9 @@ extension LoopContext: @unchecked Sendable {}
 
 /// Closes a connection whose TLS handshake has not completed by its deadline.
 final class HandshakeDeadline: Expirable, @unchecked Sendable {  // confined to the channel's loop
-  private weak var channel: Channel?
+  /// Strong, and let go of on completion, expiry or close: a `weak` reference would give the
+  /// channel a side table for life, putting each of its many retains per request on the slow path.
+  private var channel: Channel?
   private var deadline: NIODeadline?
 
   init(channel: Channel, deadline: NIODeadline) {

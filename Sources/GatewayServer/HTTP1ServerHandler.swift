@@ -57,9 +57,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var websocket = false
   /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
   private var closing = false
-  /// The byte-level handler below the HTTP codec, for answers that precede any request head.
-  weak var activity: ByteActivityHandler?
   private var version = HTTPVersion.http1_1
+  /// What the sweeper, the request decoder and exchanges hold instead of `weak` references to this
+  /// handler (see ``BackReference``).
+  private(set) lazy var backReference = BackReference(self)
+  private lazy var clientReference = ClientReference(self)
   private var writer = HTTP1ResponseWriter()
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
@@ -83,7 +85,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
     loop.counters.openHTTP1Connections += 1
-    loop.sweeper.register(self)
+    loop.sweeper.register(backReference)
     armIdleTimer()
   }
 
@@ -132,7 +134,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   // MARK: timeouts
 
-  /// Called by ``ByteActivityHandler`` when bytes of a new request arrive on an idle connection.
+  /// Called by ``ClientRequestDecoder`` when bytes of a new request arrive on an idle connection.
   func requestBytesArrived() {
     guard !requestInProgress, !responseInProgress, context != nil else { return }
     requestInProgress = true
@@ -172,8 +174,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   private func headerTimedOut() {
     guard let context, case .idle = state else { return }
-    // The head never completed: answer 408 and close (§4 request_timeout). No request exists for
-    // the HTTP codec to pair a response with, so the answer is written below it, as bytes.
+    // The head never completed: answer 408 and close (§4 request_timeout).
     closing = true
     let refusal = GatewayRefusal.requestTimeout
     let requestID = loop.requestIDs.next()
@@ -182,11 +183,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     let body = refusal.jsonBody(requestID: requestID)
     let text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
       + "X-Request-Id: \(requestID)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body
-    if let activity {
-      activity.writeAndClose(context.channel.allocator.buffer(string: text))
-    } else {
-      context.close(promise: nil)
-    }
+    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated()
+      .whenComplete { _ in context.close(promise: nil) }
   }
 
   // MARK: requests
@@ -277,7 +275,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: 0, client: self, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
+        requestID: plan.requestID, streamID: 0, client: clientReference, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       state = .forwarding(exchange)
       if plan.hasBody { armBodyDeadline() }
@@ -483,8 +481,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       return
     }
     let sync = channel.pipeline.syncOperations
-    if let h = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { sync.removeHandler(h, promise: nil) }
-    if let activity { sync.removeHandler(activity, promise: nil) }
+    if let h = try? sync.handler(type: ByteToMessageHandler<ClientRequestDecoder>.self) { sync.removeHandler(h, promise: nil) }
     sync.removeHandler(self, promise: nil)
   }
 
@@ -541,26 +538,32 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 }
 
-/// Tells the HTTP/1.1 handler when bytes arrive, so it can start the header timer on a request's
-/// first byte. Sits between TLS and the HTTP decoder; passes everything through.
-final class ByteActivityHandler: ChannelInboundHandler, RemovableChannelHandler {
-  typealias InboundIn = ByteBuffer
-  typealias InboundOut = ByteBuffer
-  typealias OutboundOut = ByteBuffer
-  weak var target: HTTP1ServerHandler?
-  private var context: ChannelHandlerContext?
+/// NIO's HTTP/1 request parser, telling the HTTP/1.1 handler when bytes arrive so it can start the
+/// header timer on a request's first byte (slowloris, §4 `client_header_timeout_s`).
+///
+/// A wrapper rather than a handler of its own in front of the parser: one pipeline hop less for
+/// every read and every read-complete.
+struct ClientRequestDecoder: ByteToMessageDecoder {
+  typealias InboundOut = HTTPServerRequestPart
+  private let parser: HTTPRequestDecoder
+  private weak var handler: BackReference<HTTP1ServerHandler>?
 
-  func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-  func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-  /// Writes bytes below the HTTP codec and closes the connection.
-  func writeAndClose(_ buffer: ByteBuffer) {
-    guard let context else { return }
-    context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+  init(limits: NIOHTTPDecoderLimitConfiguration, handler: HTTP1ServerHandler) {
+    parser = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)
+    self.handler = handler.backReference
   }
 
-  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    target?.requestBytesArrived()
-    context.fireChannelRead(data)
+  mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    // Before parsing: the parts parsed from these bytes reach the handler within this call.
+    handler?.target.requestBytesArrived()
+    return try parser.decode(context: context, buffer: &buffer)
   }
+
+  mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    try parser.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
+  }
+
+  mutating func decoderAdded(context: ChannelHandlerContext) { parser.decoderAdded(context: context) }
+  mutating func decoderRemoved(context: ChannelHandlerContext) { parser.decoderRemoved(context: context) }
+  func shouldReclaimBytes(buffer: ByteBuffer) -> Bool { parser.shouldReclaimBytes(buffer: buffer) }
 }

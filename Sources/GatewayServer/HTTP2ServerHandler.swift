@@ -46,6 +46,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private let loop: LoopContext
   private let connection: ConnectionInfo
   private var context: ChannelHandlerContext?
+  /// What the sweeper, exchanges, tunnels and write callbacks hold instead of `weak` references to
+  /// this handler (see ``BackReference``).
+  private(set) lazy var backReference = BackReference(self)
+  private lazy var clientReference = ClientReference(self)
   private var streams: [HTTP2StreamID: StreamState] = [:]
   private var connectionCredit = 0
   /// True between channelRead and channelReadComplete: writes then are flushed at read complete.
@@ -96,7 +100,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     // Open the connection window beyond the 65 535-byte default (RFC 9113 §6.9.2).
     let increment = Self.connectionWindow - 65535
     context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-    loop.sweeper.register(self)
+    loop.sweeper.register(backReference)
     armIdleTimer()
   }
 
@@ -276,7 +280,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       }
       if let websocketKey { streams[id]?.websocketAccept = WebSocketHandshake.accept(for: websocketKey) }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: self, cluster: plan.cluster, request: plan.request,
+        requestID: plan.requestID, streamID: Int(id), client: clientReference, cluster: plan.cluster, request: plan.request,
         hasBody: plan.hasBody && !validated.websocket, allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       streams[id]?.exchange = exchange
       exchange.start()
@@ -415,7 +419,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if !logs.isEmpty { logs[id]?.bytesOut += n }
     s.outstanding += n
     let promise = context.eventLoop.makePromise(of: Void.self)
-    promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in self?.dataWritten(id, bytes: n) }
+    promise.futureResult.assumeIsolated().whenComplete { [weak backReference] _ in backReference?.target.dataWritten(id, bytes: n) }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
     if s.outstanding > Self.outstandingHigh && !s.upstreamPaused {
       s.upstreamPaused = true
@@ -482,8 +486,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private func scheduleFlush(_ context: ChannelHandlerContext) {
     if inReadCycle || flushQueued { return }
     flushQueued = true
-    context.eventLoop.assumeIsolated().execute { [weak self] in
-      guard let self else { return }
+    context.eventLoop.assumeIsolated().execute { [weak backReference] in
+      guard let self = backReference?.target else { return }
       self.flushQueued = false
       self.context?.flush()
     }

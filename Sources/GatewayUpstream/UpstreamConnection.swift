@@ -40,7 +40,10 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
 
   private var state = State.idle
   private var context: ChannelHandlerContext?
-  weak var pool: UpstreamPool?
+  /// The pool this connection returns to, through its stand-in (see ``BackReference``).
+  weak var pool: BackReference<UpstreamPool>?
+  /// What the sweeper holds instead of a `weak` reference to this handler.
+  private lazy var backReference = BackReference(self)
   /// The current exchange's receiver (strong while active, cleared at the end).
   private var delegate: UpstreamResponseDelegate?
   /// The delegate whose response ended in this read batch: it still gets `upstreamReadComplete`.
@@ -81,7 +84,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
 
   public func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
-    sweeper.register(self)
+    sweeper.register(backReference)
   }
   public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
@@ -133,7 +136,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   public func detachForTunnel() -> Channel? {
     guard upgraded, let context else { return nil }
     let channel = context.channel
-    pool?.connectionClosed(self)
+    pool?.target.connectionClosed(self)
     pool = nil
     let sync = channel.pipeline.syncOperations
     if let decoder = try? sync.handler(type: ByteToMessageHandler<UpstreamResponseDecoder>.self) {
@@ -146,7 +149,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   /// Gives back a connection that was leased but never used (the request was cancelled meanwhile).
   public func returnUnused() {
     guard case .idle = state else { return }
-    if let pool { pool.release(self) } else { close() }
+    if let pool { pool.target.release(self) } else { close() }
   }
 
   /// Abandons the exchange (client went away): the connection is closed, never reused dirty.
@@ -229,7 +232,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       context.read()
     }
     if keepAlive, let pool {
-      pool.release(self)
+      pool.target.release(self)
     } else {
       close()
     }
@@ -250,7 +253,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   public func channelInactive(context: ChannelHandlerContext) {
     fail(.reset)
     state = .closed
-    pool?.connectionClosed(self)
+    pool?.target.connectionClosed(self)
     pool = nil
     context.fireChannelInactive()
   }

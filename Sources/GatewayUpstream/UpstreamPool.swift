@@ -53,6 +53,9 @@ public final class UpstreamPool {
   public let eventLoop: EventLoop
   public let sweeper: DeadlineSweeper
   private var idle: [UpstreamConnection] = []
+  /// What connections and waiter timers hold instead of `weak` references to the pool (see
+  /// ``BackReference``): the pool is retained on every lease and release.
+  private(set) lazy var backReference = BackReference(self)
   private var open = 0
   private var connecting = 0
   private var waiters = CircularBuffer<Waiter>()
@@ -102,8 +105,8 @@ public final class UpstreamPool {
     }
     let id = nextWaiterID
     nextWaiterID += 1
-    let timeout = eventLoop.assumeIsolated().scheduleTask(in: settings.queueTimeout) { [weak self] () -> Void in
-      self?.expireWaiter(id)
+    let timeout = eventLoop.assumeIsolated().scheduleTask(in: settings.queueTimeout) { [weak backReference] () -> Void in
+      backReference?.target.expireWaiter(id)
     }
     waiters.append(Waiter(id: id, requester: requester, timeout: timeout))
   }
@@ -144,7 +147,7 @@ public final class UpstreamPool {
       switch result {
       case .success:
         guard let conn = handlerBox.value else { return }
-        conn.pool = self
+        conn.pool = backReference
         open += 1
         connectsSucceeded += 1
         requester.upstreamConnectionReady(conn)
