@@ -87,6 +87,21 @@ public struct TenantResolver: Sendable {
     var kind: KeyKind
   }
 
+  /// The (at most two) keys a request presented, in order, without an array per request.
+  struct PresentedKeys: Sequence, IteratorProtocol {
+    var first: PresentedKey?
+    var second: PresentedKey?
+    init(_ first: PresentedKey?, _ second: PresentedKey?) {
+      self.first = first
+      self.second = second
+    }
+    mutating func next() -> PresentedKey? {
+      if let k = first { first = nil; return k }
+      if let k = second { second = nil; return k }
+      return nil
+    }
+  }
+
   /// Resolves without sessions (no `sessions` configured: session and customer tokens never verify).
   public func resolve(_ facts: RequestFacts, in table: TenantTable) -> Result<TenantContext, GatewayRefusal> {
     var none = NoSessions()
@@ -166,8 +181,7 @@ public struct TenantResolver: Sendable {
 
     // Agreement: all credentials name one shop.
     var shop = hostShop
-    for key in [bearerKey, headerKey] {
-      guard let key else { continue }
+    for key in PresentedKeys(bearerKey, headerKey) {
       let keyShop = table.shop(of: key.ref)
       if let s = shop, s != keyShop { return .failure(.tenantMismatch) }
       shop = keyShop
@@ -183,8 +197,7 @@ public struct TenantResolver: Sendable {
 
     // Kind per route. Where the route accepts `host`, a key of any kind is fine if it agrees.
     if !accepts.contains(.host) {
-      for key in [bearerKey, headerKey] {
-        guard let key else { continue }
+      for key in PresentedKeys(bearerKey, headerKey) {
         if !accepts.contains(.key(key.kind)) { return .failure(.keyNotAllowedForRoute) }
       }
       if deciding == nil { return .failure(.missingCredentials) }

@@ -247,12 +247,21 @@ struct HeaderRewrite {
 
   /// The field names a `Connection` field lists (RFC 9110 §7.6.1), lowercased, added to `tokens`;
   /// those fields are hop-by-hop too. Any other field adds nothing.
+  ///
+  /// Names that are hop-by-hop anyway (`keep-alive`, `upgrade`, …) are left out: both callers drop
+  /// those fields regardless, and the usual `Connection: keep-alive` then costs no array (this runs
+  /// on every request and every response).
   @inline(__always)
   static func collectConnectionTokens(name: String, value: String, into tokens: inout [String]) {
     guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { return }
-    for token in value.split(separator: ",") {
-      let t = token.trimmingASCIIWhitespace().lowercased()
-      if !t.isEmpty { tokens.append(t) }
+    var start = value.utf8.startIndex
+    let end = value.utf8.endIndex
+    while start < end {
+      let comma = value.utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? end
+      // A token of up to 15 bytes is a small string: no allocation.
+      let t = value[start..<comma].trimmingASCIIWhitespace()
+      if !t.isEmpty && !isHopByHop(t) { tokens.append(t.lowercased()) }
+      start = comma < end ? value.utf8.index(after: comma) : end
     }
   }
 

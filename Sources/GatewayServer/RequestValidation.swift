@@ -206,7 +206,13 @@ enum RequestValidation {
   /// refused: dot segments, encoded dots, slashes and backslashes, malformed escapes. Otherwise
   /// `/v1/store/../admin/x` would pass as a storefront call and reach an admin handler.
   static func pathProblem(_ path: Substring) -> String? {
-    let bytes = Array(path.utf8)
+    // Read in place (a parsed target is native, contiguous UTF-8); copying it was an allocation
+    // per request.
+    if let problem = path.utf8.withContiguousStorageIfAvailable({ pathProblem(bytes: $0) }) { return problem }
+    return Array(path.utf8).withUnsafeBufferPointer { pathProblem(bytes: $0) }
+  }
+
+  private static func pathProblem(bytes: UnsafeBufferPointer<UInt8>) -> String? {
     var i = 0
     var segmentStart = true
     while i < bytes.count {

@@ -93,7 +93,14 @@ public struct ClaimsWriter {
       bytes.append(UInt8(ascii: "0") + UInt8(v % 10))
       v /= 10
     }
-    bytes[start...].reverse()
+    // Swapped in place: `bytes[start...].reverse()` copies the array (the slice being mutated
+    // shares its storage), one allocation per claim.
+    var i = start, j = bytes.count - 1
+    while i < j {
+      bytes.swapAt(i, j)
+      i += 1
+      j -= 1
+    }
   }
 
   @inlinable mutating func close() { bytes.append(UInt8(ascii: "}")) }

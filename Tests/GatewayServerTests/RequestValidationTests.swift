@@ -244,6 +244,22 @@ struct HeaderRewriteTests {
     #expect(out.map(\.name) == ["Content-Type", "X-Request-Id"])
     #expect(out["X-Request-Id"] == ["rid"])
   }
+
+  @Test("Every field a Connection list names is dropped: spaces, empty elements, hop-by-hop names and several fields mixed")
+  func connectionListedFields() {
+    let upstream = HTTPHeaders([
+      ("Connection", "keep-alive,  X-One ,,\tx-two"), ("connection", "Upgrade, X-Three"), ("X-One", "1"), ("x-TWO", "2"),
+      ("X-Three", "3"), ("X-Four", "4"), ("Keep-Alive", "timeout=5"), ("Upgrade", "h2c"),
+      ("X-Very-Long-Connection-Listed-Name", "5"), ("Connection", "x-very-long-connection-listed-name"),
+    ])
+    let out = HeaderRewrite.clientResponseHeaders(from: upstream, requestID: "rid")
+    #expect(out.map(\.name) == ["X-Four", "X-Request-Id"], "\(out)")
+    let client: [(String, String)] = [("Connection", "close, X-Hop"), ("X-Hop", "f"), ("Accept", "*/*")]
+    let added = HeaderRewrite.Added(host: "a.example", clientAddress: "::1", requestID: "r", shopID: "s", token: "t",
+                                    framing: .none, stripAuthorization: false)
+    let up = rewrite.upstreamHeaders(from: client, added: added)
+    #expect(up["X-Hop"].isEmpty && up["Accept"] == ["*/*"])
+  }
 }
 
 @Suite("Certificate coverage (§2 misdirected_request)")
