@@ -18,7 +18,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   typealias OutboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
 
-  struct StreamState {
+  /// A stream's state, a class: the handler reads and changes it in place. As a struct in the
+  /// dictionary, each `streams[id]?.x = y` ran Dictionary's modify coroutine, whose frame (for a
+  /// value this size) is a heap allocation, and each read-modify-write copied the struct with a
+  /// retain of every reference in it.
+  final class StreamState {
     var exchange: Exchange?
     var method: HTTPMethod = .GET
     var bodyReceived = 0
@@ -166,9 +170,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .data(let data):
       let flowControlled = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
       connectionCredit += flowControlled
-      guard var s = streams[id] else { return }
+      guard let s = streams[id] else { return }
       if s.websocketAccept != nil {
-        tunnelData(id, data, state: &s)
+        tunnelData(id, data, state: s)
         return
       }
       // END_STREAM is noted before the bytes go on: NIOHTTP2 already counts the stream as
@@ -180,17 +184,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         s.bodyReceived += buffer.readableBytes
         if let exchange = s.exchange, !s.responseDone || !exchange.finished {
           if s.bodyReceived > loop.limits.maxBodyBytes {
-            streams[id] = s
             bodyTooLarge(id, exchange: exchange)
             return
           }
-          streams[id] = s
           exchange.requestBody(buffer)
-        } else {
-          streams[id] = s
         }
-      } else {
-        streams[id] = s
       }
       if ending { streams[id]?.exchange?.requestEnd() }
     case .rstStream:
@@ -228,16 +226,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   private func requestEnded(_ id: HTTP2StreamID) {
-    guard var s = streams[id], !s.requestEnded else { return }
+    guard let s = streams[id], !s.requestEnded else { return }
     s.requestEnded = true
-    streams[id] = s
     s.exchange?.requestEnd()
   }
 
   private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
     idleDeadline = nil
     if id > lastStreamID { lastStreamID = id }
-    var state = StreamState()
+    let state = StreamState()
     state.requestEnded = endStream
     state.started = .now()
     streams[id] = state
@@ -401,20 +398,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, var s = streams[id] else { return }
+    guard let context, let s = streams[id] else { return }
     if s.method == .HEAD { return }
     if let h = s.pendingHeaders {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
       s.pendingHeaders = nil
     }
     if let previous = s.pendingData {
-      writeData(previous, id: id, state: &s, context: context)
+      writeData(previous, id: id, state: s, context: context)
     }
     s.pendingData = buffer
-    streams[id] = s
   }
 
-  private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: inout StreamState, context: ChannelHandlerContext) {
+  private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
     let n = buffer.readableBytes
     if !logs.isEmpty { logs[id]?.bytesOut += n }
     s.outstanding += n
@@ -428,18 +424,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   private func dataWritten(_ id: HTTP2StreamID, bytes: Int) {
-    guard var s = streams[id] else { return }
+    guard let s = streams[id] else { return }
     s.outstanding -= bytes
     if s.upstreamPaused && s.outstanding < Self.outstandingLow {
       s.upstreamPaused = false
       if let tunnel = s.tunnel { tunnel.setReadPaused(false) } else { s.exchange?.clientWritabilityChanged(isWritable: true) }
     }
-    streams[id] = s
   }
 
   func exchangeSendEnd(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, var s = streams[id] else { return }
+    guard let context, let s = streams[id] else { return }
     if let data = s.pendingData {
       if let h = s.pendingHeaders {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
@@ -456,7 +451,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     s.pendingData = nil
     s.responseDone = true
     let needsReset = !s.requestEnded
-    streams[id] = s
     if needsReset {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
     }
@@ -465,7 +459,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeFlush(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context else { return }
-    if var s = streams[id], !s.responseDone {
+    if let s = streams[id], !s.responseDone {
       // Streaming response: put what is held on the wire now rather than wait for the next part.
       if let h = s.pendingHeaders {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
@@ -473,9 +467,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       }
       if let d = s.pendingData {
         s.pendingData = nil
-        writeData(d, id: id, state: &s, context: context)
+        writeData(d, id: id, state: s, context: context)
       }
-      streams[id] = s
     }
     scheduleFlush(context)
   }
@@ -506,7 +499,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, var s = streams[id] else { return }
+    guard let context, let s = streams[id] else { return }
     s.uncredited += bytes
     if s.uncredited >= 16384 && !s.requestEnded {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
@@ -514,7 +507,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       // Credit given outside a read cycle (the upstream drained) must go out now.
       if !inReadCycle { context.flush() }
     }
-    streams[id] = s
   }
 
   /// The upstream switched protocols. For an extended CONNECT whose 101 checked out, the stream
@@ -522,7 +514,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// ordinary HTTP/2 request never asks for an upgrade).
   func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, var s = streams[id], s.websocketAccept != nil, let headers = s.pendingHeaders,
+    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.pendingHeaders,
       let upstreamChannel = upstream.channel
     else {
       upstream.cancel()
@@ -551,7 +543,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     s.tunnel = tunnel
     let early = s.earlyData
     s.earlyData = []
-    streams[id] = s
     for buffer in early { tunnel.send(buffer) }
     if s.requestEnded { tunnel.finishOutput() }
     // Bytes that came with the 101 reach the tunnel from the decoder's removal task (Tunnel.swift).
@@ -579,7 +570,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   /// Client DATA on a WebSocket stream: to the upstream once the tunnel is up (held before), with
   /// the stream's window given back as the upstream socket takes the bytes.
-  private func tunnelData(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data, state s: inout StreamState) {
+  private func tunnelData(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data, state s: StreamState) {
     if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
       s.bodyReceived += buffer.readableBytes
       s.uncredited += buffer.readableBytes
@@ -593,23 +584,20 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       s.requestEnded = true
       s.tunnel?.finishOutput()
     }
-    streams[id] = s
     creditTunnel(id)
   }
 
   private func creditTunnel(_ id: HTTP2StreamID) {
-    guard let context, var s = streams[id], let tunnel = s.tunnel, tunnel.isWritable, s.uncredited > 0, !s.requestEnded else { return }
+    guard let context, let s = streams[id], let tunnel = s.tunnel, tunnel.isWritable, s.uncredited > 0, !s.requestEnded else { return }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
     s.uncredited = 0
-    streams[id] = s
     if !inReadCycle { context.flush() }
   }
 
   /// Upstream bytes for the stream.
   func tunnelReceived(_ id: HTTP2StreamID, _ buffer: ByteBuffer) {
-    guard let context, var s = streams[id], !s.responseDone else { return }
-    writeData(buffer, id: id, state: &s, context: context)
-    streams[id] = s
+    guard let context, let s = streams[id], !s.responseDone else { return }
+    writeData(buffer, id: id, state: s, context: context)
     context.flush()
   }
 
@@ -618,10 +606,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   /// The upstream closed: the stream ends (and is reset if the client is still sending).
   func tunnelClosed(_ id: HTTP2StreamID) {
-    guard let context, var s = streams[id], !s.responseDone else { return }
+    guard let context, let s = streams[id], !s.responseDone else { return }
     s.responseDone = true
     s.tunnel = nil
-    streams[id] = s
     let empty = context.channel.allocator.buffer(capacity: 0)
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))), promise: nil)
     if !s.requestEnded {
