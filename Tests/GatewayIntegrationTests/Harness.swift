@@ -100,6 +100,18 @@ final class PortAllocator: @unchecked Sendable {
   }
 }
 
+/// Something accepts TCP connections on 127.0.0.1:`port` (a helper process has started listening).
+func isListening(port: Int) -> Bool {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  defer { close(fd) }
+  var addr = sockaddr_in()
+  addr.sin_family = sa_family_t(AF_INET)
+  addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+  addr.sin_port = UInt16(port).bigEndian
+  let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+  return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } } == 0
+}
+
 /// Test certificates made with the openssl CLI, once per test process.
 enum TestCertificates {
   struct Pair {

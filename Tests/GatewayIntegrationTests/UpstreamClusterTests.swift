@@ -221,6 +221,9 @@ struct UpstreamClusterTests {
         default: "http://127.0.0.1:\(upstreamPort)"
       """
     try h.writeConfig()
+    // The Python upstream takes a moment to bind when the machine is busy (the whole suite runs
+    // in parallel): until then the gateway would answer 503, which is not what this test is about.
+    try h.waitFor { isListening(port: upstreamPort) }
     try h.startPrewritten(upstream: false)
     // Before the fix the greeting sat unflushed in the gateway until the upstream's next read,
     // which never came: every one of these timed out.
