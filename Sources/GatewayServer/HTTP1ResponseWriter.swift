@@ -15,6 +15,10 @@ struct HTTP1ResponseWriter {
   private var chunked = false
   /// The response in progress answers a HEAD: body bytes are dropped.
   private var suppressBody = false
+  /// A finished head not yet written: it goes out with the first body part, copied in behind it
+  /// when the head's buffer has room, so a small response is one write and one TLS record instead
+  /// of three (head, body, and the end marker).
+  private var held: ByteBuffer?
 
   /// A response head under construction.
   struct Head {
@@ -77,10 +81,33 @@ struct HTTP1ResponseWriter {
     return (head.buffer, closeDelimited)
   }
 
+  /// Keeps a finished head (from ``finishHead(_:version:requestMethod:informational:closing:)``)
+  /// to be written with the first body part, or by ``writeHeld(context:)``/``writeEnd(context:promise:)``.
+  /// Give the head room for a small body when beginning it.
+  mutating func hold(_ head: ByteBuffer) {
+    held = head
+  }
+
+  /// Writes the held head, if any (before a flush, so a head never waits for its body).
+  mutating func writeHeld(context: ChannelHandlerContext) {
+    guard let head = held else { return }
+    held = nil
+    context.write(NIOAny(head), promise: nil)
+  }
+
   /// Writes a part of the body (nothing for a HEAD; empty parts are skipped so they cannot end a
   /// chunked body).
-  func writeBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+  mutating func writeBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
     guard !suppressBody else { return }
+    if var head = held {
+      held = nil
+      if !chunked && head.writableBytes >= buffer.readableBytes {
+        head.writeImmutableBuffer(buffer)
+        context.write(NIOAny(head), promise: nil)
+        return
+      }
+      context.write(NIOAny(head), promise: nil)
+    }
     guard chunked else {
       context.write(NIOAny(buffer), promise: nil)
       return
@@ -91,7 +118,13 @@ struct HTTP1ResponseWriter {
   /// Ends the body (the last chunk, when chunked). `promise` completes once everything before it
   /// is written.
   mutating func writeEnd(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-    context.write(NIOAny(chunked ? HTTP1Chunks.end : Self.empty), promise: promise)
+    writeHeld(context: context)
+    if chunked {
+      context.write(NIOAny(HTTP1Chunks.end), promise: promise)
+    } else if let promise {
+      // Nothing left to frame: an empty write only to learn when everything before it is out.
+      context.write(NIOAny(Self.empty), promise: promise)
+    }
     chunked = false
     suppressBody = false
   }

@@ -396,9 +396,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
     // The client has not finished sending (an early response): close once this response ends.
     if requestInProgress { closeAfterResponse = true }
+    // Room for a small body behind the head: it then goes out in the same write (see writer.hold).
     var response = writer.beginHead(
       version: version, status: head.status, allocator: context.channel.allocator,
-      capacity: 256 + head.headers.count * 48)
+      capacity: 256 + head.headers.count * 48 + Self.bodyRoom(head.headers))
     HeaderRewrite.forEachClientResponseHeader(
       from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
       upgrade: false
@@ -410,7 +411,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       log!.status = Int(head.status.code)
       log!.upstreamNanos = untilHead
     }
-    context.write(wrapOutboundOut(finishHead(&response)), promise: nil)
+    writer.hold(finishHead(&response))
+  }
+
+  /// The body size to reserve behind a response head: the upstream's `Content-Length` when it is
+  /// at most 4 KiB, else nothing (a larger body goes out as its own write).
+  private static func bodyRoom(_ headers: HTTPHeaders) -> Int {
+    guard let value = headers.first(name: "content-length"), let n = Int(value), n >= 0, n <= 4096 else { return 0 }
+    return n
   }
 
   /// Ends a head with `Connection: close` when this response is the connection's last (a close-
@@ -457,7 +465,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int) {}
 
   func exchangeFlush(_ exchange: Exchange) {
-    context?.flush()
+    guard let context else { return }
+    writer.writeHeld(context: context)
+    context.flush()
   }
 
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {

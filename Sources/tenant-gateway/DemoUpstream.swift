@@ -233,6 +233,19 @@ final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
       streamDownload(n, context: context)
       return
     }
+    if path == "/__latebody" {
+      // The head at once, the body 1.5 s later (a response head must not wait for its body).
+      let body = context.channel.allocator.buffer(string: "late body\n")
+      var headers = HTTPHeaders()
+      headers.add(name: "Content-Type", value: "text/plain")
+      headers.add(name: "Content-Length", value: String(body.readableBytes))
+      context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+      context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(1500)) {
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+      }
+      return
+    }
     if path.hasPrefix("/__sleep/"), let ms = Int64(path.dropFirst(9)) {
       // Answer late (upstream timeout tests).
       context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) {

@@ -37,6 +37,24 @@ struct ResponseFramingTests {
     }
   }
 
+  @Test("A response head goes out when the upstream sends it, not when its body follows (HTTP/1.1 and HTTP/2)")
+  func headDoesNotWaitForBody() throws {
+    try withGateway { gw in
+      for http2 in [false, true] {
+        let r = try gw.curl(
+          "acme.platform.localhost", "/__latebody", http2: http2,
+          extra: ["-w", "\n%{time_starttransfer} %{time_total}"])
+        #expect(r.status == 200, "\(r)")
+        let lines = r.body.split(separator: "\n")
+        #expect(lines.first == "late body", "\(r.body)")
+        let times = (lines.last ?? "").split(separator: " ").compactMap { Double($0) }
+        try #require(times.count == 2, "\(r.body)")
+        // The upstream holds the body back 1.5 s: the head must have arrived well before that.
+        #expect(times[0] < 1.0 && times[1] >= 1.4, "first byte after \(times[0]) s, done after \(times[1]) s (h2: \(http2))")
+      }
+    }
+  }
+
   @Test("An upstream body without Content-Length is re-chunked for an HTTP/1.1 client, and the connection goes on")
   func chunkedForHTTP11() throws {
     try withGateway { gw in
