@@ -278,24 +278,42 @@ struct HeaderRewrite {
 }
 
 /// ASCII case-insensitive equality without allocating.
+///
+/// Header names are compared this way dozens of times per request, so both strings are read as
+/// contiguous UTF-8 (native and small strings always are) rather than through `zip` over two
+/// `UTF8View`s, whose generic iteration was ~1 % of a loaded gateway's CPU.
 @inline(__always)
 func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
-  let x = a.utf8
-  let y = b.utf8
-  guard x.count == y.count else { return false }
-  for (p, q) in zip(x, y) where p != q {
-    guard p | 0x20 == q | 0x20, (p | 0x20) >= UInt8(ascii: "a"), (p | 0x20) <= UInt8(ascii: "z") else { return false }
-  }
-  return true
+  guard a.utf8.count == b.utf8.count else { return false }
+  return asciiCaseInsensitivePrefix(a, b)
 }
 
 @inline(__always)
 func hasPrefixIgnoringCase(_ a: String, _ prefix: String) -> Bool {
-  let x = a.utf8
-  let y = prefix.utf8
-  guard x.count >= y.count else { return false }
-  for (p, q) in zip(x, y) where p != q {
-    guard p | 0x20 == q | 0x20, (p | 0x20) >= UInt8(ascii: "a"), (p | 0x20) <= UInt8(ascii: "z") else { return false }
+  guard a.utf8.count >= prefix.utf8.count else { return false }
+  return asciiCaseInsensitivePrefix(a, prefix)
+}
+
+/// `prefix` (no longer than `a`) equals the start of `a`, ASCII letters compared without case.
+@inline(__always)
+private func asciiCaseInsensitivePrefix(_ a: String, _ prefix: String) -> Bool {
+  let fast = a.utf8.withContiguousStorageIfAvailable { x in
+    prefix.utf8.withContiguousStorageIfAvailable { y in
+      for i in 0..<y.count where x[i] != y[i] {
+        guard asciiLettersMatch(x[i], y[i]) else { return false }
+      }
+      return true
+    }
+  }
+  if let fast, let result = fast { return result }
+  for (p, q) in zip(a.utf8, prefix.utf8) where p != q {
+    guard asciiLettersMatch(p, q) else { return false }
   }
   return true
+}
+
+/// Two different bytes that are the same ASCII letter in different case.
+@inline(__always)
+private func asciiLettersMatch(_ p: UInt8, _ q: UInt8) -> Bool {
+  p | 0x20 == q | 0x20 && (p | 0x20) >= UInt8(ascii: "a") && (p | 0x20) <= UInt8(ascii: "z")
 }
