@@ -262,6 +262,25 @@ struct HeaderRewriteTests {
   }
 }
 
+@Suite("ASCII case-insensitive header-name comparison")
+struct CaseInsensitiveTests {
+  @Test("Letters match across case; bytes that differ only in bit 0x20 but are not letters never do")
+  func table() {
+    #expect(equalsIgnoringCase("Content-Length", "content-length"))
+    #expect(equalsIgnoringCase("X-TENANT", "x-tenant"))
+    #expect(equalsIgnoringCase("", ""))
+    #expect(!equalsIgnoringCase("content-length", "content-lengt"))
+    #expect(!equalsIgnoringCase("a-b", "a\rb"))  // '-' 0x2D and CR 0x0D
+    #expect(!equalsIgnoringCase("@", "`"))  // 0x40 and 0x60
+    #expect(!equalsIgnoringCase("[", "{"))
+    #expect(equalsIgnoringCase("a-very-long-header-name-beyond-small-strings", "A-Very-Long-Header-Name-Beyond-Small-Strings"))
+    #expect(hasPrefixIgnoringCase("X-Forwarded-For", "x-forwarded-"))
+    #expect(hasPrefixIgnoringCase("anything", ""))
+    #expect(!hasPrefixIgnoringCase("x-forwarde", "x-forwarded-"))
+    #expect(!hasPrefixIgnoringCase("x_forwarded-for", "x-forwarded-"))
+  }
+}
+
 @Suite("Certificate coverage (§2 misdirected_request)")
 struct CertificateNamesTests {
   @Test func coverage() {
