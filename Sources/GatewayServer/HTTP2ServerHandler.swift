@@ -257,7 +257,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if loop.accessLog != nil {
       logs[id]?.host = validated.host
     }
-    let pairs = headers.lazy.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
+    let pairs = headers.lazy.filter { $0.name.utf8.first != UInt8(ascii: ":") }.map { ($0.name, $0.value) }
     // RFC 8441 §5: no key on HTTP/2; the gateway is the upstream's WebSocket client and checks its
     // answer (exchangeSendHead).
     let websocketKey = validated.websocket ? WebSocketHandshake.makeKey() : nil
@@ -621,10 +621,21 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {}
 
   /// HTTP/2 field names are lowercase (RFC 9113 §8.2.1); skips the copy when the name already is.
+  /// ASCII only (field names are tokens), written byte by byte: `String.lowercased()` is Unicode-
+  /// aware and was measurable on every response field; a name of up to 15 bytes stays a small
+  /// string (no allocation).
   @inline(__always)
   static func lowercasedName(_ name: String) -> String {
-    for b in name.utf8 where b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") { return name.lowercased() }
-    return name
+    let utf8 = name.utf8
+    guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
+    return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+      var i = 0
+      for b in utf8 {
+        buffer[i] = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
+        i += 1
+      }
+      return i
+    }
   }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -684,18 +695,24 @@ enum HTTP2RequestValidation {
     for (name, value, _) in headers {
       count += 1
       bytes += name.utf8.count + value.utf8.count + 32
-      if let problem = RequestValidation.headerProblem(name: name.hasPrefix(":") ? String(name.dropFirst()) : name, value: value) {
+      // Bytes, not String.hasPrefix/==: those compare Unicode-aware, on every field of every request.
+      let pseudo = name.utf8.first == UInt8(ascii: ":")
+      if let problem = RequestValidation.headerProblem(name: name, value: value, pseudo: pseudo) {
         return fail(.invalidRequest, problem)
       }
-      switch name {
-      case ":method": method = value
-      case ":scheme": scheme = value
-      case ":path": path = value
-      case ":authority": authority = value
-      case ":protocol": extendedProtocol = value
-      case "host": hosts.append(value)
-      case "content-length": contentLength.append(value)
-      default: break
+      if pseudo {
+        switch name {
+        case ":method": method = value
+        case ":scheme": scheme = value
+        case ":path": path = value
+        case ":authority": authority = value
+        case ":protocol": extendedProtocol = value
+        default: break
+        }
+      } else if name.utf8.count == 4, name == "host" {
+        hosts.append(value)
+      } else if name.utf8.count == 14, name == "content-length" {
+        contentLength.append(value)
       }
     }
     if count > limits.maxHeaderCount { return fail(.headersTooLarge, "More than \(limits.maxHeaderCount) header fields.") }

@@ -68,19 +68,19 @@ enum RequestValidation {
       headerBytes += name.utf8.count + value.utf8.count + 4
       if let problem = headerProblem(name: name, value: value) { return fail(.invalidRequest, problem) }
       switch name.utf8.count {
-      case 4 where name.lowercased() == "host":
+      case 4 where equalsIgnoringCase(name, "host"):
         hostCount += 1
         hostValue = value
-      case 14 where name.lowercased() == "content-length":
+      case 14 where equalsIgnoringCase(name, "content-length"):
         contentLengthCount += 1
         contentLength = value
-      case 17 where name.lowercased() == "transfer-encoding":
+      case 17 where equalsIgnoringCase(name, "transfer-encoding"):
         transferEncodingCount += 1
         transferEncoding = value
-      case 7 where name.lowercased() == "upgrade":
+      case 7 where equalsIgnoringCase(name, "upgrade"):
         if upgrade != nil { return fail(.invalidRequest, "Several Upgrade headers.") }
         upgrade = value.trimmingASCIIWhitespace().lowercased()
-      case 10 where name.lowercased() == "connection":
+      case 10 where equalsIgnoringCase(name, "connection"):
         if value.lowercased().split(separator: ",").contains(where: { $0.trimmingASCIIWhitespace() == "upgrade" }) { connectionUpgrade = true }
       default: break
       }
@@ -177,9 +177,10 @@ enum RequestValidation {
 
   /// Header names are RFC 9110 tokens without underscores (nginx and others drop or merge those,
   /// which lets `X_Tenant` smuggle past a filter for `X-Tenant`); values have no control bytes.
-  static func headerProblem(name: String, value: String) -> String? {
-    if name.isEmpty { return "Empty header name." }
-    for b in name.utf8 {
+  /// `pseudo`: an HTTP/2 pseudo-header; its leading `:` is not part of the checked name.
+  static func headerProblem(name: String, value: String, pseudo: Bool = false) -> String? {
+    if name.utf8.count <= (pseudo ? 1 : 0) { return "Empty header name." }
+    for b in name.utf8.dropFirst(pseudo ? 1 : 0) {
       if b == UInt8(ascii: "_") { return "Underscores are not allowed in header names." }
       if !isTokenByte(b) { return "Invalid character in a header name." }
     }

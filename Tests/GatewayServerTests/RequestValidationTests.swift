@@ -139,6 +139,11 @@ struct HTTP2ValidationTests {
       ([(":method", "GET"), (":scheme", "ftp"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
       ([(":method", "POST"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("content-length", "5000")], "payload_too_large"),
       ([(":method", "POST"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("content-length", "1"), ("content-length", "1")], "invalid_request"),
+      // Pseudo-header names are checked byte by byte after the colon: empty, underscore, and a
+      // combining mark (which String.dropFirst() once swallowed together with the colon).
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), (":", "x")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), (":x_y", "1")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), (":\u{0301}method", "POST")], "invalid_request"),
     ]
 
   @Test("Refused shapes", arguments: refusedShapes.indices)
