@@ -89,19 +89,19 @@ final class PortAllocator: @unchecked Sendable {
   }
 
   private static func canBind(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = UInt16(port).bigEndian
-    let len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0
+    withLoopbackSocket(port: port) { fd, address, length in bind(fd, address, length) == 0 }
   }
 }
 
 /// Something accepts TCP connections on 127.0.0.1:`port` (a helper process has started listening).
 func isListening(port: Int) -> Bool {
+  withLoopbackSocket(port: port) { fd, address, length in connect(fd, address, length) == 0 }
+}
+
+/// A fresh TCP socket and the address 127.0.0.1:`port`, closed after `body`.
+private func withLoopbackSocket(
+  port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool
+) -> Bool {
   let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
   defer { close(fd) }
   var addr = sockaddr_in()
@@ -109,7 +109,7 @@ func isListening(port: Int) -> Bool {
   addr.sin_addr.s_addr = inet_addr("127.0.0.1")
   addr.sin_port = UInt16(port).bigEndian
   let len = socklen_t(MemoryLayout<sockaddr_in>.size)
-  return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } } == 0
+  return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, len) } }
 }
 
 /// Test certificates made with the openssl CLI, once per test process.
