@@ -695,7 +695,8 @@ enum HTTP2RequestValidation {
     for (name, value, _) in headers {
       count += 1
       bytes += name.utf8.count + value.utf8.count + 32
-      // Bytes, not String.hasPrefix/==: those compare Unicode-aware, on every field of every request.
+      // The first byte finds pseudo-headers (String.hasPrefix compares Unicode-aware, on every field
+      // of every request); only those, and fields of a matching length, are compared whole.
       let pseudo = name.utf8.first == UInt8(ascii: ":")
       if let problem = RequestValidation.headerProblem(name: name, value: value, pseudo: pseudo) {
         return fail(.invalidRequest, problem)
