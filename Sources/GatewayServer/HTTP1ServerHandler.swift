@@ -311,7 +311,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       head.add(name, value)
     }
     state = .refused
-    context.write(wrapOutboundOut(finishHead(&head)), promise: nil)
+    writer.hold(finishHead(&head))
     responseInProgress = false
     if !requestInProgress { finishResponse(context: context) }
   }
@@ -326,7 +326,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     loop.counters.recordResponse(status: refusal.status)
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var head = writer.beginHead(
-      version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator)
+      version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator,
+      capacity: 320 + body.readableBytes)
     head.add("Content-Type", "application/json")
     head.add("Content-Length", String(body.readableBytes))
     head.add("X-Request-Id", requestID)
@@ -336,12 +337,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       head.add("Retry-After", String(wait))
       retryAfter = nil
     }
-    context.write(wrapOutboundOut(finishHead(&head)), promise: nil)
+    // Held, so the JSON body is copied in behind the head: one write, like a small forwarded response.
+    writer.hold(finishHead(&head))
     writer.writeBody(body, context: context)
     responseInProgress = false
     if !requestInProgress || closeAfterResponse {
       finishResponse(context: context)
     } else {
+      writer.writeHeld(context: context)  // a HEAD's head is still held (no body part took it)
       context.flush()
     }
   }
