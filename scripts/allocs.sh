@@ -6,29 +6,18 @@
 # usage: scripts/allocs.sh BIN [h1|key|h2]   env: WORK (peers.sh's workspace), DUR (s, 5), TOP
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-BIN="$(realpath "$1")"; W="${2:-h1}"; WORK="${WORK:-/tmp/tgw-bench}"; DUR="${DUR:-5}"
-command -v perf >/dev/null || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
-[ -f "$WORK/gateway-bench.conf" ] || { echo "run ../shared/bench/peers.sh once first (it prepares $WORK)" >&2; exit 2; }
+BIN="$(realpath "$1")"; W="${2:-h1}"; DUR="${DUR:-5}"
+. "$HERE/bench-lib.sh"
+case "$W" in h1|key|h2) ;; *) echo "workload: h1, key or h2" >&2; exit 2 ;; esac
+bench_ensure_perf
 LIBC="$(ldconfig -p | awk '/libc.so.6 .*x86-64/ {print $NF; exit}')"
 perf probe -l 2>/dev/null | grep 'probe_libc:malloc' >/dev/null || perf probe -q -x "$LIBC" --add malloc
-if curl -s -o /dev/null http://127.0.0.1:19901/readyz; then
-  echo "a gateway is already serving on peers.sh's ports (127.0.0.1:19901): stop it first" >&2; exit 2
-fi
-cd "$WORK"
-pgrep -f "upstream-nginx.conf" >/dev/null || { taskset -c 0 nginx -c "$WORK/upstream-nginx.conf" -p "$WORK" >/dev/null 2>&1 & sleep 1; }
-taskset -c 1 "$BIN" serve --config "$WORK/gateway-bench.conf" >"$WORK/allocs-gateway.log" 2>&1 & g=$!
+bench_require_free 19901
+bench_workspace
+bench_serve "$BIN" "$WORK/gateway-bench.conf" "$WORK/allocs-gateway.log"; g=$BENCH_PID
 trap 'kill -TERM $g 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:19901/readyz && break; sleep 0.2; done
-load() {
-  case "$W" in
-    h1) taskset -c 0 wrk -t1 -c50 -d"${DUR}s" -s rotate.lua "https://127.0.0.1:18446/" ;;
-    key) taskset -c 0 wrk -t1 -c50 -d"${DUR}s" -s rotate-keys.lua "https://127.0.0.1:18446/" ;;
-    h2) taskset -c 0 h2load -D "$DUR" -c 50 -m 10 -t 1 -H ':authority: shop77.platform.test' "https://127.0.0.1:18446/x" ;;
-    *) echo "workload: h1, key or h2" >&2; exit 2 ;;
-  esac
-}
 # Warm up (connections, TLS sessions, pools), so the count is the steady state per request.
-DUR=2 load >/dev/null 2>&1 || true
+bench_load "$W" 2 >/dev/null || true
 if [ -n "${TOP:-}" ]; then
   perf record -q -e probe_libc:malloc -c 50 --call-graph dwarf,16384 -p "$g" -o "$WORK/allocs-$W.data" -- sleep "$((DUR + 1))" >/dev/null 2>&1 &
 else
@@ -36,7 +25,7 @@ else
 fi
 p=$!
 sleep 0.5
-out="$(load 2>&1)"
+out="$(bench_load "$W" "$DUR")"
 wait "$p" || true
 case "$W" in
   h1|key) n="$(echo "$out" | awk '/requests in/ {print $1}')" ;;

@@ -7,30 +7,21 @@
 # usage: scripts/bench-pair.sh BIN_A BIN_B   env: WORKLOADS ("h1 key h2"), ROUNDS (4), DUR (s, 6)
 set -euo pipefail
 A="$(realpath "$1")"; B="$(realpath "$2")"
-WORK="${WORK:-/tmp/tgw-bench}"; ROUNDS="${ROUNDS:-4}"; DUR="${DUR:-6}"; WORKLOADS="${WORKLOADS:-h1 key h2}"
-[ -f "$WORK/gateway-bench.conf" ] || { echo "run ../shared/bench/peers.sh once first (it prepares $WORK)" >&2; exit 2; }
-cd "$WORK"
-for port in 19901 19911; do
-  if curl -s -o /dev/null "http://127.0.0.1:$port/readyz"; then echo "a gateway is already serving on 127.0.0.1:$port: stop it first" >&2; exit 2; fi
-done
+. "$(cd "$(dirname "$0")" && pwd)/bench-lib.sh"
+ROUNDS="${ROUNDS:-4}"; DUR="${DUR:-6}"; WORKLOADS="${WORKLOADS:-h1 key h2}"
+bench_require_free 19901 19911
+bench_workspace
 sed -e 's/127.0.0.1:18446/127.0.0.1:18456/' -e 's/127.0.0.1:19901/127.0.0.1:19911/' -e 's#state_dir: \([^,}]*\)#state_dir: \1-pair#' \
   gateway-bench.conf >gateway-bench-pair.conf
-pgrep -f "upstream-nginx.conf" >/dev/null || { taskset -c 0 nginx -c "$WORK/upstream-nginx.conf" -p "$WORK" >/dev/null 2>&1 & sleep 1; }
-load() {  # workload port
-  case "$1" in
-    h1) taskset -c 0 wrk -t1 -c25 -d"${DUR}s" -s rotate.lua "https://127.0.0.1:$2/" 2>&1 | awk '/Requests\/sec/ {print $2}' ;;
-    key) taskset -c 0 wrk -t1 -c25 -d"${DUR}s" -s rotate-keys.lua "https://127.0.0.1:$2/" 2>&1 | awk '/Requests\/sec/ {print $2}' ;;
-    h2) taskset -c 0 h2load -D "$DUR" -c 25 -m 10 -t 1 -H ':authority: shop77.platform.test' "https://127.0.0.1:$2/x" 2>&1 \
-          | grep -oE '[0-9.]+ req/s' | head -1 | cut -d' ' -f1 ;;
-  esac
+load() {  # workload port: req/s with 25 connections (two loads share CPU 0)
+  bench_rps "$1" "$(bench_load "$1" "$DUR" "$2" 25)"
 }
 RESULTS="$(mktemp)"
 for round in $(seq 1 "$ROUNDS"); do
   for w in $WORKLOADS; do
     if [ $((round % 2)) -eq 1 ]; then first="$A"; second="$B"; else first="$B"; second="$A"; fi
-    taskset -c 1 "$first" serve --config gateway-bench.conf >"$WORK/pair-1.log" 2>&1 & g1=$!
-    taskset -c 1 "$second" serve --config gateway-bench-pair.conf >"$WORK/pair-2.log" 2>&1 & g2=$!
-    for port in 19901 19911; do for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.2; done; done
+    bench_serve "$first" gateway-bench.conf "$WORK/pair-1.log" 19901; g1=$BENCH_PID
+    bench_serve "$second" gateway-bench-pair.conf "$WORK/pair-2.log" 19911; g2=$BENCH_PID
     load "$w" 18446 >"$WORK/pair-1.out" & l1=$!
     load "$w" 18456 >"$WORK/pair-2.out" & l2=$!
     wait "$l1" "$l2" || true
