@@ -40,8 +40,9 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
 
   private var state = State.idle
   private var context: ChannelHandlerContext?
-  /// The pool this connection returns to, through its stand-in (see ``BackReference``).
-  weak var pool: BackReference<UpstreamPool>?
+  /// The pool this connection returns to, held through its stand-in (see ``BackReference``).
+  weak var poolReference: BackReference<UpstreamPool>?
+  private var pool: UpstreamPool? { poolReference?.target }
   /// What the sweeper holds instead of a `weak` reference to this handler.
   private lazy var backReference = BackReference(self)
   /// The current exchange's receiver (strong while active, cleared at the end).
@@ -136,8 +137,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   public func detachForTunnel() -> Channel? {
     guard upgraded, let context else { return nil }
     let channel = context.channel
-    pool?.target.connectionClosed(self)
-    pool = nil
+    pool?.connectionClosed(self)
+    poolReference = nil
     let sync = channel.pipeline.syncOperations
     if let decoder = try? sync.handler(type: ByteToMessageHandler<UpstreamResponseDecoder>.self) {
       sync.removeHandler(decoder, promise: nil)
@@ -149,7 +150,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   /// Gives back a connection that was leased but never used (the request was cancelled meanwhile).
   public func returnUnused() {
     guard case .idle = state else { return }
-    if let pool { pool.target.release(self) } else { close() }
+    if let pool { pool.release(self) } else { close() }
   }
 
   /// Abandons the exchange (client went away): the connection is closed, never reused dirty.
@@ -232,7 +233,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       context.read()
     }
     if keepAlive, let pool {
-      pool.target.release(self)
+      pool.release(self)
     } else {
       close()
     }
@@ -253,8 +254,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   public func channelInactive(context: ChannelHandlerContext) {
     fail(.reset)
     state = .closed
-    pool?.target.connectionClosed(self)
-    pool = nil
+    pool?.connectionClosed(self)
+    poolReference = nil
     context.fireChannelInactive()
   }
 

@@ -147,7 +147,7 @@ public final class UpstreamPool {
       switch result {
       case .success:
         guard let conn = handlerBox.value else { return }
-        conn.pool = backReference
+        conn.poolReference = backReference
         open += 1
         connectsSucceeded += 1
         requester.upstreamConnectionReady(conn)
