@@ -28,6 +28,7 @@ let package = Package(
     fuzzTarget("FuzzOrigin", ["GatewayCore"]),
     fuzzTarget("FuzzCookie", ["GatewayCore"]),
     fuzzTarget("FuzzSnapshot", ["GatewayCore", "GatewaySnapshot"]),
-    fuzzTarget("FuzzRequestHead", ["GatewayServer", "NIOCore", "NIOEmbedded", "NIOHTTP1"]),
+    fuzzTarget("FuzzRequestPath", ["GatewayCore"]),
+    fuzzTarget("FuzzRequestHead", ["GatewayCore", "GatewayServer", "NIOCore", "NIOEmbedded", "NIOHTTP1"]),
   ]
 )

@@ -329,6 +329,18 @@ struct ConfigDecoder {
           item.fail("prefix", "must be set and start with /")
           continue
         }
+        // Paths are matched in normal form (PRODUCT.md §3): a prefix in any other form could never
+        // match, so it is a mistake, not a rule.
+        switch RequestPath.normalize(target: prefix) {
+        case .success(let n) where n.path == prefix && !prefix.contains("?"):
+          break
+        case .success(let n):
+          item.fail("prefix", "\"\(prefix)\" is not in the normal form paths are matched in and could never match; write \"\(n.path)\"")
+          continue
+        case .failure(let problem):
+          item.fail("prefix", "\"\(prefix)\": \(problem.message)")
+          continue
+        }
         var accepts = CredentialKinds()
         for (i, kind) in (item.strings("accepts") ?? []).enumerated() {
           if let k = CredentialKind(rawValue: kind) { accepts.insert(CredentialKinds(k)) } else {

@@ -66,13 +66,18 @@ public struct Route: Sendable, Equatable {
 }
 
 /// Routes compiled for matching: first prefix that matches wins; one pass over the prefixes.
+///
+/// Prefixes are compared ASCII-case-insensitively (PRODUCT.md §3): `/V1/admin/orders` is the admin
+/// route, because backends that route case-insensitively (ASP.NET, many Node routers) would serve it
+/// as one. The path itself keeps its case (see ``RequestPath``).
 public struct RouteTable: Sendable {
   public let routes: [Route]
+  /// Each prefix's bytes, ASCII letters lower-cased.
   @usableFromInline let prefixes: [[UInt8]]
 
   public init(_ routes: [Route]) {
     self.routes = routes
-    self.prefixes = routes.map { Array($0.prefix.utf8) }
+    self.prefixes = routes.map { $0.prefix.utf8.map(RouteTable.lowercased) }
   }
 
   /// The table PRODUCT.md §3 ships when `gateway.conf` has no `routes`.
@@ -84,16 +89,23 @@ public struct RouteTable: Sendable {
     Route(prefix: "/", accepts: [.host, .session]),
   ])
 
-  /// Index of the first route whose prefix starts `path`, or `nil`.
+  /// Index of the first route whose prefix starts `path` (ASCII case ignored), or `nil`.
   @inlinable
   public func match(path: UnsafeRawBufferPointer) -> Int? {
     for i in 0..<prefixes.count {
-      let matched = prefixes[i].withUnsafeBytes { p in
-        p.count <= path.count && (p.count == 0 || memcmpBytes(p.baseAddress!, path.baseAddress!, p.count))
+      let matched = prefixes[i].withUnsafeBufferPointer { p -> Bool in
+        guard p.count <= path.count else { return false }
+        for k in 0..<p.count where RouteTable.lowercased(path[k]) != p[k] { return false }
+        return true
       }
       if matched { return i }
     }
     return nil
+  }
+
+  @inlinable @inline(__always)
+  static func lowercased(_ b: UInt8) -> UInt8 {
+    b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
   }
 
   public func match(path: String) -> Int? {
@@ -106,7 +118,7 @@ public struct RouteTable: Sendable {
   public var shadowedRules: [(rule: Int, by: Int)] {
     var out: [(Int, Int)] = []
     for i in routes.indices {
-      for j in 0..<i where routes[i].prefix.hasPrefix(routes[j].prefix) {
+      for j in 0..<i where prefixes[i].starts(with: prefixes[j]) {
         out.append((i, j))
         break
       }

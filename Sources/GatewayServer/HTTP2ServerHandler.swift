@@ -701,6 +701,13 @@ enum HTTP2RequestValidation {
       if let problem = RequestValidation.headerProblem(name: name, value: value, pseudo: pseudo) {
         return fail(.invalidRequest, problem)
       }
+      // RFC 9113 §8.2.1: a value with leading or trailing SP/HTAB is malformed (HTTP/1.1's parser
+      // strips that whitespace; forwarded as is, it could make two readers see two values).
+      if let first = value.utf8.first, let last = value.utf8.last,
+        first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09
+      {
+        return fail(.invalidRequest, "A header value starts or ends with whitespace.")
+      }
       if pseudo {
         switch name {
         case ":method": method = value
@@ -720,6 +727,9 @@ enum HTTP2RequestValidation {
     if bytes > limits.maxHeaderBytes { return fail(.headersTooLarge, "Request headers exceed \(limits.maxHeaderBytes) bytes.") }
     guard let m = method, !m.isEmpty else { return fail(.invalidRequest, ":method is missing.") }
     var httpMethod = HTTPMethod(rawValue: m)
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET, and `options` must not slip past
+    // the preflight path. Accept what the HTTP/1.1 side's parser accepts: the methods NIO names.
+    if case .RAW = httpMethod { return fail(.invalidRequest, "Unknown method.") }
     // Extended CONNECT (RFC 8441) for WebSockets only; plain CONNECT (a TCP proxy) never.
     var websocket = false
     if httpMethod == .CONNECT {
@@ -731,7 +741,8 @@ enum HTTP2RequestValidation {
     } else if extendedProtocol != nil {
       return fail(.invalidRequest, ":protocol is only for CONNECT.")
     }
-    guard let s = scheme, s == "https" || s == "http" else { return fail(.invalidRequest, ":scheme must be https.") }
+    // This listener is TLS: `:scheme http` names a resource the request cannot be for.
+    guard let s = scheme, s == "https" else { return fail(.invalidRequest, ":scheme must be https.") }
     guard let p = path, !p.isEmpty else { return fail(.invalidRequest, ":path is missing.") }
     if p.utf8.count > limits.maxURIBytes { return fail(.uriTooLong, GatewayRefusal.uriTooLong.message) }
 
@@ -744,16 +755,18 @@ enum HTTP2RequestValidation {
       guard HostName.normalize(a) == HostName.normalize(h) else { return fail(.invalidHost, ":authority and host disagree.") }
     }
 
-    var target: Substring
+    // Routes are matched on the normal form, and that form is what is forwarded (PRODUCT.md §3).
+    let normalized: RequestPath.Normalized
     if p == "*" {
       guard httpMethod == .OPTIONS else { return fail(.invalidRequest, "The asterisk form is only for OPTIONS.") }
-      target = "*"
+      normalized = RequestPath.Normalized(target: "*", path: "*")
     } else {
       guard p.hasPrefix("/") else { return fail(.invalidRequest, "Malformed :path.") }
-      target = Substring(p)
+      switch RequestPath.normalize(target: Substring(p)) {
+      case .success(let n): normalized = n
+      case .failure(let problem): return fail(.invalidRequest, problem.message)
+      }
     }
-    let pathOnly = target.firstIndex(of: "?").map { target[..<$0] } ?? target
-    if target != "*", let problem = RequestValidation.pathProblem(pathOnly) { return fail(.invalidRequest, problem) }
 
     var framing = BodyFraming.none
     if contentLength.count > 1 { return fail(.invalidRequest, "Several content-length fields.") }
@@ -767,7 +780,7 @@ enum HTTP2RequestValidation {
     if endStream, case .contentLength = framing { return fail(.invalidRequest, "content-length promises a body the stream does not have.") }
     return .success(
       Validated(
-        request: ValidatedRequest(host: host, target: String(target), path: String(pathOnly), body: framing, websocket: websocket),
+        request: ValidatedRequest(host: host, target: normalized.target, path: normalized.path, body: framing, websocket: websocket),
         method: httpMethod))
   }
 }

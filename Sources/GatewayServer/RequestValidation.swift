@@ -129,18 +129,28 @@ enum RequestValidation {
     } else if uri == "*" {
       guard head.method == .OPTIONS else { return fail(.invalidRequest, "The asterisk form is only for OPTIONS.") }
       target = "*"
-    } else if let authority = absoluteFormAuthority(uri) {
-      guard let a = HostName.normalize(String(authority.authority)), a == host else {
+    } else if let absolute = absoluteForm(uri) {
+      // This listener is TLS: an `http://` target names a resource the request cannot be for.
+      guard absolute.https else { return fail(.invalidRequest, "An http:// target is not served on the TLS listener.") }
+      guard let a = HostName.normalize(String(absolute.authority)), a == host else {
         return fail(.invalidHost, "The absolute-form target names a different host than Host.")
       }
-      target = authority.rest.isEmpty ? "/" : authority.rest
+      target = absolute.rest.isEmpty ? "/" : absolute.rest
       guard target.hasPrefix("/") || target.hasPrefix("?") else { return fail(.invalidRequest, "Malformed request target.") }
       if target.hasPrefix("?") { target = "/" + target }
     } else {
       return fail(.invalidRequest, "Malformed request target.")
     }
-    let path = target.firstIndex(of: "?").map { target[..<$0] } ?? target
-    if target != "*", let problem = pathProblem(path) { return fail(.invalidRequest, problem) }
+    // Routes are matched on the normal form, and that form is what is forwarded (PRODUCT.md §3).
+    let normalized: RequestPath.Normalized
+    if target == "*" {
+      normalized = RequestPath.Normalized(target: "*", path: "*")
+    } else {
+      switch RequestPath.normalize(target: target) {
+      case .success(let n): normalized = n
+      case .failure(let problem): return fail(.invalidRequest, problem.message)
+      }
+    }
     // Upgrades: WebSocket only (RFC 6455 §4.1: GET, HTTP/1.1, Connection: Upgrade, no body).
     var websocket = false
     if let upgrade {
@@ -149,11 +159,11 @@ enum RequestValidation {
       }
       websocket = true
     }
-    return .success(ValidatedRequest(host: host, target: String(target), path: String(path), body: framing, websocket: websocket))
+    return .success(ValidatedRequest(host: host, target: normalized.target, path: normalized.path, body: framing, websocket: websocket))
   }
 
-  /// `scheme://authority[/path]` → authority and the rest.
-  static func absoluteFormAuthority(_ uri: String) -> (authority: Substring, rest: Substring)? {
+  /// `scheme://authority[/path]` → whether the scheme is https, the authority and the rest.
+  static func absoluteForm(_ uri: String) -> (https: Bool, authority: Substring, rest: Substring)? {
     let lower = uri.prefix(8).lowercased()
     let schemeLength: Int
     if lower.hasPrefix("https://") { schemeLength = 8 } else if lower.hasPrefix("http://") { schemeLength = 7 } else { return nil }
@@ -161,7 +171,7 @@ enum RequestValidation {
     let end = afterScheme.firstIndex { $0 == "/" || $0 == "?" } ?? afterScheme.endIndex
     let authority = afterScheme[..<end]
     guard !authority.isEmpty, !authority.contains("@") else { return nil }
-    return (authority, afterScheme[end...])
+    return (schemeLength == 8, authority, afterScheme[end...])
   }
 
   /// Content-Length: 1*DIGIT, no sign, no list, no spaces inside.
@@ -201,64 +211,6 @@ enum RequestValidation {
     default:
       return false
     }
-  }
-
-  /// Paths that a backend might normalise into a different route than the gateway matched are
-  /// refused: dot segments, encoded dots, slashes and backslashes, malformed escapes. Otherwise
-  /// `/v1/store/../admin/x` would pass as a storefront call and reach an admin handler.
-  static func pathProblem(_ path: Substring) -> String? {
-    // Read in place (a parsed target is native, contiguous UTF-8); copying it was an allocation
-    // per request.
-    if let problem = path.utf8.withContiguousStorageIfAvailable({ pathProblem(bytes: $0) }) { return problem }
-    return Array(path.utf8).withUnsafeBufferPointer { pathProblem(bytes: $0) }
-  }
-
-  private static func pathProblem(bytes: UnsafeBufferPointer<UInt8>) -> String? {
-    var i = 0
-    var segmentStart = true
-    while i < bytes.count {
-      let b = bytes[i]
-      switch b {
-      case UInt8(ascii: "/"):
-        segmentStart = true
-        i += 1
-        continue
-      case UInt8(ascii: "\\"):
-        return "Backslashes are not allowed in the path."
-      case UInt8(ascii: "%"):
-        guard i + 2 < bytes.count, isHex(bytes[i + 1]), isHex(bytes[i + 2]) else {
-          return "Malformed percent-encoding in the path."
-        }
-        let v = hexValue(bytes[i + 1]) << 4 | hexValue(bytes[i + 2])
-        if v == UInt8(ascii: ".") || v == UInt8(ascii: "/") || v == UInt8(ascii: "\\") || v < 0x20 || v == 0x7F {
-          return "Encoded dots, slashes and control bytes are not allowed in the path."
-        }
-        i += 3
-        segmentStart = false
-        continue
-      case UInt8(ascii: "."):
-        if segmentStart {
-          // "." or ".." as a whole segment.
-          let next = i + 1 < bytes.count ? bytes[i + 1] : UInt8(ascii: "/")
-          if next == UInt8(ascii: "/") { return "Dot segments are not allowed in the path." }
-          if next == UInt8(ascii: "."), (i + 2 >= bytes.count || bytes[i + 2] == UInt8(ascii: "/")) {
-            return "Dot segments are not allowed in the path."
-          }
-        }
-      default:
-        if b <= 0x20 || b >= 0x7F { return "Invalid byte in the path." }
-      }
-      segmentStart = false
-      i += 1
-    }
-    return nil
-  }
-
-  static func isHex(_ b: UInt8) -> Bool {
-    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
-  }
-  static func hexValue(_ b: UInt8) -> UInt8 {
-    b <= 0x39 ? b - 0x30 : (b | 0x20) - 0x61 + 10
   }
 }
 

@@ -95,6 +95,12 @@ struct ConfigLoaderTests {
       ("publishable_key_header: X_Key", "publishable_key_header"),
       ("routes: [{prefix: /v1/, accepts: [api_key]}]", "routes[0].accepts[0]"),
       ("routes: [{prefix: /v1/, accepts: [secret_key], upstream: nowhere}]", "routes[0].upstream"),
+      // Paths are matched in normal form (§3): a prefix in another form could never match.
+      ("routes: [{prefix: /v1//admin/, accepts: [secret_key]}]", "routes[0].prefix"),
+      ("routes: [{prefix: /v1/./admin/, accepts: [secret_key]}]", "routes[0].prefix"),
+      ("routes: [{prefix: /%76%31/, accepts: [secret_key]}]", "routes[0].prefix"),
+      ("routes: [{prefix: \"/v1;x/\", accepts: [secret_key]}]", "routes[0].prefix"),
+      ("routes: [{prefix: \"/v1?x\", accepts: [secret_key]}]", "routes[0].prefix"),
     ])
   func badValues(_ extra: String, _ path: String) {
     let outcome = ConfigLoader.load(yaml: Self.minimal + "\n" + extra, baseDirectory: "/")

@@ -275,6 +275,37 @@ final class GatewayHarness: @unchecked Sendable {
     upstream = nil
   }
 
+  /// Where `clients/raw_upstream.py` records the bytes it received.
+  var rawRecordPath: String { directory.appendingPathComponent("raw-upstream.jsonl").path }
+
+  /// Starts the gateway in front of `clients/raw_upstream.py` (on `upstreamPort`, instead of the
+  /// demo upstream), an upstream that records every byte it receives (``rawUpstreamRequests()``).
+  func startWithRawUpstream() throws {
+    try writeConfig()
+    let u = Process()
+    u.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    u.arguments = ["python3", Paths.clients.appendingPathComponent("raw_upstream.py").path, String(upstreamPort), rawRecordPath]
+    u.standardOutput = FileHandle.nullDevice
+    u.standardError = FileHandle.nullDevice
+    try u.run()
+    upstream = u
+    // The Python upstream takes a moment to bind on a busy machine; until then the gateway would
+    // answer 503, which is not what a test using it is about.
+    try waitFor { isListening(port: self.upstreamPort) }
+    try startPrewritten(upstream: false)
+  }
+
+  /// What `clients/raw_upstream.py` received, one request per element, bytes as latin-1 text.
+  func rawUpstreamRequests() -> [(conn: Int, raw: String)] {
+    guard let text = try? String(contentsOfFile: rawRecordPath, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { line in
+      guard let doc = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let conn = doc["conn"] as? Int, let raw = doc["raw"] as? String
+      else { return nil }
+      return (conn, raw)
+    }
+  }
+
   /// SIGTERM, then SIGKILL if the process is still there after 5 s.
   static func terminate(_ p: Process) {
     guard p.isRunning else { return }
@@ -435,6 +466,16 @@ final class GatewayHarness: @unchecked Sendable {
 struct HarnessError: Error, CustomStringConvertible {
   var message: String
   var description: String { message }
+}
+
+/// Runs `body` with a gateway in front of `clients/raw_upstream.py` and always stops both.
+func withRawUpstream<T>(
+  limits: [String: String] = [:], extraConfig: String = "", _ body: (GatewayHarness) throws -> T
+) throws -> T {
+  let h = try GatewayHarness(limits: limits, extraConfig: extraConfig)
+  defer { h.stop() }
+  try h.startWithRawUpstream()
+  return try body(h)
 }
 
 /// Runs `body` with a started harness and always stops it.

@@ -48,8 +48,12 @@ struct HTTP1ValidationTests {
     Case(name: "asterisk-form on GET", uri: "*", headers: [host], code: "invalid_request"),
     Case(name: "asterisk-form on OPTIONS", method: .OPTIONS, uri: "*", headers: [host], code: nil),
     Case(name: "CONNECT", method: .CONNECT, uri: "acme.platform.example:443", headers: [host], code: "invalid_request"),
-    Case(name: "dot segment", uri: "/v1/store/../admin/x", headers: [host], code: "invalid_request"),
-    Case(name: "encoded dot segment", uri: "/v1/store/%2e%2e/admin/x", headers: [host], code: "invalid_request"),
+    Case(name: "dot segment (removed, see RequestPathTests)", uri: "/v1/store/../admin/x", headers: [host], code: nil),
+    Case(name: "encoded dot segment (removed)", uri: "/v1/store/%2e%2e/admin/x", headers: [host], code: nil),
+    Case(name: "path parameter", uri: "/v1;x/admin/orders", headers: [host], code: "invalid_request"),
+    Case(name: "fragment", uri: "/v1/admin/orders#x", headers: [host], code: "invalid_request"),
+    Case(name: "encoded NUL", uri: "/v1/%00", headers: [host], code: "invalid_request"),
+    Case(name: "absolute-form with http:// on the TLS listener", uri: "http://acme.platform.example/x", headers: [host], code: "invalid_request"),
     Case(name: "encoded slash", uri: "/v1/store/..%2Fadmin", headers: [host], code: "invalid_request"),
     Case(name: "backslash", uri: "/v1/store\\..\\admin", headers: [host], code: "invalid_request"),
     Case(name: "bad percent escape", uri: "/a%zz", headers: [host], code: "invalid_request"),
@@ -74,11 +78,15 @@ struct HTTP1ValidationTests {
 
   @Test("Framing and target are reported for valid requests")
   func valid() throws {
-    let v = try RequestValidation.validateHTTP1(head(.POST, "http://acme.platform.example/a/b?q=1", [("Host", "Acme.Platform.Example:443"), ("Content-Length", "12")]), limits: limits).get()
+    let v = try RequestValidation.validateHTTP1(head(.POST, "https://acme.platform.example/a/b?q=1", [("Host", "Acme.Platform.Example:443"), ("Content-Length", "12")]), limits: limits).get()
     #expect(v.host == "acme.platform.example")
     #expect(v.target == "/a/b?q=1")
     #expect(v.path == "/a/b")
     #expect(v.body == .contentLength(12))
+    // The target goes upstream in normal form, and routes see the same form.
+    let odd = try RequestValidation.validateHTTP1(head(.GET, "//%76%31/store/../admin/orders?x=/../y", [("Host", "a.b")]), limits: limits).get()
+    #expect(odd.target == "/v1/admin/orders?x=/../y")
+    #expect(odd.path == "/v1/admin/orders")
     let chunked = try RequestValidation.validateHTTP1(head(.POST, "/", [("Host", "a.b"), ("Transfer-Encoding", "Chunked")]), limits: limits).get()
     #expect(chunked.body == .streamed)
   }
@@ -134,7 +142,20 @@ struct HTTP2ValidationTests {
       ([(":method", "GET"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/x"), ("host", "bibi.platform.example")], "invalid_host"),
       ([(":method", "GET"), (":scheme", "https"), (":path", "/x")], "invalid_host"),
       ([(":method", "GET"), (":scheme", "https"), (":authority", "acme.platform.example"), (":path", "/x"), ("x_tenant", "1")], "invalid_request"),
-      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/v1/../admin")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/v1;x/admin")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/v1/admin#x")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/v1%2Fadmin")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/?a b")], "invalid_request"),
+      // RFC 9113 §8.2.1: leading or trailing whitespace in a value is malformed.
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("x-a", " v")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("x-a", "v\t")], "invalid_request"),
+      ([(":method", "GET"), (":scheme", "https"), (":authority", "a.b "), (":path", "/")], "invalid_request"),
+      // Methods are case-sensitive: `get` is no GET, and `options` must not skip the preflight path.
+      ([(":method", "get"), (":scheme", "https"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
+      ([(":method", "options"), (":scheme", "https"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
+      ([(":method", "FOO"), (":scheme", "https"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
+      // The TLS listener serves https only.
+      ([(":method", "GET"), (":scheme", "http"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
       ([(":method", "CONNECT"), (":authority", "a.b:443")], "invalid_request"),
       ([(":method", "GET"), (":scheme", "ftp"), (":authority", "a.b"), (":path", "/")], "invalid_request"),
       ([(":method", "POST"), (":scheme", "https"), (":authority", "a.b"), (":path", "/"), ("content-length", "5000")], "payload_too_large"),
@@ -153,6 +174,13 @@ struct HTTP2ValidationTests {
     case .success: Issue.record("accepted")
     case .failure(let f): #expect(f.refusal.code == code)
     }
+  }
+
+  @Test("The :path goes upstream in normal form, and routes see the same form")
+  func normalForm() throws {
+    let v = try validate([(":method", "GET"), (":scheme", "https"), (":authority", "a.b"), (":path", "//%76%31/store/../admin/orders?q=%41")]).get()
+    #expect(v.request.target == "/v1/admin/orders?q=%41")
+    #expect(v.request.path == "/v1/admin/orders")
   }
 
   @Test("Host header alone is accepted when it agrees; :authority and host that agree pass")

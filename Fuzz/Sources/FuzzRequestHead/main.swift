@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import GatewayCore
 
 @testable import GatewayServer
 
@@ -23,6 +24,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
       precondition(!v.host.isEmpty && v.host == v.host.lowercased(), "host not normalised: \(v.host.debugDescription)")
       precondition(v.target.hasPrefix("/") || (v.target == "*" && head.method == .OPTIONS), "target not origin-form: \(v.target.debugDescription)")
       precondition(v.path.utf8.count <= v.target.utf8.count)
+      // What is forwarded is what routes matched: the normal form, a fixed point (PRODUCT.md §3).
+      if v.target != "*" {
+        precondition(v.target.hasPrefix(v.path), "path \(v.path.debugDescription) is not the start of \(v.target.debugDescription)")
+        guard case .success(let n) = RequestPath.normalize(target: v.target), n.target == v.target, n.path == v.path else {
+          preconditionFailure("forwarded target not in normal form: \(v.target.debugDescription)")
+        }
+      }
     }
   }
   return 0
