@@ -99,21 +99,23 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     }
     endpoint = e
     attempts = 1
-    cluster.pools[e].acquire(self)
+    // An upgrade goes on a connection of its own: it is never pooled after (a tunnel, or closed),
+    // and some servers only upgrade a connection's first request (SwiftNIO's upgrade handler).
+    cluster.pools[e].acquire(self, fresh: request.upgrade)
   }
 
   /// Sends the request again on another endpoint, when the retry policy allows it.
   private func retry(fresh: Bool = false, sameEndpoint: Bool = false) -> Bool {
     if sameEndpoint {
       attempts += 1
-      cluster.pools[endpoint].acquire(self, fresh: fresh)
+      cluster.pools[endpoint].acquire(self, fresh: fresh || request.upgrade)
       return true
     }
     guard retriesLeft > 0, cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else { return false }
     retriesLeft -= 1
     attempts += 1
     endpoint = e
-    cluster.pools[e].acquire(self, fresh: fresh)
+    cluster.pools[e].acquire(self, fresh: fresh || request.upgrade)
     return true
   }
 

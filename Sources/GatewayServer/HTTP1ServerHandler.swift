@@ -53,8 +53,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var method = HTTPMethod.GET
   /// Set for a 429: its `Retry-After`, in seconds.
   private var retryAfter: Int?
-  /// The current request asked for a WebSocket upgrade.
+  /// The current request asked for a WebSocket upgrade. NIO's parser stops after such a request
+  /// (what follows belongs to the new protocol), so until its answer is known, reads are held;
+  /// and if the answer is not a 101, the parser starts afresh (``ClientRequestDecoder``).
   private var websocket = false
+  /// Set when an upgrade was not taken: the decoder starts a fresh parser before its next bytes.
+  var parserNeedsFreshStart = false
+  /// True while ``ClientRequestDecoder`` is decoding (parts reach this handler synchronously).
+  var decoding = false
   /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
   private var closing = false
   private var version = HTTPVersion.http1_1
@@ -359,6 +365,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     responseInProgress = false
     awaitingResponse = false
     state = .idle
+    // An upgrade asked for and not taken (refused, or answered without a 101): the connection stays
+    // HTTP/1.1, so the stopped parser must start again on the bytes that follow (last, below: that
+    // can begin the next request at once).
+    let restart = websocket && !close
+    websocket = false
     setReadPaused(false)
     if close {
       queued.removeAll()
@@ -378,7 +389,21 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         context.read()
       }
       context.flush()
+      if restart { restartParser(context: context) }
     }
+  }
+
+  /// Has the request decoder start a fresh parser on the bytes it holds (after an upgrade that did
+  /// not happen). Inside a decode the decoder notices on return; otherwise it is run now, over the
+  /// bytes it has buffered (a request pipelined behind the upgrade), with an empty read.
+  private func restartParser(context: ChannelHandlerContext) {
+    parserNeedsFreshStart = true
+    guard !decoding else { return }
+    let sync = context.pipeline.syncOperations
+    guard let decoder = try? sync.handler(type: ByteToMessageHandler<ClientRequestDecoder>.self),
+      let decoderContext = try? sync.context(handler: decoder)
+    else { return }
+    decoder.channelRead(context: decoderContext, data: NIOAny(context.channel.allocator.buffer(capacity: 0)))
   }
 
   // MARK: ClientSide
@@ -488,6 +513,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     state = .idle
     closing = true
     deadline = nil
+    // Reads were held while the upgrade was pending: the tunnel's read must get through.
+    websocket = false
     let channel = context.channel
     guard TunnelHandler.join(client: channel, upstream: upstream, sweeper: loop.sweeper, idleTimeout: loop.settings.idleTimeout) else {
       channel.close(promise: nil)
@@ -510,8 +537,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   func read(context: ChannelHandlerContext) {
-    // Hold reads while paused for backpressure or while pipelined requests wait.
-    if readPaused || !queued.isEmpty {
+    // Hold reads while paused for backpressure, while pipelined requests wait, and while an upgrade
+    // is pending (the stopped parser would buffer whatever arrives, without bound).
+    if readPaused || !queued.isEmpty || websocket {
       pendingRead = true
     } else {
       context.read()
@@ -556,20 +584,45 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 ///
 /// A wrapper rather than a handler of its own in front of the parser: one pipeline hop less for
 /// every read and every read-complete.
+///
+/// It also restarts the parser after an upgrade that did not happen: NIO's parser stops for good
+/// after a request with `Connection: Upgrade` (the bytes after it are the new protocol's), so when
+/// the upgrade is refused or answered without a 101, a fresh parser takes over the bytes that
+/// follow and the connection goes on as HTTP/1.1.
 struct ClientRequestDecoder: ByteToMessageDecoder {
   typealias InboundOut = HTTPServerRequestPart
-  private let parser: HTTPRequestDecoder
+  private var parser: HTTPRequestDecoder
+  private let limits: NIOHTTPDecoderLimitConfiguration
   private weak var handler: BackReference<HTTP1ServerHandler>?
 
   init(limits: NIOHTTPDecoderLimitConfiguration, handler: HTTP1ServerHandler) {
+    self.limits = limits
     parser = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)
     self.handler = handler.backReference
   }
 
   mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    guard let handler = handler?.target else { return try parser.decode(context: context, buffer: &buffer) }
     // Before parsing: the parts parsed from these bytes reach the handler within this call.
-    handler?.target.requestBytesArrived()
-    return try parser.decode(context: context, buffer: &buffer)
+    handler.requestBytesArrived()
+    if handler.parserNeedsFreshStart { restart(context: context, handler: handler) }
+    handler.decoding = true
+    defer { handler.decoding = false }
+    let state = try parser.decode(context: context, buffer: &buffer)
+    // The upgrade was settled while these bytes were parsed (a refusal answers at once): go on
+    // with the bytes behind it.
+    if handler.parserNeedsFreshStart && buffer.readableBytes > 0 {
+      restart(context: context, handler: handler)
+      return .continue
+    }
+    return state
+  }
+
+  private mutating func restart(context: ChannelHandlerContext, handler: HTTP1ServerHandler) {
+    handler.parserNeedsFreshStart = false
+    parser.decoderRemoved(context: context)
+    parser = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)
+    parser.decoderAdded(context: context)
   }
 
   mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {

@@ -359,6 +359,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       websocketAccepted(id, head: head, expectedAccept: accept, requestID: exchange.requestID)
       return
     }
+    if streams[id]?.websocketAccept != nil, (200..<300).contains(head.status.code) {
+      // A 2xx to an extended CONNECT means "tunnel established" (RFC 9113 §8.5, RFC 8441 §5): a
+      // backend that answered the upgrade with a plain success did not accept it, and passing that
+      // on would leave the client writing WebSocket frames into nothing. Errors pass as they are.
+      exchange.cancel()
+      loop.counters.recordUpstreamError("upgrade_declined")
+      let refusal = GatewayRefusal.upstreamError.with(
+        message: "The upstream did not accept the WebSocket upgrade (it answered \(head.status.code), not 101).")
+      sendRefusal(id, refusal, requestID: exchange.requestID, method: .GET)
+      return
+    }
     let headers = Self.responseHeaders(
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)

@@ -125,7 +125,9 @@ struct HeaderRewrite {
     forEachUpstreamHeader(from: client, added: added, chunked: { writer.addChunkedFraming() }) {
       writer.add(name: $0, value: $1)
     }
-    return writer.finish()
+    var head = writer.finish()
+    head.upgrade = added.websocket
+    return head
   }
 
   /// The upstream request fields in order: `Host`, the client's fields that survive the filtering,

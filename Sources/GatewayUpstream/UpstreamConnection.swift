@@ -22,7 +22,7 @@ public protocol UpstreamResponseDelegate: AnyObject {
 /// behind it). Reads are gated for response backpressure: while the client side is not writable the
 /// connection stops reading, so a slow client never makes the gateway buffer a large response.
 /// A connection goes back to the pool only after a cleanly framed response to a completely sent
-/// request; anything else closes it.
+/// request that asked for no upgrade, with no byte left over; anything else closes it.
 ///
 /// Requests go out as bytes (``UpstreamRequestHead``, then the body as given or in chunks): there
 /// is no encoder handler, so a write goes from here straight to TLS or the socket.
@@ -98,7 +98,11 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       return
     }
     self.delegate = delegate
-    self.keepAlive = true
+    // A connection that carried an upgrade request is never pooled, whatever the answer: after a
+    // 101 it becomes a tunnel, and after anything else its framing state is unknown. A server may
+    // have stopped parsing HTTP on it (NIO's upgrade handler does, on an upgrade it declines), so
+    // the next request on it, from any shop, would hang until the response timeout.
+    self.keepAlive = !request.upgrade
     chunked = request.chunked && hasBody
     state = .active(requestComplete: false, responseStarted: false, responseComplete: false)
     responseDecoder.expectResponse(to: request.method)

@@ -12,11 +12,15 @@ public struct UpstreamRequestHead: Sendable {
   public var bytes: ByteBuffer
   /// The body is sent with `Transfer-Encoding: chunked` (the writer added that field).
   public var chunked: Bool
+  /// The request asks to switch protocols (`Connection: Upgrade`). Whatever the answer, the
+  /// connection is never pooled after it (see ``UpstreamConnection/start(_:delegate:hasBody:)``).
+  public var upgrade: Bool
 
-  public init(method: HTTPMethod, bytes: ByteBuffer, chunked: Bool) {
+  public init(method: HTTPMethod, bytes: ByteBuffer, chunked: Bool, upgrade: Bool = false) {
     self.method = method
     self.bytes = bytes
     self.chunked = chunked
+    self.upgrade = upgrade
   }
 }
 
