@@ -314,12 +314,31 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
       headers.add(name: name.lowercased(), value: value)
     }
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))), promise: nil)
     streams[id]?.responseDone = true
-    if let s = streams[id], !s.requestEnded {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
-    }
+    writeLast(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), id: id, context: context)
     context.flush()
+  }
+
+  /// Writes a response's last frame (END_STREAM set). If the client is still sending its request,
+  /// RST_STREAM(NO_ERROR) then asks it to stop (RFC 9113 §8.1), once that frame has been written:
+  /// "only after sending a complete response". Written at once, the reset would also lose the
+  /// response: NIOHTTP2 holds DATA in its flow-control buffer until a flush, RST_STREAM goes
+  /// straight through and closes the stream, and the held DATA is dropped (a refusal's client got
+  /// HEADERS with `content-length: 148`, then the reset, and no body).
+  private func writeLast(_ frame: HTTP2Frame, id: HTTP2StreamID, context: ChannelHandlerContext) {
+    guard let s = streams[id], !s.requestEnded else {
+      context.write(wrapOutboundOut(frame), promise: nil)
+      return
+    }
+    let written = context.eventLoop.makePromise(of: Void.self)
+    written.futureResult.assumeIsolated().whenSuccess { [weak backReference] in backReference?.target.stopRequest(id) }
+    context.write(wrapOutboundOut(frame), promise: written)
+  }
+
+  /// The response is on the wire and the client is still sending: RST_STREAM(NO_ERROR).
+  private func stopRequest(_ id: HTTP2StreamID) {
+    guard let context, let s = streams[id], !s.requestEnded else { return }
+    context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
   }
 
   private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod, retryAfter: Int? = nil) {
@@ -339,14 +358,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
     if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
     let headOnly = method == .HEAD
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))), promise: nil)
-    if !headOnly {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))), promise: nil)
-    }
     streams[id]?.responseDone = true
-    if let s = streams[id], !s.requestEnded {
-      // Answered before the request finished: tell the client to stop sending (RFC 9113 §8.1).
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    let headersFrame = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))
+    if headOnly {
+      writeLast(headersFrame, id: id, context: context)
+    } else {
+      context.write(wrapOutboundOut(headersFrame), promise: nil)
+      writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true))), id: id, context: context)
     }
     context.flush()
   }
@@ -446,25 +464,27 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeSendEnd(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
+    let last: HTTP2Frame
     if let data = s.pendingData {
       if let h = s.pendingHeaders {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
       }
       if !logs.isEmpty { logs[id]?.bytesOut += data.readableBytes }
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: nil)
+      last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))
     } else if let h = s.pendingHeaders {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))), promise: nil)
+      last = HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))
     } else {
       let empty = context.channel.allocator.buffer(capacity: 0)
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))), promise: nil)
+      last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))
     }
     s.pendingHeaders = nil
     s.pendingData = nil
     s.responseDone = true
-    let needsReset = !s.requestEnded
-    if needsReset {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
-    }
+    writeLast(last, id: id, context: context)
+    // A complete response is always flushed, not left to the upstream's end-of-read notice: that
+    // notice never comes when the upstream connection closes in the read that ended the response
+    // (`Connection: close`), and the stream would hold its slot until the client sent something.
+    scheduleFlush(context)
   }
 
   func exchangeFlush(_ exchange: Exchange) {
@@ -621,10 +641,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     s.responseDone = true
     s.tunnel = nil
     let empty = context.channel.allocator.buffer(capacity: 0)
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))), promise: nil)
-    if !s.requestEnded {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
-    }
+    writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))), id: id, context: context)
     context.flush()
   }
 

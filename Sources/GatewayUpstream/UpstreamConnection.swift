@@ -236,17 +236,29 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
       pendingRead = false
       context.read()
     }
-    if keepAlive, let pool {
+    // A response that ended at EOF (close-delimited) completes while the channel is going away:
+    // never hand that to the pool, where a waiting request would take it.
+    if keepAlive, let pool, context?.channel.isActive == true {
       pool.release(self)
     } else {
+      // NIO fires channelReadComplete only while a channel is active, so closing here, inside the
+      // read, would leave the client's side waiting for the flush that event brings (HTTP/2 wrote
+      // the response and never sent it). Give it now.
+      flushLastExchange()
       close()
     }
   }
 
+  /// The end-of-read-batch notice for the exchange whose response just ended, if not yet given.
+  private func flushLastExchange() {
+    let d = lastDelegateForFlush
+    lastDelegateForFlush = nil
+    d?.upstreamReadComplete()
+  }
+
   public func channelReadComplete(context: ChannelHandlerContext) {
     delegate?.upstreamReadComplete()
-    lastDelegateForFlush?.upstreamReadComplete()
-    lastDelegateForFlush = nil
+    flushLastExchange()
     context.fireChannelReadComplete()
   }
 
@@ -260,6 +272,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     state = .closed
     pool?.connectionClosed(self)
     poolReference = nil
+    // A close-delimited response ends here (the parser's last parts): no read-complete follows.
+    flushLastExchange()
     context.fireChannelInactive()
   }
 

@@ -6,6 +6,8 @@ Opens one stream with :method CONNECT and :protocol PROTOCOL (default websocket)
 answer is 200, speaks WebSocket frames on it: reads the upstream's greeting, sends MESSAGE as a
 masked text frame and reads its echo, then closes. Prints JSON:
 {"enable_connect_protocol": n, "status": n, "headers": {...}, "hello": ..., "echo": ..., "closed": bool}
+and, for an answer other than 200, "body" (what DATA carried before the stream ended) and "reset"
+(the RST_STREAM error code, or null).
 """
 import json
 import os
@@ -28,11 +30,12 @@ out = {"enable_connect_protocol": None, "status": None, "headers": {}, "hello": 
 stream = 1
 received = b""
 ended = False
+reset_code = None
 
 
 def pump(until, seconds=10):
     """Reads and handles events until until() is true or the time is up."""
-    global received, ended
+    global received, ended, reset_code
     deadline = time.time() + seconds
     while not until() and time.time() < deadline:
         data = sock.recv(65535)
@@ -51,7 +54,10 @@ def pump(until, seconds=10):
             elif isinstance(event, h2.events.DataReceived):
                 received += event.data
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+            elif isinstance(event, h2.events.StreamEnded):
+                ended = True
+            elif isinstance(event, h2.events.StreamReset):
+                reset_code = int(event.error_code)
                 ended = True
         sock.sendall(conn.data_to_send())
 
@@ -123,6 +129,17 @@ try:
         out["closed"] = len(frames) > 2 and frames[2][0] == 0x8
         conn.end_stream(stream)
         sock.sendall(conn.data_to_send())
+    elif out["status"] is not None:
+        # Not a tunnel: the answer's body, read to the end of the stream (or its reset).
+        pump(lambda: ended)
+        out["body"] = received.decode("utf-8", "replace")
+        # A reset that follows the complete answer (RFC 9113 §8.1: stop sending) comes after.
+        try:
+            sock.settimeout(1)
+            pump(lambda: reset_code is not None, 1)
+        except OSError:
+            pass
+        out["reset"] = reset_code
 except Exception as e:  # report, never hang
     out["error"] = f"{type(e).__name__}: {e}"
 print(json.dumps(out))
