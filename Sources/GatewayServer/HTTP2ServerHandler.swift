@@ -671,17 +671,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     // error's GOAWAY must be followed by closing the TCP connection (RFC 9113 §5.4.1): flush it,
     // then close. Stream-level errors leave the connection usable.
     if errorGoAwayWritten {
-      guard !lingering else { return }
-      lingering = true
-      loop.logger.debug("http/2 connection error; closing", metadata: ["error": "\(error)"])
-      // A lingering close: closing at once with the client's frames still unread would send a TCP
-      // reset, and a reset can discard the GOAWAY before the client reads it. So: flush the GOAWAY,
-      // half-close (TLS close_notify + FIN: the client sees GOAWAY, then end of stream), and close
-      // for good after `linger`, whatever the client still sends being ignored meanwhile.
-      context.flush()
-      context.close(mode: .output, promise: nil)
-      let channel = context.channel
-      context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+      lingeringClose(context: context, error: error)
+      return
+    }
+    if Self.isFrameAfterEndStream(error) {
+      // The client sent HEADERS (or DATA) on a stream it had ended: half-closed (remote), which
+      // RFC 9113 §5.1 answers with STREAM_CLOSED. NIOHTTP2 1.46 resets the stream with
+      // PROTOCOL_ERROR for HEADERS there (StreamStateMachine.receiveHeaders, the
+      // halfClosedRemoteLocalIdle/Active case); §5.4.1 lets an endpoint treat a stream error as a
+      // connection error, so the answer becomes GOAWAY(STREAM_CLOSED) and a close (h2spec
+      // http2/5.1/6). Only a client that breaks the protocol loses its connection.
+      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .streamClosed, opaqueData: nil))
+      context.write(wrapOutboundOut(goAway), promise: nil)
+      lingeringClose(context: context, error: error)
       return
     }
     if let streamError = error as? NIOHTTP2Errors.StreamError {
@@ -810,6 +812,32 @@ enum HTTP2RequestValidation {
       Validated(
         request: ValidatedRequest(host: host, target: normalized.target, path: normalized.path, body: framing, websocket: websocket),
         method: httpMethod))
+  }
+}
+
+extension HTTP2ServerHandler {
+  /// A connection error's close, lingering: closing at once with the client's frames still unread
+  /// would send a TCP reset, and a reset can discard the GOAWAY before the client reads it. So:
+  /// flush the GOAWAY, half-close (TLS close_notify + FIN: the client sees GOAWAY, then end of
+  /// stream), and close for good after `linger`, whatever the client still sends being ignored
+  /// meanwhile.
+  private func lingeringClose(context: ChannelHandlerContext, error: Error) {
+    guard !lingering else { return }
+    lingering = true
+    loop.logger.debug("http/2 connection error; closing", metadata: ["error": "\(error)"])
+    context.flush()
+    context.close(mode: .output, promise: nil)
+    let channel = context.channel
+    context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+  }
+
+  /// NIOHTTP2's error for a frame on a stream the client had already ended (half-closed remote),
+  /// as it reports it: bare, or wrapped in a `StreamError`. (A closed stream is a connection error
+  /// NIOHTTP2 answers with its own GOAWAY(STREAM_CLOSED).)
+  static func isFrameAfterEndStream(_ error: Error) -> Bool {
+    let base = (error as? NIOHTTP2Errors.StreamError)?.baseError ?? error
+    guard let transition = base as? NIOHTTP2Errors.BadStreamStateTransition else { return false }
+    return transition.fromState == .halfClosedRemoteLocalIdle || transition.fromState == .halfClosedRemoteLocalActive
   }
 }
 

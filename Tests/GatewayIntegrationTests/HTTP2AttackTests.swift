@@ -33,6 +33,12 @@ struct HTTP2AttackTests {
     Attack(name: "connection_specific_header", goaway: nil, marker: "/attack/conn-specific"),
     Attack(name: "invalid_pseudo_headers", goaway: nil, marker: "/attack/pseudo"),
     Attack(name: "uppercase_header_names", goaway: nil, marker: "/attack/uppercase"),
+    // h2spec http2/5.1/6: HEADERS on a half-closed (remote) stream is STREAM_CLOSED (5), here as a
+    // connection error (GOAWAY), which RFC 9113 §5.4.1 allows for any stream error.
+    Attack(name: "headers_after_end_stream", goaway: 5, marker: "/attack/after-end-stream"),
+    // As h2spec sends it (both in one write): the first HEADERS is a request like any other.
+    Attack(name: "headers_after_end_stream_fast", goaway: 5, marker: "/attack/after-end-stream", maxForwarded: 1),
+    Attack(name: "malformed_semantics", goaway: nil, marker: "/attack/semantics"),
   ]
 
   func run(_ gw: GatewayHarness, _ attack: String) throws -> [String: Any] {
@@ -72,6 +78,24 @@ struct HTTP2AttackTests {
       // A well-behaved client on both protocols is still served.
       #expect(try gw.curl("acme.platform.localhost", "/ok", http2: true).status == 200)
       #expect(try gw.curl("acme.platform.localhost", "/ok").status == 200)
+    }
+  }
+
+  @Test("Malformed HTTP/2 requests are 400 invalid_request: whitespace around a value, a lowercase :method, :scheme http, a fragment, ; parameters")
+  func malformedSemantics() throws {
+    try withGateway { gw in
+      let out = try run(gw, "malformed_semantics")
+      let codes = out["codes"] as? [String: Any] ?? [:]
+      let streams = out["streams"] as? Int ?? -1
+      // Each answered 400 invalid_request by the gateway, or reset by NIOHTTP2's own checks (it
+      // refuses a space in :path with RST_STREAM(PROTOCOL_ERROR)); none forwarded.
+      let resets = (out["resets"] as? [String: Int])?["1"] ?? 0
+      #expect(codes.count + resets == streams, "\(out)")
+      #expect(codes.count >= streams - 1, "\(out)")
+      for (stream, code) in codes { #expect(code as? String == "invalid_request", "stream \(stream): \(out)") }
+      #expect((out["responses"] as? [String: Int])?["400"] == codes.count, "\(out)")
+      #expect(out["closed"] as? Bool == false, "\(out)")
+      #expect(forwarded(gw, "/attack/semantics") == 0)
     }
   }
 

@@ -43,6 +43,10 @@ struct SmugglingTests {
     Shape(name: "two Host headers", request: "GET {P} HTTP/1.1\r\n{H}Host: bibi-saree.platform.localhost\r\n\r\n", code: "invalid_host"),
     Shape(name: "absolute-form naming another host", request: "GET https://bibi-saree.platform.localhost{P} HTTP/1.1\r\n{H}\r\n", code: "invalid_host"),
     Shape(name: "asterisk-form on GET", request: "GET * HTTP/1.1\r\n{H}\r\n"),
+    // The listener is TLS: an http:// target names a resource this request cannot be for.
+    Shape(name: "absolute-form with http:// on the TLS listener", request: "GET http://acme.platform.localhost{P} HTTP/1.1\r\n{H}\r\n"),
+    Shape(name: "fragment in the target", request: "GET {P}#x HTTP/1.1\r\n{H}\r\n"),
+    Shape(name: "path parameter", request: "GET {P};x HTTP/1.1\r\n{H}\r\n"),
     // NIO's response encoder sends no body in any response to CONNECT, so only the status shows.
     Shape(name: "CONNECT", request: "CONNECT acme.platform.localhost:443 HTTP/1.1\r\n{H}\r\n", code: ""),
   ]

@@ -288,7 +288,58 @@ def reset_mid_upload(c):
     return c.result()
 
 
+def headers_after_end_stream(c):
+    # h2spec http2/5.1/6: HEADERS on a stream the client has ended (half-closed remote) must be a
+    # STREAM_CLOSED error. The first request is slow, so the stream is still half-closed when the
+    # second HEADERS arrives.
+    first = c.headers(1, "/__sleep/800")
+    again = c.headers(1, "/attack/after-end-stream")
+    c.frames([first, again])
+    c.poll(3, until=lambda c: c.closed)
+    return c.result()
+
+
+def headers_after_end_stream_fast(c):
+    # The same, as h2spec sends it: both HEADERS in one write, on a path answered at once.
+    c.frames([c.headers(1, "/attack/after-end-stream"), c.headers(1, "/attack/after-end-stream")])
+    c.poll(3, until=lambda c: c.closed)
+    return c.result()
+
+
+def malformed_semantics(c):
+    # Requests HTTP/2 calls malformed (RFC 9113 §8.1.1, §8.2.1, §8.3.1) or that the TLS listener does
+    # not serve; each on its own stream. Each must be refused (400) without touching the connection.
+    base = [(":scheme", "https"), (":authority", c.host)]
+    shapes = [
+        [(":method", "GET")] + base + [(":path", "/attack/semantics"), ("x-a", " leading-space")],
+        [(":method", "GET")] + base + [(":path", "/attack/semantics"), ("x-a", "trailing-tab\t")],
+        [(":method", "get")] + base + [(":path", "/attack/semantics")],
+        [(":method", "options")] + base + [(":path", "/attack/semantics"), ("access-control-request-method", "GET"),
+                                          ("origin", "https://acme.com")],
+        [(":method", "GET"), (":scheme", "http"), (":authority", c.host), (":path", "/attack/semantics")],
+        [(":method", "GET")] + base + [(":path", "/attack/semantics#fragment")],
+        [(":method", "GET")] + base + [(":path", "/attack/semantics;param")],
+        [(":method", "GET")] + base + [(":path", "/attack/semantics?a b")],
+    ]
+    def frames():
+        for i, hs in enumerate(shapes):
+            f = HeadersFrame(1 + 2 * i, c.enc.encode(hs))
+            f.flags.add("END_HEADERS")
+            f.flags.add("END_STREAM")
+            yield f
+    c.frames(frames())
+    c.poll(3, until=lambda c: len(c.ended) >= len(shapes) or c.closed)
+    codes = {}
+    for sid, body in c.bodies.items():
+        try:
+            codes[str(sid)] = json.loads(body)["error"]["code"]
+        except Exception:
+            codes[str(sid)] = None
+    return c.result(streams=len(shapes), codes=codes)
+
+
 ATTACKS = {f.__name__: f for f in [
+    headers_after_end_stream, headers_after_end_stream_fast, malformed_semantics,
     rapid_reset, continuation_flood, hpack_bomb, hpack_table_size, ping_flood, settings_flood, window_update_flood,
     empty_data_flood, too_many_streams, authority_host_mismatch, connection_specific_header, invalid_pseudo_headers,
     uppercase_header_names, reset_mid_upload]}
