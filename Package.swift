@@ -150,11 +150,12 @@ let package = Package(
     .testTarget(
       name: "GatewayServerTests",
       dependencies: [
-        "GatewayServer", "GatewayUpstream",
+        "GatewayServer", "GatewayUpstream", "GatewayConfig",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ],
       swiftSettings: strict
     ),

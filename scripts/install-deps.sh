@@ -6,9 +6,10 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   curl openssl ca-certificates nghttp2-client wrk python3 python3-pip >/dev/null
-# Python clients used by the integration tests: the h2 protocol stack and PyJWT.
+# Python clients used by the integration tests: the h2 protocol stack, PyJWT, websockets, and sslyze
+# (the TLS profile gate: Mozilla "intermediate", TLSProfileTests).
 # kubernetes-validate and check-jsonschema validate docker/ (scripts/check-deploy.sh).
-PIP_PACKAGES=(h2 PyJWT cryptography websockets kubernetes-validate check-jsonschema)
+PIP_PACKAGES=(h2 PyJWT cryptography websockets sslyze kubernetes-validate check-jsonschema)
 python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null \
   || python3 -m pip install -q --break-system-packages "${PIP_PACKAGES[@]}"
-python3 -c 'import h2, jwt, websockets; print("python clients: h2", h2.__version__, "PyJWT", jwt.__version__, "websockets", websockets.__version__)'
+python3 -c 'import h2, jwt, websockets, sslyze; print("python clients: h2", h2.__version__, "PyJWT", jwt.__version__, "websockets", websockets.__version__, "sslyze ok")'

@@ -2,14 +2,14 @@
 # Runs every test: unit tests, and integration tests that start the real tenant-gateway binary on
 # loopback and talk to it with curl, h2load, openssl, Python h2 and PyJWT.
 # One build serves both: the integration tests run the tenant-gateway built next to them.
-# Needs: swift, curl, openssl, h2load (nghttp2-client), python3 with h2 + PyJWT
+# Needs: swift, curl, openssl, h2load (nghttp2-client), python3 with h2, PyJWT, websockets + sslyze
 #        (scripts/install-deps.sh installs them on Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 for tool in curl openssl h2load python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-python3 -c "import h2, jwt, websockets" 2>/dev/null || missing+=("python3 modules h2, PyJWT and websockets")
+python3 -c "import h2, jwt, websockets, sslyze" 2>/dev/null || missing+=("python3 modules h2, PyJWT, websockets and sslyze")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]} — run scripts/install-deps.sh (Debian) first" >&2
   exit 2

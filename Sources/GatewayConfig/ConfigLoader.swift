@@ -144,6 +144,7 @@ struct ConfigDecoder {
     var customDir: String? = nil
     var minVersion = "1.2"
     var generateDev = false
+    var ciphers: [String] = []
     if let tlsC = root.child("tls") {
       if let items = tlsC.items("certificates") {
         for item in items {
@@ -160,6 +161,17 @@ struct ConfigDecoder {
       minVersion = tlsC.string("min_version", default: "1.2")
       if minVersion != "1.2" && minVersion != "1.3" { tlsC.fail("min_version", "must be \"1.2\" or \"1.3\"") }
       generateDev = tlsC.bool("generate_dev_certificate", default: false)
+      for (i, name) in (tlsC.strings("ciphers") ?? []).enumerated() {
+        if let suite = TLSCipherSuites.openSSLName(name.trimmingCharacters(in: .whitespaces)) {
+          ciphers.append(suite)
+        } else {
+          let reason = name.uppercased().hasPrefix("TLS_AES_") || name.uppercased().hasPrefix("TLS_CHACHA20_")
+            ? "\"\(name)\" is a TLS 1.3 suite; those are not configurable (all three are AEAD)"
+            : "\"\(name)\" is not a TLS 1.2 cipher suite the gateway has (OpenSSL or IANA names: "
+              + TLSCipherSuites.known.map(\.openssl).joined(separator: ", ") + ")"
+          diag.errors.append(ConfigError(path: "tls.ciphers[\(i)]", reason: reason))
+        }
+      }
       tlsC.finish()
     } else {
       diag.errors.append(ConfigError(path: "tls.certificates", reason: "must be set"))
@@ -369,7 +381,16 @@ struct ConfigDecoder {
 
     // policy, cors
     let policyC = root.child("policy")
-    let policy = GatewayConfig.Policy(refuseSecretKeyInBrowser: policyC?.bool("refuse_secret_key_in_browser", default: true) ?? true)
+    var policy = GatewayConfig.Policy(refuseSecretKeyInBrowser: policyC?.bool("refuse_secret_key_in_browser", default: true) ?? true)
+    for (i, name) in (policyC?.strings("strip_request_headers") ?? []).enumerated() {
+      // Names only: an underscore or any non-token byte could never match a header the gateway
+      // accepts (such requests are refused), so it is a mistake, not a rule.
+      if !isToken(name) {
+        diag.errors.append(ConfigError(path: "policy.strip_request_headers[\(i)]", reason: "\"\(name)\" is not a header name"))
+      } else {
+        policy.stripRequestHeaders.append(name)
+      }
+    }
     policyC?.finish()
     let corsC = root.child("cors")
     let cors = GatewayConfig.CORS(
@@ -427,7 +448,9 @@ struct ConfigDecoder {
     }
     let config = GatewayConfig(
       listen: .init(address: listenAddress), admin: .init(address: adminAddress, tokenFile: tokenFile),
-      tls: .init(certificates: certificates, customDomainCertsDir: customDir, minVersion: minVersion, generateDevCertificate: generateDev),
+      tls: .init(
+        certificates: certificates, customDomainCertsDir: customDir, minVersion: minVersion, generateDevCertificate: generateDev,
+        ciphers: ciphers),
       platform: platform, sessions: sessions, snapshot: snapshot, upstreams: upstreams, routes: routes,
       routesAreDefault: routesAreDefault, policy: policy, cors: cors, tenantHeader: tenantHeader, accessLog: accessLog,
       publishableKeyHeader: pkHeader, limits: limits, baseDirectory: baseDirectory)

@@ -105,6 +105,8 @@ public struct GatewayConfig: Sendable {
     /// `1.2` or `1.3`.
     public var minVersion: String
     public var generateDevCertificate: Bool
+    /// TLS 1.2 cipher suites, OpenSSL names; `[]`: Mozilla "intermediate" (ECDHE + AEAD only).
+    public var ciphers: [String] = []
   }
   public struct Platform: Sendable {
     public var apiHosts: [String]
@@ -125,7 +127,11 @@ public struct GatewayConfig: Sendable {
   public struct RouteSpec: Sendable, Equatable {
     public var route: Route
   }
-  public struct Policy: Sendable { public var refuseSecretKeyInBrowser: Bool }
+  public struct Policy: Sendable {
+    public var refuseSecretKeyInBrowser: Bool
+    /// Client request headers to delete before forwarding, beyond PRODUCT.md §5's list.
+    public var stripRequestHeaders: [String] = []
+  }
   public struct CORS: Sendable {
     public var allowHeaders: [String]
     public var maxAgeSeconds: Int

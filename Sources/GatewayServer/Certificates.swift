@@ -56,16 +56,13 @@ final class CertificateSet: Sendable {
 
   /// Loads every `tls.certificates` entry. The first is the default certificate.
   init(config: GatewayConfig.TLS) throws {
+    let profile = TLSProfile(config)
     var entries: [Entry] = []
     for pair in config.certificates {
       let chain = try NIOSSLCertificate.fromPEMFile(pair.cert)
       guard !chain.isEmpty else { throw ConfigError(path: "tls.certificates", reason: "\(pair.cert) holds no certificate") }
       let key = try NIOSSLPrivateKey(file: pair.key, format: .pem)
-      var tls = TLSConfiguration.makeServerConfiguration(
-        certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-      tls.minimumTLSVersion = config.minVersion == "1.3" ? .tlsv13 : .tlsv12
-      tls.applicationProtocols = ["h2", "http/1.1"]
-      let context = try NIOSSLContext(configuration: tls)
+      let context = try NIOSSLContext(configuration: profile.serverConfiguration(chain: chain, key: key))
       let names = try Self.names(ofLeafIn: pair.cert)
       entries.append(Entry(names: CertificateNames(names: names), context: context, certPath: pair.cert))
     }

@@ -35,7 +35,8 @@ final class CustomDomainCertificates: @unchecked Sendable {  // state behind `lo
   let directory: String
   let capacity: Int
   let negativeTTL: TimeAmount
-  private let minVersion: String
+  /// Protocol versions, ciphers and ALPN, as for the configured certificates.
+  private let profile: TLSProfile
   private let pool: NIOThreadPool
   private let lock = NIOLock()
   private var available: Set<String> = []
@@ -48,9 +49,9 @@ final class CustomDomainCertificates: @unchecked Sendable {  // state behind `lo
   private(set) var loads = 0
   private(set) var failures = 0
 
-  init(directory: String, minVersion: String, capacity: Int = 10_000, negativeTTL: TimeAmount = .seconds(30)) {
+  init(directory: String, profile: TLSProfile, capacity: Int = 10_000, negativeTTL: TimeAmount = .seconds(30)) {
     self.directory = directory
-    self.minVersion = minVersion
+    self.profile = profile
     self.capacity = max(1, capacity)
     self.negativeTTL = negativeTTL
     self.pool = NIOThreadPool(numberOfThreads: 2)
@@ -105,10 +106,7 @@ final class CustomDomainCertificates: @unchecked Sendable {  // state behind `lo
       let chain = try NIOSSLCertificate.fromPEMFile(certPath)
       guard !chain.isEmpty else { throw CertificateLoadError.empty }
       let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
-      var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-      tls.minimumTLSVersion = minVersion == "1.3" ? .tlsv13 : .tlsv12
-      tls.applicationProtocols = ["h2", "http/1.1"]
-      let context = try NIOSSLContext(configuration: tls)
+      let context = try NIOSSLContext(configuration: profile.serverConfiguration(chain: chain, key: key))
       let names = CertificateNames(names: try CertificateSet.names(ofLeafIn: certPath))
       // A file named for a domain its certificate does not cover would fail every client: refuse it.
       guard names.covers(name) else { throw CertificateLoadError.nameMismatch }

@@ -65,7 +65,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
     self.customCertificates = config.tls.customDomainCertsDir.map {
-      CustomDomainCertificates(directory: $0, minVersion: config.tls.minVersion)
+      CustomDomainCertificates(directory: $0, profile: TLSProfile(config.tls))
     }
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
     self.jwksBox = NIOLockedValueBox(TenantJWKS.document(keys))
@@ -78,7 +78,8 @@ public final class GatewayServer: @unchecked Sendable {
       resolver: config.resolverSettings,
       rewrite: HeaderRewrite(
         tenantHeaderName: config.tenantHeader.name, publishableKeyHeader: config.publishableKeyHeader,
-        trustRequestID: config.tenantHeader.trustRequestID, collectCookies: config.sessions != nil),
+        trustRequestID: config.tenantHeader.trustRequestID, collectCookies: config.sessions != nil,
+        stripRequestHeaders: config.policy.stripRequestHeaders),
       limits: limits,
       clientHeaderTimeout: .nanoseconds(Int64(config.limits.clientHeaderTimeoutSeconds * 1e9)),
       idleTimeout: .nanoseconds(Int64(config.limits.idleTimeoutSeconds * 1e9)),

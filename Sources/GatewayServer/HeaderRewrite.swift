@@ -22,10 +22,14 @@ struct RequestCredentials {
 /// Header hygiene of PRODUCT.md §5, in both directions.
 ///
 /// Towards the upstream: client-sent identity headers (`X-Tenant*`, `X-Shop-Id`, `X-Forwarded-*`,
-/// `Forwarded`, `X-Real-IP`, `X-Request-Id` unless trusted) are deleted in any case, hop-by-hop
-/// headers and the headers `Connection` names are dropped, API keys are removed (the gateway never
-/// forwards a plaintext key), then the gateway adds its own headers. Because ours are added after
-/// the filtering, `Connection` can never strip them.
+/// `Forwarded`, `X-Real-IP`, `X-Request-Id` unless trusted) are deleted in any case, and so are the
+/// headers common frameworks use to re-route or re-method a request (`X-Original-URL`,
+/// `X-Rewrite-URL`, `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+/// `X-Envoy-Original-Path`, and `policy.strip_request_headers`): the gateway authorised this path
+/// and this method, and a backend that obeys such a header would serve another. Hop-by-hop headers
+/// and the headers `Connection` names are dropped, API keys are removed (the gateway never forwards
+/// a plaintext key), then the gateway adds its own headers. Because ours are added after the
+/// filtering, `Connection` can never strip them.
 struct HeaderRewrite {
   /// `tenant_header.name`, lowercased.
   let tenantHeader: String
@@ -37,9 +41,15 @@ struct HeaderRewrite {
   let trustRequestID: Bool
   /// Collect `Cookie` values (sessions configured).
   let collectCookies: Bool
+  /// `policy.strip_request_headers`: the platform's own names to delete from client requests.
+  let extraStripped: [String]
 
-  init(tenantHeaderName: String, publishableKeyHeader: String, trustRequestID: Bool, collectCookies: Bool = false) {
+  init(
+    tenantHeaderName: String, publishableKeyHeader: String, trustRequestID: Bool, collectCookies: Bool = false,
+    stripRequestHeaders: [String] = []
+  ) {
     self.collectCookies = collectCookies
+    self.extraStripped = stripRequestHeaders
     self.tenantHeaderName = tenantHeaderName
     self.tenantHeader = tenantHeaderName.lowercased()
     self.tenantHeaderPrefix = tenantHeaderName.lowercased() + "-"
@@ -190,6 +200,7 @@ struct HeaderRewrite {
     if n >= 12 && hasPrefixIgnoringCase(name, "x-forwarded-") { return true }
     if equalsIgnoringCase(name, tenantHeader) || equalsIgnoringCase(name, publishableKeyHeader) { return true }
     if n > tenantHeader.utf8.count && hasPrefixIgnoringCase(name, tenantHeaderPrefix) { return true }
+    if !extraStripped.isEmpty && extraStripped.contains(where: { equalsIgnoringCase(name, $0) }) { return true }
     switch n {
     case 2: return equalsIgnoringCase(name, "te")
     case 4: return equalsIgnoringCase(name, "host")
@@ -198,9 +209,14 @@ struct HeaderRewrite {
     case 9: return equalsIgnoringCase(name, "forwarded") || equalsIgnoringCase(name, "x-real-ip") || equalsIgnoringCase(name, "x-shop-id")
     case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
     case 12: return equalsIgnoringCase(name, "x-request-id")
-    case 14: return equalsIgnoringCase(name, "content-length")
+    // Re-routing and re-methoding headers (IIS/ASP.NET URL Rewrite, Symfony, Laravel, Rails,
+    // Express method-override, Spring's HiddenHttpMethodFilter kin, Envoy's own original path).
+    case 13: return equalsIgnoringCase(name, "x-rewrite-url") || equalsIgnoringCase(name, "x-http-method")
+    case 14: return equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "x-original-url")
     case 16: return equalsIgnoringCase(name, "proxy-connection")
-    case 17: return equalsIgnoringCase(name, "transfer-encoding")
+    case 17: return equalsIgnoringCase(name, "transfer-encoding") || equalsIgnoringCase(name, "x-method-override")
+    case 21: return equalsIgnoringCase(name, "x-envoy-original-path")
+    case 22: return equalsIgnoringCase(name, "x-http-method-override")
     default: return false
     }
   }

@@ -101,6 +101,8 @@ struct ConfigLoaderTests {
       ("routes: [{prefix: /%76%31/, accepts: [secret_key]}]", "routes[0].prefix"),
       ("routes: [{prefix: \"/v1;x/\", accepts: [secret_key]}]", "routes[0].prefix"),
       ("routes: [{prefix: \"/v1?x\", accepts: [secret_key]}]", "routes[0].prefix"),
+      ("policy: {strip_request_headers: [X-Ok, \"X Bad\"]}", "policy.strip_request_headers[1]"),
+      ("policy: {strip_request_headers: [X_Internal]}", "policy.strip_request_headers[0]"),
     ])
   func badValues(_ extra: String, _ path: String) {
     let outcome = ConfigLoader.load(yaml: Self.minimal + "\n" + extra, baseDirectory: "/")
@@ -109,6 +111,20 @@ struct ConfigLoaderTests {
     } else {
       #expect(outcome.errors.contains { $0.path == path }, "\(outcome.errors)")
     }
+  }
+
+  @Test("tls.ciphers: OpenSSL or IANA names become OpenSSL names; unknown and TLS 1.3 names are errors with their index")
+  func ciphers() throws {
+    func load(_ list: String) -> ConfigLoader.Outcome {
+      ConfigLoader.load(yaml: Self.minimal.replacingOccurrences(of: "tls: {certificates:", with: "tls: {ciphers: \(list), certificates:"), baseDirectory: "/")
+    }
+    let ok = try #require(load("[TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, ecdhe-rsa-aes128-gcm-sha256]").config)
+    #expect(ok.tls.ciphers == ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"])
+    #expect(try #require(ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/").config).tls.ciphers.isEmpty)
+    let bad = load("[ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-AES256-GCM-SHA385, TLS_AES_128_GCM_SHA256]")
+    #expect(bad.config == nil)
+    #expect(bad.errors.map(\.path) == ["tls.ciphers[1]", "tls.ciphers[2]"], "\(bad.errors)")
+    #expect(bad.errors.last?.reason.contains("TLS 1.3") == true)
   }
 
   @Test("Environment overrides the file and --set overrides the environment")

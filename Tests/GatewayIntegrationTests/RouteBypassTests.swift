@@ -76,6 +76,40 @@ struct RouteBypassTests {
     }
   }
 
+  /// Headers known to make common frameworks serve another path or method than the request line's
+  /// (IIS/ASP.NET URL Rewrite, Symfony and Laravel, Express method-override, Rails, Envoy).
+  static let reroutingHeaders = [
+    "X-Original-URL: /v1/admin/orders", "X-Rewrite-URL: /v1/admin/orders", "X-HTTP-Method-Override: DELETE",
+    "X-HTTP-Method: DELETE", "X-Method-Override: DELETE", "X-Envoy-Original-Path: /v1/admin/orders",
+    // policy.strip_request_headers below, in other case than configured.
+    "x-internal-route: admin", "X-DEBUG-AS: root",
+  ]
+
+  @Test("Headers that re-route or re-method a request never reach the upstream, nor those in policy.strip_request_headers")
+  func reroutingHeadersStripped() throws {
+    let extra = "policy: {refuse_secret_key_in_browser: true, strip_request_headers: [X-Internal-Route, x-debug-as]}"
+    try withRawUpstream(extraConfig: extra) { gw in
+      for http2 in [false, true] {
+        // A storefront request (host auth) carrying every steering header.
+        let r = try gw.curl("acme.platform.localhost", "/products", headers: Self.reroutingHeaders + ["X-Kept: yes"], http2: http2)
+        #expect(r.status == 200, "h2=\(http2): \(r.diagnostic)")
+      }
+      let received = gw.rawUpstreamRequests()
+      #expect(received.count == 2)
+      for request in received {
+        let names = request.raw.components(separatedBy: "\r\n").dropFirst().compactMap { line in
+          line.firstIndex(of: ":").map { line[..<$0].lowercased() }
+        }
+        for h in Self.reroutingHeaders {
+          let name = String(h[..<h.firstIndex(of: ":")!]).lowercased()
+          #expect(!names.contains(name), "\(name) reached the upstream: \(request.raw.prefix(600))")
+        }
+        #expect(names.contains("x-kept"), "\(request.raw.prefix(600))")
+        #expect(request.raw.hasPrefix("GET /products HTTP/1.1\r\n"))
+      }
+    }
+  }
+
   /// The claims of the X-Tenant JWT in a raw request (the signature is checked elsewhere).
   static func tenantClaims(_ raw: String) -> [String: Any]? {
     guard let line = raw.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-tenant:") }) else { return nil }

@@ -220,6 +220,31 @@ struct HeaderRewriteTests {
     #expect(!pairs.contains { ["te", "upgrade", "keep-alive", "connection", "transfer-encoding", "authorization"].contains($0.0) })
   }
 
+  @Test("Headers that re-route or re-method a request are dropped, with policy.strip_request_headers, in any case")
+  func reroutingHeaders() {
+    let strict = HeaderRewrite(
+      tenantHeaderName: "X-Tenant", publishableKeyHeader: "X-Sellvik-Key", trustRequestID: false,
+      stripRequestHeaders: ["X-Internal-Route", "x-debug-as"])
+    let client: [(String, String)] = [
+      ("X-Original-URL", "/v1/admin/orders"), ("x-rewrite-url", "/v1/admin/orders"), ("X-HTTP-Method-Override", "DELETE"),
+      ("X-Http-Method", "DELETE"), ("X-METHOD-OVERRIDE", "DELETE"), ("X-Envoy-Original-Path", "/v1/admin/orders"),
+      ("x-internal-route", "admin"), ("X-Debug-As", "root"), ("X-Original-URLs", "kept"), ("Accept", "*/*"),
+    ]
+    let added = HeaderRewrite.Added(host: "acme.example", clientAddress: "10.0.0.1", requestID: "rid", shopID: "shop", token: "jwt",
+                                    framing: .none, stripAuthorization: false)
+    let names = strict.upstreamHeaders(from: client, added: added).map { $0.name.lowercased() }
+    for gone in ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override",
+      "x-envoy-original-path", "x-internal-route", "x-debug-as"]
+    {
+      #expect(!names.contains(gone), "\(gone) reached the upstream: \(names)")
+    }
+    #expect(names.contains("x-original-urls"))
+    #expect(names.contains("accept"))
+    // Without the policy list, the platform's own names pass (the §5 list still goes).
+    let plain = rewrite.upstreamHeaders(from: client, added: added).map { $0.name.lowercased() }
+    #expect(plain.contains("x-internal-route") && !plain.contains("x-original-url"))
+  }
+
   @Test("Credentials are read once; a repeated credential header is reported")
   func credentials() {
     let c = rewrite.credentials([("authorization", "bearer  sk_1 "), ("x-sellvik-key", "pk_1"), ("Origin", "https://a.com")])
