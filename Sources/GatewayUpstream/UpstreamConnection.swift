@@ -49,6 +49,12 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   private var delegate: UpstreamResponseDelegate?
   /// The delegate whose response ended in this read batch: it still gets `upstreamReadComplete`.
   private var lastDelegateForFlush: UpstreamResponseDelegate?
+  /// The response ended cleanly: back to the pool at the end of this read, if nothing else came in
+  /// it. Released inside the read, a waiting request would take the connection at once, and a
+  /// response the upstream sent unasked behind the first (in the same read) would be parsed as the
+  /// waiting request's answer — another request's, perhaps another shop's. Left idle until the
+  /// read ends, such bytes meet an idle connection, and that closes it.
+  private var releaseAtReadComplete = false
   private var readPaused = false
   private var pendingRead = false
   private var keepAlive = true
@@ -238,8 +244,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     }
     // A response that ended at EOF (close-delimited) completes while the channel is going away:
     // never hand that to the pool, where a waiting request would take it.
-    if keepAlive, let pool, context?.channel.isActive == true {
-      pool.release(self)
+    if keepAlive, pool != nil, context?.channel.isActive == true {
+      releaseAtReadComplete = true
     } else {
       // NIO fires channelReadComplete only while a channel is active, so closing here, inside the
       // read, would leave the client's side waiting for the flush that event brings (HTTP/2 wrote
@@ -259,6 +265,10 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   public func channelReadComplete(context: ChannelHandlerContext) {
     delegate?.upstreamReadComplete()
     flushLastExchange()
+    if releaseAtReadComplete {
+      releaseAtReadComplete = false
+      if case .idle = state, let pool { pool.release(self) }
+    }
     context.fireChannelReadComplete()
   }
 

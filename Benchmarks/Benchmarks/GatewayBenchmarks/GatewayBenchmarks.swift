@@ -141,6 +141,19 @@ let benchmarks: @Sendable () -> Void = {
     }
   }
 
+  // The path's normal form (RequestPath, PRODUCT.md §3) on every request: an already-normal target
+  // is one scan and the caller's String copies; a spelling that needs rewriting builds a new one.
+  let normalTargets = ["/v1/admin/products?page=2", "/products/shoes/blue-suede", "/v1/store/customers/me/orders", "/"]
+  let oddTargets = ["//%76%31/admin/./products?page=2", "/products/%7eshoes//blue-suede/", "/v1/store/../admin/orders", "/caf%c3%a9"]
+  for (name, targets) in [("already normal", normalTargets), ("rewritten", oddTargets)] {
+    Benchmark("request path normal form (\(name))", configuration: .init(scalingFactor: .kilo)) { benchmark in
+      let subs = targets.map { Substring($0) }
+      for i in benchmark.scaledIterations {
+        blackHole(RequestPath.normalize(target: subs[i % subs.count]))
+      }
+    }
+  }
+
   // Key resolution: SHA-256 of the presented key and the table lookup.
   Benchmark("key hash + lookup (100 000 keys)", configuration: .init(scalingFactor: .kilo)) { benchmark in
     var b = TenantTableBuilder(version: "bench", seed: 1)

@@ -12,6 +12,7 @@ tests see exactly the bytes the gateway sent. Answers, chosen by the request pat
   /close/chunked       Connection: close + chunked body, close after the last chunk
   /close/split         head, 100 ms, body, close (Connection: close + Content-Length)
   /close/before-body   Connection: close + Content-Length: 2, close before any body byte
+  /extra/response      200 "ok", and a second, unasked-for response behind it in the same write
   anything else        200, Content-Length, keep-alive; the body echoes the request line
 Serves connections until killed.
 """
@@ -87,6 +88,12 @@ def answer(conn, request_line):
     if path.startswith(b"/close/before-body"):
         conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
         return False
+    if path.startswith(b"/extra/response"):
+        # A second, unasked-for response right behind the first, in the same write (a buggy
+        # backend): it must never become some other request's answer.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"bogus\": \"yes\"}")
+        return True
     body = json.dumps({"requestLine": request_line.decode("latin-1")}).encode()
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     return True
