@@ -373,26 +373,31 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
     let id = HTTP2StreamID(exchange.streamID)
-    if head.status == .switchingProtocols, let accept = streams[id]?.websocketAccept {
-      websocketAccepted(id, head: head, expectedAccept: accept, requestID: exchange.requestID)
-      return
-    }
-    if streams[id]?.websocketAccept != nil, (200..<300).contains(head.status.code) {
-      // A 2xx to an extended CONNECT means "tunnel established" (RFC 9113 §8.5, RFC 8441 §5): a
-      // backend that answered the upgrade with a plain success did not accept it, and passing that
-      // on would leave the client writing WebSocket frames into nothing. Errors pass as they are.
-      exchange.cancel()
-      loop.counters.recordUpstreamError("upgrade_declined")
-      let refusal = GatewayRefusal.upstreamError.with(
-        message: "The upstream did not accept the WebSocket upgrade (it answered \(head.status.code), not 101).")
-      sendRefusal(id, refusal, requestID: exchange.requestID, method: .GET)
-      return
+    // One lookup per head: the state is a class, changed in place below.
+    let s = streams[id]
+    if let accept = s?.websocketAccept {
+      if head.status == .switchingProtocols {
+        websocketAccepted(id, head: head, expectedAccept: accept, requestID: exchange.requestID)
+        return
+      }
+      if (200..<300).contains(head.status.code) {
+        // A 2xx to an extended CONNECT means "tunnel established" (RFC 9113 §8.5, RFC 8441 §5): a
+        // backend that answered the upgrade with a plain success did not accept it, and passing
+        // that on would leave the client writing WebSocket frames into nothing. Errors pass as
+        // they are.
+        exchange.cancel()
+        loop.counters.recordUpstreamError("upgrade_declined")
+        let refusal = GatewayRefusal.upstreamError.with(
+          message: "The upstream did not accept the WebSocket upgrade (it answered \(head.status.code), not 101).")
+        sendRefusal(id, refusal, requestID: exchange.requestID, method: .GET)
+        return
+      }
     }
     let headers = Self.responseHeaders(
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
-    noteResponseHead(id, status: Int(head.status.code))
-    streams[id]?.pendingHeaders = headers
+    noteResponseHead(id, status: Int(head.status.code), state: s)
+    s?.pendingHeaders = headers
   }
 
   /// A response's HPACK header list: `:status`, then the upstream's headers as §5 passes them to
@@ -415,9 +420,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   /// Counts a response head and its upstream latency (and notes both in the access log).
-  private func noteResponseHead(_ id: HTTP2StreamID, status: Int) {
+  private func noteResponseHead(_ id: HTTP2StreamID, status: Int, state: StreamState?) {
     loop.counters.recordResponse(status: status)
-    let untilHead = (NIODeadline.now() - (streams[id]?.started ?? .now())).nanoseconds
+    let untilHead = (NIODeadline.now() - (state?.started ?? .now())).nanoseconds
     loop.counters.upstreamLatency.observe(nanos: untilHead)
     if logs[id] != nil {
       logs[id]!.status = status
@@ -593,7 +598,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let headers = Self.responseHeaders(
       status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
       dropping: "sec-websocket-accept")
-    noteResponseHead(id, status: 200)
+    noteResponseHead(id, status: 200, state: streams[id])
     streams[id]?.pendingHeaders = headers
   }
 

@@ -77,6 +77,15 @@ class Conn:
             f.flags.add("END_STREAM")
         return f
 
+    def requests(self, header_lists):
+        """One complete request (HEADERS, END_HEADERS + END_STREAM) per header list, exactly as
+        given, on streams 1, 3, 5, ..."""
+        for i, hs in enumerate(header_lists):
+            f = HeadersFrame(1 + 2 * i, self.enc.encode(hs))
+            f.flags.add("END_HEADERS")
+            f.flags.add("END_STREAM")
+            yield f
+
     def poll(self, seconds, until=None):
         """Reads frames for up to `seconds` (0: what is already there), answering PINGs from the server."""
         deadline = time.time() + seconds
@@ -256,13 +265,7 @@ def invalid_pseudo_headers(c):
         [(":method", "GET"), (":scheme", "https"), (":authority", c.host), (":path", "")],
         [(":method", "GET"), (":scheme", "https"), (":authority", c.host), (":path", "/attack/pseudo"), (":status", "200")],
     ]
-    def frames():
-        for i, hs in enumerate(shapes):
-            f = HeadersFrame(1 + 2 * i, c.enc.encode(hs))
-            f.flags.add("END_HEADERS")
-            f.flags.add("END_STREAM")
-            yield f
-    c.frames(frames())
+    c.frames(c.requests(shapes))
     c.poll(3, until=lambda c: len(c.ended) >= len(shapes) or c.closed)
     return c.result(streams=len(shapes))
 
@@ -321,13 +324,7 @@ def malformed_semantics(c):
         [(":method", "GET")] + base + [(":path", "/attack/semantics;param")],
         [(":method", "GET")] + base + [(":path", "/attack/semantics?a b")],
     ]
-    def frames():
-        for i, hs in enumerate(shapes):
-            f = HeadersFrame(1 + 2 * i, c.enc.encode(hs))
-            f.flags.add("END_HEADERS")
-            f.flags.add("END_STREAM")
-            yield f
-    c.frames(frames())
+    c.frames(c.requests(shapes))
     c.poll(3, until=lambda c: len(c.ended) >= len(shapes) or c.closed)
     codes = {}
     for sid, body in c.bodies.items():

@@ -62,38 +62,35 @@ def read_request(conn, buf):
     return head + rest[:length], rest[length:]
 
 
+OK2 = b"Content-Length: 2\r\n\r\n"
+# Path prefix -> (what is written, a pause in seconds between writes; keep the connection open).
+# Checked in order: the first prefix that matches answers.
+ANSWERS = [
+    (b"/close/cl-late", [b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + OK2 + b"ok", 0.2], False),
+    (b"/close/cl", [b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + OK2 + b"ok"], False),
+    (b"/close/eof-bare", [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok"], False),
+    (b"/close/eof", [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok"], False),
+    (b"/close/chunked", [b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"], False),
+    (b"/close/split", [b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + OK2, 0.1, b"ok"], False),
+    (b"/close/before-body", [b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + OK2], False),
+    # A second, unasked-for response right behind the first, in the same write (a buggy backend):
+    # it must never become some other request's answer.
+    (b"/extra/response", [b"HTTP/1.1 200 OK\r\n" + OK2 + b"ok"
+                          b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"bogus\": \"yes\"}"], True),
+]
+
+
 def answer(conn, request_line):
+    """Writes the answer the path asks for; returns whether the connection stays open."""
     path = request_line.split(b" ")[1] if request_line.count(b" ") >= 2 else b"/"
-    if path.startswith(b"/close/cl-late"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-        time.sleep(0.2)
-        return False
-    if path.startswith(b"/close/cl"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-        return False
-    if path.startswith(b"/close/eof-bare"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok")
-        return False
-    if path.startswith(b"/close/eof"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok")
-        return False
-    if path.startswith(b"/close/chunked"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
-        return False
-    if path.startswith(b"/close/split"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
-        time.sleep(0.1)
-        conn.sendall(b"ok")
-        return False
-    if path.startswith(b"/close/before-body"):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
-        return False
-    if path.startswith(b"/extra/response"):
-        # A second, unasked-for response right behind the first, in the same write (a buggy
-        # backend): it must never become some other request's answer.
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"bogus\": \"yes\"}")
-        return True
+    for prefix, steps, keep in ANSWERS:
+        if path.startswith(prefix):
+            for step in steps:
+                if isinstance(step, bytes):
+                    conn.sendall(step)
+                else:
+                    time.sleep(step)
+            return keep
     body = json.dumps({"requestLine": request_line.decode("latin-1")}).encode()
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     return True
