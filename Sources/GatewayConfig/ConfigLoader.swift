@@ -14,11 +14,26 @@ public enum ConfigLoader {
     public var config: GatewayConfig?
     public var errors: [ConfigError]
     public var warnings: [String]
+    /// The YAML line of each key path (for messages about values checked later, such as files).
+    public var lines: [String: Int] = [:]
+    /// Key paths set by an override, with where: `environment TGW_…` or `--set …`.
+    public var overridden: [String: String] = [:]
+
+    /// Where the value at `keyPath` came from, as a message prefix: `gateway.conf:12`,
+    /// `environment TGW_LISTEN_ADDRESS` or `--set listen.address=…`.
+    public func origin(of keyPath: String, file: String) -> String {
+      if let s = overridden[keyPath] { return s }
+      if let l = lines[keyPath] { return "\(file):\(l)" }
+      return file
+    }
   }
+
+  /// `TGW_` variables that belong to the repository's scripts and tests, not to gateway.conf.
+  public static let toolingVariables: Set<String> = ["TGW_BINARY", "TGW_WARNINGS_AS_ERRORS", "TGW_SOAK_SECONDS"]
 
   /// Every scalar key that environment variables and `--set` may override.
   public static let scalarKeyPaths: [String] = [
-    "listen.address", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
+    "listen.address", "listen.proxy_protocol", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
     "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
     "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "upstreams.default", "upstreams.test",
     "policy.refuse_secret_key_in_browser", "cors.max_age_s", "tenant_header.name", "tenant_header.issuer",
@@ -53,41 +68,70 @@ public enum ConfigLoader {
     yaml: String, baseDirectory: String, environment: [String: String] = [:], overrides: [String] = []
   ) -> Outcome {
     var tree: ConfigNode
+    var lines: [String: Int] = [:]
     do {
-      tree = try ConfigNode.parse(yaml: yaml)
+      (tree, lines) = try ConfigNode.parseWithLines(yaml: yaml)
     } catch let e as ConfigError {
       return Outcome(config: nil, errors: [e], warnings: [])
     } catch {
       return Outcome(config: nil, errors: [ConfigError(path: "", reason: "not valid YAML: \(error)")], warnings: [])
     }
     var errors: [ConfigError] = []
+    var warnings: [String] = []
+    var overridden: [String: String] = [:]
+    let known = Set(scalarKeyPaths.map(environmentName(for:)))
+    for name in environment.keys.sorted() where name.hasPrefix("TGW_") && !known.contains(name) && !toolingVariables.contains(name) {
+      let hint = Spelling.closest(to: name, among: known).map { "; did you mean \($0)?" } ?? ""
+      warnings.append("environment variable \(name) is not a gateway.conf key and is ignored\(hint)")
+    }
     for keyPath in scalarKeyPaths {
-      if let value = environment[environmentName(for: keyPath)] {
+      let name = environmentName(for: keyPath)
+      if let value = environment[name] {
+        overridden[keyPath] = "environment \(name)"
         do { try tree.set(path: keyPath.split(separator: ".").map(String.init), value: .scalar(value)) } catch {
-          errors.append(ConfigError(path: keyPath, reason: "cannot apply \(environmentName(for: keyPath)): \(error)"))
+          errors.append(ConfigError(path: keyPath, reason: "cannot apply: \(error)", source: "environment \(name)"))
         }
       }
     }
     for item in overrides {
       guard let eq = item.firstIndex(of: "=") else {
-        errors.append(ConfigError(path: item, reason: "--set needs key.path=value"))
+        errors.append(ConfigError(path: item, reason: "--set needs key.path=value", source: "--set \(item)"))
         continue
       }
       let keyPath = String(item[..<eq])
       guard scalarKeyPaths.contains(keyPath) else {
-        errors.append(ConfigError(path: keyPath, reason: "--set only overrides scalar keys (\(scalarKeyPaths.count) of them, see docs/configuration.md)"))
+        let hint = Spelling.closest(to: keyPath, among: scalarKeyPaths).map { "; did you mean \($0)?" } ?? ""
+        errors.append(ConfigError(
+          path: keyPath, reason: "--set only overrides scalar keys (\(scalarKeyPaths.count) of them, see docs/configuration.md)\(hint)",
+          source: "--set \(item)"))
         continue
       }
+      overridden[keyPath] = "--set \(item)"
       do {
         try tree.set(path: keyPath.split(separator: ".").map(String.init), value: .scalar(String(item[item.index(after: eq)...])))
       } catch {
-        errors.append(ConfigError(path: keyPath, reason: "\(error)"))
+        errors.append(ConfigError(path: keyPath, reason: "\(error)", source: "--set \(item)"))
       }
     }
     let decoded = ConfigDecoder(baseDirectory: baseDirectory).decode(tree)
-    errors.append(contentsOf: decoded.errors)
-    let warnings = decoded.unknownKeys.map { "unknown key \($0)" } + decoded.warnings
-    return Outcome(config: errors.isEmpty ? decoded.config : nil, errors: errors, warnings: warnings)
+    // A decoding error is about a value: say where that value was written (or which override set it).
+    for var e in decoded.errors {
+      if let s = overridden[e.path] {
+        e.source = s
+      } else if e.line == nil {
+        var p = Substring(e.path)
+        while !p.isEmpty, lines[String(p)] == nil, let cut = p.lastIndex(where: { $0 == "." || $0 == "[" }) { p = p[..<cut] }
+        e.line = lines[String(p)]
+      }
+      errors.append(e)
+    }
+    warnings = decoded.unknownKeys.map { u in
+      "unknown key \(u.path)" + (lines[u.path].map { " (line \($0))" } ?? "") + u.hint
+    } + decoded.warnings + warnings
+    var outcome = Outcome(config: errors.isEmpty ? decoded.config : nil, errors: errors, warnings: warnings)
+    outcome.lines = lines
+    outcome.overridden = overridden
+    return outcome
   }
 }
 
@@ -98,7 +142,7 @@ struct ConfigDecoder {
   struct Result {
     var config: GatewayConfig?
     var errors: [ConfigError]
-    var unknownKeys: [String]
+    var unknownKeys: [(path: String, hint: String)]
     var warnings: [String]
   }
 
@@ -131,6 +175,16 @@ struct ConfigDecoder {
     // listen
     let listenC = root.child("listen")
     let listenAddress = address(listenC, "address", default: nil, section: "listen")
+    let proxyProtocol = listenC?.bool("proxy_protocol", default: false) ?? false
+    var proxyFrom: [CIDRBlock] = []
+    for (i, text) in (listenC?.strings("proxy_protocol_from") ?? []).enumerated() {
+      if let block = CIDRBlock(text) { proxyFrom.append(block) } else {
+        diag.errors.append(ConfigError(path: "listen.proxy_protocol_from[\(i)]", reason: "\"\(text)\" is not an address or CIDR block"))
+      }
+    }
+    if proxyProtocol && proxyFrom.isEmpty {
+      listenC?.fail("proxy_protocol_from", "must list the load balancers' addresses when proxy_protocol is true (a PROXY header from anyone else would let them choose their client address)")
+    }
     listenC?.finish()
 
     // admin
@@ -447,7 +501,7 @@ struct ConfigDecoder {
       return Result(config: nil, errors: diag.errors, unknownKeys: diag.unknownKeys, warnings: warnings)
     }
     let config = GatewayConfig(
-      listen: .init(address: listenAddress), admin: .init(address: adminAddress, tokenFile: tokenFile),
+      listen: .init(address: listenAddress, proxyProtocol: proxyProtocol, proxyProtocolFrom: proxyFrom), admin: .init(address: adminAddress, tokenFile: tokenFile),
       tls: .init(
         certificates: certificates, customDomainCertsDir: customDir, minVersion: minVersion, generateDevCertificate: generateDev,
         ciphers: ciphers),

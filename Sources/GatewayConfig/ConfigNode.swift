@@ -21,11 +21,19 @@ public indirect enum ConfigNode: Sendable, Equatable {
 
   /// Parses YAML text.
   public static func parse(yaml: String) throws -> ConfigNode {
-    guard let node = try Yams.compose(yaml: yaml) else { return .mapping([]) }
-    return try convert(node)
+    try parseWithLines(yaml: yaml).node
   }
 
-  static func convert(_ node: Yams.Node) throws -> ConfigNode {
+  /// Parses YAML text, noting the line of every key path (`tls.certificates[0].cert` → 12), so a
+  /// message about a value can point at where it was written.
+  public static func parseWithLines(yaml: String) throws -> (node: ConfigNode, lines: [String: Int]) {
+    guard let node = try Yams.compose(yaml: yaml) else { return (.mapping([]), [:]) }
+    var lines: [String: Int] = [:]
+    return (try convert(node, path: "", lines: &lines), lines)
+  }
+
+  static func convert(_ node: Yams.Node, path: String, lines: inout [String: Int]) throws -> ConfigNode {
+    if let line = node.mark?.line, lines[path] == nil { lines[path] = line }
     switch node {
     case .scalar(let s):
       if s.style == .plain, ["null", "~", "Null", "NULL", ""].contains(s.string) { return .null }
@@ -34,15 +42,18 @@ public indirect enum ConfigNode: Sendable, Equatable {
       var out: [(String, ConfigNode)] = []
       var seen = Set<String>()
       for (k, v) in m {
-        guard let key = k.string else { throw ConfigError(path: "", reason: "mapping keys must be strings") }
-        guard seen.insert(key).inserted else { throw ConfigError(path: key, reason: "key appears twice") }
-        out.append((key, try convert(v)))
+        let line = k.mark?.line
+        guard let key = k.string else { throw ConfigError(path: path, reason: "mapping keys must be strings", line: line) }
+        let keyPath = path.isEmpty ? key : "\(path).\(key)"
+        guard seen.insert(key).inserted else { throw ConfigError(path: keyPath, reason: "key appears twice", line: line) }
+        if let line { lines[keyPath] = line }
+        out.append((key, try convert(v, path: keyPath, lines: &lines)))
       }
       return .mapping(out)
     case .sequence(let s):
-      return .sequence(try s.map(convert))
+      return .sequence(try s.enumerated().map { try convert($1, path: "\(path)[\($0)]", lines: &lines) })
     case .alias:
-      throw ConfigError(path: "", reason: "YAML aliases are not supported")
+      throw ConfigError(path: path, reason: "YAML aliases are not supported", line: node.mark?.line)
     }
   }
 
@@ -79,11 +90,25 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
   /// Dotted key path, e.g. `tls.certificates[0].cert`.
   public var path: String
   public var reason: String
-  public init(path: String, reason: String) {
+  /// The YAML line the value was written on, when it came from the file.
+  public var line: Int?
+  /// Where the value came from when not the file: `environment TGW_LISTEN_ADDRESS`, `--set listen.address=…`.
+  public var source: String?
+  public init(path: String, reason: String, line: Int? = nil, source: String? = nil) {
     self.path = path
     self.reason = reason
+    self.line = line
+    self.source = source
   }
   public var description: String { path.isEmpty ? reason : "\(path): \(reason)" }
+
+  /// The message as `check` and `serve` print it: `gateway.conf:12: listen.address: …`, or, for a
+  /// value from an override, `environment TGW_LISTEN_ADDRESS: listen.address: …`.
+  public func message(file: String) -> String {
+    if let source { return "\(source): \(description)" }
+    if let line { return "\(file):\(line): \(description)" }
+    return "\(file): \(description)"
+  }
 }
 
 /// Walks one mapping of the tree, reading typed values and noting which keys were used, so unknown
@@ -96,7 +121,8 @@ final class ConfigCursor {
 
   final class Diagnostics {
     var errors: [ConfigError] = []
-    var unknownKeys: [String] = []
+    /// Key paths present but never read, with a "did you mean" hint (or "").
+    var unknownKeys: [(path: String, hint: String)] = []
   }
 
   init(node: ConfigNode, path: String, diagnostics: Diagnostics) {
@@ -215,6 +241,36 @@ final class ConfigCursor {
   }
 
   func finish() {
-    for key in keys where !used.contains(key) { diagnostics.unknownKeys.append(keyPath(key)) }
+    for key in keys where !used.contains(key) {
+      let hint = Spelling.closest(to: key, among: used).map { " (did you mean \(keyPath($0))?)" } ?? ""
+      diagnostics.unknownKeys.append((keyPath(key), hint))
+    }
+  }
+}
+
+/// "Did you mean": the closest known name within a small edit distance.
+public enum Spelling {
+  /// The candidate nearest to `word` (Levenshtein, case-insensitive) when at most a third of it differs.
+  public static func closest<S: Sequence>(to word: String, among candidates: S) -> String? where S.Element == String {
+    let w = Array(word.lowercased().utf8)
+    var best: (String, Int)? = nil
+    for c in candidates {
+      let d = distance(w, Array(c.lowercased().utf8))
+      if d <= max(2, w.count / 3), d < (best?.1 ?? .max) { best = (c, d) }
+    }
+    return best?.0
+  }
+
+  static func distance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    if a.isEmpty { return b.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+      var current = [i] + [Int](repeating: 0, count: b.count)
+      for j in stride(from: 1, through: b.count, by: 1) {
+        current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+      }
+      previous = current
+    }
+    return previous[b.count]
   }
 }

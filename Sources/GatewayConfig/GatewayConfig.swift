@@ -89,7 +89,13 @@ public struct KeyFileSpec: Sendable, Equatable {
 
 /// Everything in `gateway.conf`, typed and validated (PRODUCT.md §7).
 public struct GatewayConfig: Sendable {
-  public struct Listen: Sendable { public var address: SocketAddressSpec }
+  public struct Listen: Sendable {
+    public var address: SocketAddressSpec
+    /// `listen.proxy_protocol`: every connection starts with a PROXY protocol v1 or v2 header.
+    public var proxyProtocol: Bool = false
+    /// `listen.proxy_protocol_from`: the load balancers trusted to send it; anyone else is closed.
+    public var proxyProtocolFrom: [CIDRBlock] = []
+  }
   public struct Admin: Sendable {
     public var address: SocketAddressSpec
     /// File with the admin bearer token; `nil`: no token required.
@@ -195,5 +201,56 @@ public struct GatewayConfig: Sendable {
     ResolverSettings(
       platform: platformHosts, routes: routes, refuseSecretKeyInBrowser: policy.refuseSecretKeyInBrowser,
       hasTestCluster: upstreams["test"] != nil)
+  }
+}
+
+/// An address block, `10.0.0.0/8`, `::1/128` or a bare address (all of its bits).
+public struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
+  /// 4 or 16 bytes.
+  public let network: [UInt8]
+  public let prefixLength: Int
+  public let description: String
+
+  public init?(_ text: String) {
+    let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+    guard let bytes = Self.parseAddress(String(parts[0])) else { return nil }
+    let bits = bytes.count * 8
+    var length = bits
+    if parts.count == 2 {
+      guard let l = Int(parts[1]), (0...bits).contains(l) else { return nil }
+      length = l
+    }
+    network = Self.masked(bytes, length)
+    prefixLength = length
+    description = text
+  }
+
+  /// True when `address` (4 or 16 bytes; an IPv4-mapped IPv6 address counts as IPv4) is inside.
+  public func contains(_ address: [UInt8]) -> Bool {
+    var a = address
+    if a.count == 16, network.count == 4, a.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
+      a = Array(a.suffix(4))
+    }
+    guard a.count == network.count else { return false }
+    return Self.masked(a, prefixLength) == network
+  }
+
+  static func masked(_ bytes: [UInt8], _ length: Int) -> [UInt8] {
+    bytes.enumerated().map { i, b in
+      let keep = max(0, min(8, length - i * 8))
+      return keep == 8 ? b : b & UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
+    }
+  }
+
+  /// IPv4 dotted quad or IPv6 text, as bytes.
+  public static func parseAddress(_ text: String) -> [UInt8]? {
+    if text.contains(":") {
+      var storage = in6_addr()
+      guard inet_pton(AF_INET6, text, &storage) == 1 else { return nil }
+      return withUnsafeBytes(of: &storage) { Array($0) }
+    }
+    var storage = in_addr()
+    guard inet_pton(AF_INET, text, &storage) == 1 else { return nil }
+    return withUnsafeBytes(of: &storage) { Array($0) }
   }
 }

@@ -166,4 +166,62 @@ struct ConfigLoaderTests {
     let ip = yaml.replacingOccurrences(of: "https://catalog-2.internal:8443", with: "https://10.0.0.6:8443")
     #expect(ConfigLoader.load(yaml: ip, baseDirectory: "/").errors.contains { "\($0)".contains("needs a DNS name") })
   }
+
+  @Test("Errors carry the YAML line of the value, or the override that set it")
+  func errorOrigins() throws {
+    let yaml = Self.minimal + "\nlimits: {max_body_bytes: lots}\n"
+    let fromFile = ConfigLoader.load(yaml: yaml, baseDirectory: "/etc/tgw")
+    let e = try #require(fromFile.errors.first)
+    #expect(e.path == "limits.max_body_bytes")
+    #expect(e.line == 7)
+    #expect(e.message(file: "gw.conf") == "gw.conf:7: limits.max_body_bytes: must be an integer, got \"lots\"")
+    let env = ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/", environment: ["TGW_LIMITS_BURST": "x"])
+    #expect(env.errors.first?.message(file: "gw.conf").hasPrefix("environment TGW_LIMITS_BURST: limits.burst:") == true, "\(env.errors)")
+    let set = ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/", overrides: ["limits.burts=3"])
+    #expect(set.errors.first?.message(file: "gw.conf").contains("--set limits.burts=3: limits.burts: --set only overrides scalar keys") == true)
+    #expect(set.errors.first?.reason.hasSuffix("did you mean limits.burst?") == true, "\(set.errors)")
+    #expect(fromFile.origin(of: "tls.certificates[0].cert", file: "gw.conf") == "gw.conf:2")
+  }
+
+  @Test("Unknown keys and TGW_ variables get a did-you-mean; the repository's tooling variables are not config")
+  func didYouMean() throws {
+    let o = ConfigLoader.load(
+      yaml: Self.minimal.replacingOccurrences(of: "listen: {address:", with: "listen: {adress: x, address:"), baseDirectory: "/",
+      environment: ["TGW_LISTEN_ADRESS": "1", "TGW_BINARY": "/x", "TGW_COMPLETELY_ELSE": "1"])
+    #expect(o.warnings.contains("unknown key listen.adress (line 1) (did you mean listen.address?)"), "\(o.warnings)")
+    #expect(o.warnings.contains { $0.contains("TGW_LISTEN_ADRESS") && $0.hasSuffix("did you mean TGW_LISTEN_ADDRESS?") }, "\(o.warnings)")
+    #expect(o.warnings.contains { $0.contains("TGW_COMPLETELY_ELSE is not a gateway.conf key") && !$0.contains("did you mean") })
+    #expect(!o.warnings.contains { $0.contains("TGW_BINARY") })
+    #expect(Spelling.closest(to: "idle_timeout", among: ["idle_timeout_s", "drain_timeout_s"]) == "idle_timeout_s")
+    #expect(Spelling.closest(to: "zzz", among: ["idle_timeout_s"]) == nil)
+  }
+
+  @Test("listen.proxy_protocol needs proxy_protocol_from; CIDR blocks parse and match v4, v6 and v4-mapped addresses")
+  func proxyProtocolConfig() throws {
+    let bare = ConfigLoader.load(
+      yaml: Self.minimal.replacingOccurrences(of: "listen: {address: \"127.0.0.1:8443\"}", with: "listen: {address: \"127.0.0.1:8443\", proxy_protocol: true}"),
+      baseDirectory: "/")
+    #expect(bare.errors.contains { $0.path == "listen.proxy_protocol_from" }, "\(bare.errors)")
+    let ok = ConfigLoader.load(
+      yaml: Self.minimal.replacingOccurrences(
+        of: "listen: {address: \"127.0.0.1:8443\"}",
+        with: "listen: {address: \"127.0.0.1:8443\", proxy_protocol: true, proxy_protocol_from: [10.0.0.0/8, \"::1\", 192.168.1.7]}"),
+      baseDirectory: "/")
+    let listen = try #require(ok.config?.listen, "\(ok.errors)")
+    #expect(listen.proxyProtocol)
+    let blocks = listen.proxyProtocolFrom
+    #expect(blocks.count == 3)
+    #expect(blocks[0].contains([10, 200, 3, 4]))
+    #expect(!blocks[0].contains([11, 0, 0, 1]))
+    #expect(blocks[0].contains([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 1, 2, 3]))
+    #expect(blocks[1].contains([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]))
+    #expect(!blocks[2].contains([192, 168, 1, 8]))
+    #expect(CIDRBlock("10.0.0.0/33") == nil && CIDRBlock("nonsense") == nil)
+    let badBlock = ConfigLoader.load(
+      yaml: Self.minimal.replacingOccurrences(
+        of: "listen: {address: \"127.0.0.1:8443\"}",
+        with: "listen: {address: \"127.0.0.1:8443\", proxy_protocol: true, proxy_protocol_from: [\"10.0.0.0/99\"]}"),
+      baseDirectory: "/")
+    #expect(badBlock.errors.contains { $0.path == "listen.proxy_protocol_from[0]" })
+  }
 }
