@@ -125,7 +125,8 @@ let package = Package(
     .executableTarget(
       name: "tenant-gateway",
       dependencies: [
-        "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayServer",
+        "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayServer", "GatewayObservability",
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -122,9 +122,15 @@ public final class AccessLogWriter: @unchecked Sendable {
   public let writtenLines = ManagedAtomic<Int>(0)
   private var thread: Thread?
   private let stopped = DispatchSemaphore(value: 0)
+  private let path: String
+  /// Set by ``reopen()``; the writer thread reopens after writing what is queued.
+  private var reopenRequested = false
+  /// Reopens done (for `/metrics` and the tests).
+  public let reopens = ManagedAtomic<Int>(0)
 
   /// `path` "-" is standard output; anything else is a file opened for appending.
   public init(path: String, maxQueuedBytes: Int = 8 << 20) throws {
+    self.path = path
     if path == "-" {
       fd = STDOUT_FILENO
       ownsFD = false
@@ -160,6 +166,16 @@ public final class AccessLogWriter: @unchecked Sendable {
     writtenLines.wrappingIncrement(by: lines, ordering: .relaxed)
   }
 
+  /// Reopens the file at `path` (SIGUSR1, after logrotate renamed it): lines queued before go to
+  /// the old file, lines after to the new one. Standard output is left alone.
+  public func reopen() {
+    guard ownsFD else { return }
+    condition.lock()
+    reopenRequested = true
+    condition.signal()
+    condition.unlock()
+  }
+
   /// Writes what is queued and stops the thread.
   public func stop() {
     guard thread != nil else { return }
@@ -174,13 +190,24 @@ public final class AccessLogWriter: @unchecked Sendable {
   private func run() {
     while true {
       condition.lock()
-      while queue.isEmpty && !stopping { condition.wait() }
+      while queue.isEmpty && !stopping && !reopenRequested { condition.wait() }
       let batches = queue
       let done = stopping
+      let reopen = reopenRequested
+      reopenRequested = false
       queue.removeAll(keepingCapacity: true)
       queuedBytes = 0
       condition.unlock()
       for b in batches { writeAll(b) }
+      if reopen {
+        // The same descriptor number, pointed at the new file: nothing else holds a stale copy.
+        let f = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        if f >= 0 {
+          dup2(f, fd)
+          close(f)
+          reopens.wrappingIncrement(ordering: .relaxed)
+        }
+      }
       if done {
         if ownsFD { close(fd) }
         stopped.signal()

@@ -51,17 +51,12 @@ public final class AdminServer: Sendable {
   let logger: Logger
   private let channelBox = NIOLockedValueBox<Channel?>(nil)
 
-  public init(group: EventLoopGroup, backend: AdminBackend, tokenFile: String?, logger: Logger) {
+  /// - Parameter token: the bearer token every endpoint but health and the JWKS requires (nil: none).
+  public init(group: EventLoopGroup, backend: AdminBackend, token: [UInt8]?, logger: Logger) {
     self.group = group
     self.backend = backend
     self.logger = logger
-    if let tokenFile, let bytes = try? FileBytes.read(tokenFile) {
-      var t = bytes[...]
-      while let l = t.last, l == 0x0A || l == 0x0D || l == 0x20 || l == 0x09 { t = t.dropLast() }
-      token = Array(t)
-    } else {
-      token = nil
-    }
+    self.token = token
   }
 
   public func start(host: String, port: Int) throws {
@@ -69,6 +64,8 @@ public final class AdminServer: Sendable {
     let token = self.token
     let channel = try ServerBootstrap(group: group)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      // Like the TLS listener: a replacement process binds beside this one (PRODUCT.md §8).
+      .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
@@ -95,6 +92,10 @@ final class AdminHandler: ChannelInboundHandler {
   let token: [UInt8]?
   private var head: HTTPRequestHead?
   private var keepAlive = true
+  /// The request is a HEAD: the answer has GET's headers and no body.
+  private var headOnly = false
+  /// Overrides `no-store` for the next response (the JWKS is cacheable).
+  private var cacheControl: String?
 
   init(backend: AdminBackend, token: [UInt8]?) {
     self.backend = backend
@@ -130,13 +131,23 @@ final class AdminHandler: ChannelInboundHandler {
       respond(context, status: .unauthorized, json: "{\"error\":{\"code\":\"unauthorized\",\"message\":\"admin token required\"}}")
       return
     }
-    switch (head.method, path) {
+    // Probes and load balancers use HEAD and OPTIONS too: HEAD is GET without the body.
+    let method: HTTPMethod = head.method == .HEAD ? .GET : head.method
+    headOnly = head.method == .HEAD
+    if head.method == .OPTIONS {
+      respond(context, status: .noContent, contentType: nil, body: "", extraHeaders: [("Allow", "GET, HEAD, OPTIONS, POST")])
+      return
+    }
+    switch (method, path) {
     case (.GET, "/healthz"):
       respond(context, status: .ok, json: "{\"status\":\"ok\"}")
     case (.GET, "/readyz"):
       let ready = backend.isReady
       respond(context, status: ready ? .ok : .serviceUnavailable, json: "{\"ready\":\(ready)}")
     case (.GET, "/.well-known/tenant-jwks.json"):
+      // Backends cache the keys (docs/backend.md). Rotation publishes a new key (second in
+      // signing_keys) for longer than this before it signs, so a cached copy always has it.
+      cacheControl = "public, max-age=300"
       respond(context, status: .ok, json: backend.jwks)
     case (.GET, "/admin/snapshot"):
       respond(context, status: .ok, json: AdminJSON.snapshot(backend.snapshotStatus))
@@ -178,15 +189,20 @@ final class AdminHandler: ChannelInboundHandler {
     respond(context, status: status, contentType: "application/json", body: json)
   }
 
-  private func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, body: String) {
+  private func respond(
+    _ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String?, body: String,
+    extraHeaders: [(String, String)] = []
+  ) {
     let buffer = context.channel.allocator.buffer(string: body)
     var headers = HTTPHeaders()
-    headers.add(name: "Content-Type", value: contentType)
-    headers.add(name: "Content-Length", value: String(buffer.readableBytes))
-    headers.add(name: "Cache-Control", value: "no-store")
+    if let contentType { headers.add(name: "Content-Type", value: contentType) }
+    if status != .noContent { headers.add(name: "Content-Length", value: String(buffer.readableBytes)) }
+    headers.add(name: "Cache-Control", value: cacheControl ?? "no-store")
+    for (n, v) in extraHeaders { headers.add(name: n, value: v) }
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-    context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    if !headOnly && buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+    cacheControl = nil
     let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
     if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
   }
@@ -249,9 +265,31 @@ public enum AdminJSON {
 public enum PrometheusText {
   public static func render(
     _ c: CounterSnapshot, snapshot s: SnapshotStatus,
-    endpoints: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] = []
+    endpoints: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] = [], process: ProcessStats? = nil
   ) -> String {
     var out = ""
+    out += "# HELP tenant_gateway_build_info The running build (value 1).\n"
+    out += "# TYPE tenant_gateway_build_info gauge\n"
+    out += "tenant_gateway_build_info{version=\"\(BuildInfo.version)\",swift=\"\(BuildInfo.swiftVersion)\"} 1\n"
+    let p = process ?? ProcessStats.read()
+    out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+    out += "# TYPE process_resident_memory_bytes gauge\n"
+    out += "process_resident_memory_bytes \(p.residentMemoryBytes)\n"
+    out += "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+    out += "# TYPE process_virtual_memory_bytes gauge\n"
+    out += "process_virtual_memory_bytes \(p.virtualMemoryBytes)\n"
+    out += "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+    out += "# TYPE process_cpu_seconds_total counter\n"
+    out += "process_cpu_seconds_total \(p.cpuSeconds)\n"
+    out += "# HELP process_open_fds Number of open file descriptors.\n"
+    out += "# TYPE process_open_fds gauge\n"
+    out += "process_open_fds \(p.openFDs)\n"
+    out += "# HELP process_max_fds Maximum number of open file descriptors.\n"
+    out += "# TYPE process_max_fds gauge\n"
+    out += "process_max_fds \(p.maxFDs)\n"
+    out += "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+    out += "# TYPE process_start_time_seconds gauge\n"
+    out += "process_start_time_seconds \(p.startTimeSeconds)\n"
     out += "# HELP tenant_gateway_requests_total Responses sent to clients, by status class.\n"
     out += "# TYPE tenant_gateway_requests_total counter\n"
     for i in 1...5 { out += "tenant_gateway_requests_total{code_class=\"\(i)xx\"} \(c.responsesByClass[i])\n" }

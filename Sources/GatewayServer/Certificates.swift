@@ -51,22 +51,66 @@ final class CertificateSet: Sendable {
     let names: CertificateNames
     let context: NIOSSLContext
     let certPath: String
+    /// The leaf's expiry.
+    let notAfter: Date
   }
   let entries: [Entry]
 
-  /// Loads every `tls.certificates` entry. The first is the default certificate.
+  /// Loads every `tls.certificates` entry (``loadEntry(_:index:profile:)``). The first is the default.
   init(config: GatewayConfig.TLS) throws {
     let profile = TLSProfile(config)
-    var entries: [Entry] = []
-    for pair in config.certificates {
-      let chain = try NIOSSLCertificate.fromPEMFile(pair.cert)
-      guard !chain.isEmpty else { throw ConfigError(path: "tls.certificates", reason: "\(pair.cert) holds no certificate") }
-      let key = try NIOSSLPrivateKey(file: pair.key, format: .pem)
-      let context = try NIOSSLContext(configuration: profile.serverConfiguration(chain: chain, key: key))
-      let names = try Self.names(ofLeafIn: pair.cert)
-      entries.append(Entry(names: CertificateNames(names: names), context: context, certPath: pair.cert))
+    self.entries = try config.certificates.enumerated().map { try Self.loadEntry($1, index: $0, profile: profile) }
+  }
+
+  /// Loads one `tls.certificates[i]` pair as `serve` uses it, and as `check` checks it: the chain
+  /// parsed, the key parsed and matched to the leaf, a TLS context built. Errors name the key path
+  /// and the file.
+  static func loadEntry(_ pair: GatewayConfig.CertificatePair, index i: Int, profile: TLSProfile) throws -> Entry {
+    let certKey = "tls.certificates[\(i)].cert"
+    let keyKey = "tls.certificates[\(i)].key"
+    let leaf: Certificate
+    let chain: [NIOSSLCertificate]
+    do {
+      let pem = try String(contentsOfFile: pair.cert, encoding: .utf8)
+      let docs = try PEMDocument.parseMultiple(pemString: pem).filter { $0.discriminator == "CERTIFICATE" }
+      guard let first = docs.first else { throw ConfigError(path: certKey, reason: "\(pair.cert) holds no PEM certificate") }
+      leaf = try Certificate(pemDocument: first)
+      chain = try NIOSSLCertificate.fromPEMFile(pair.cert)
+    } catch let e as ConfigError {
+      throw e
+    } catch {
+      throw ConfigError(path: certKey, reason: "\(pair.cert) is not a readable PEM certificate chain (\(Self.describe(error)))")
     }
-    self.entries = entries
+    let privateKey: Certificate.PrivateKey
+    let key: NIOSSLPrivateKey
+    do {
+      let pem = try String(contentsOfFile: pair.key, encoding: .utf8)
+      privateKey = try Certificate.PrivateKey(pemEncoded: pem)
+      key = try NIOSSLPrivateKey(file: pair.key, format: .pem)
+    } catch {
+      throw ConfigError(path: keyKey, reason: "\(pair.key) is not a readable PEM private key (\(Self.describe(error)))")
+    }
+    guard privateKey.publicKey == leaf.publicKey else {
+      throw ConfigError(path: keyKey, reason: "\(pair.key) does not match the certificate in \(pair.cert) (its public key differs)")
+    }
+    let context: NIOSSLContext
+    do {
+      context = try NIOSSLContext(configuration: profile.serverConfiguration(chain: chain, key: key))
+    } catch {
+      throw ConfigError(path: certKey, reason: "\(pair.cert) with \(pair.key): the TLS library refused them (\(Self.describe(error)))")
+    }
+    return Entry(names: CertificateNames(names: Self.names(of: leaf)), context: context, certPath: pair.cert, notAfter: leaf.notValidAfter)
+  }
+
+  /// A file-level reason (missing, unreadable) or what the parser said, in a few words.
+  static func describe(_ error: Error) -> String {
+    if let e = error as? CocoaError, e.code == .fileReadNoSuchFile { return "no such file" }
+    if let e = error as? CocoaError, e.code == .fileReadNoPermission { return "permission denied" }
+    if let e = error as? CocoaError, e.code == .fileReadInapplicableStringEncoding { return "not text" }
+    let text = "\(error)"
+    if text.contains("PEM start marker") || text.contains("invalidPEMDocument") { return "no PEM block found" }
+    if text.contains("discriminator") { return "not a PKCS#8, SEC1 or RSA key" }
+    return text.split(separator: "\n").first.map(String.init) ?? text
   }
 
   /// DNS names of a PEM file's first certificate: its subjectAltName DNS entries, else its CN.
@@ -74,9 +118,13 @@ final class CertificateSet: Sendable {
     let pem = try String(contentsOfFile: path, encoding: .utf8)
     let docs = try PEMDocument.parseMultiple(pemString: pem).filter { $0.discriminator == "CERTIFICATE" }
     guard let first = docs.first else { return [] }
-    let cert = try Certificate(pemDocument: first)
+    return names(of: try Certificate(pemDocument: first))
+  }
+
+  /// DNS names of a certificate: its subjectAltName DNS entries, else its CN.
+  static func names(of cert: Certificate) -> [String] {
     var names: [String] = []
-    if let san = try cert.extensions.subjectAlternativeNames {
+    if let san = try? cert.extensions.subjectAlternativeNames {
       for name in san { if case .dnsName(let d) = name { names.append(d) } }
     }
     if names.isEmpty {

@@ -52,6 +52,8 @@ public final class GatewayServer: @unchecked Sendable {
   private var listener: Channel?
   private var admin: AdminServer?
   private let reloadPool = NIOThreadPool(numberOfThreads: 1)
+  /// `admin.token_file`'s token (nil: no token configured).
+  private let adminToken: [UInt8]?
 
   /// Creates the server; nothing listens until ``start()``.
   /// - Parameter eventLoops: event loop count; defaults to one per core.
@@ -71,6 +73,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.jwksBox = NIOLockedValueBox(TenantJWKS.document(keys))
     self.signingKIDs = keys.map(\.kid)
     let verifyKeys = try SessionKeys.load(config.sessions)
+    self.adminToken = try config.admin.tokenFile.map(AdminToken.load)
     let limits = RequestLimits(
       maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
       maxBodyBytes: config.limits.maxBodyBytes, maxURIBytes: config.limits.maxURIBytes)
@@ -125,8 +128,29 @@ public final class GatewayServer: @unchecked Sendable {
     self.contexts = contexts
   }
 
-  /// Binds the TLS and admin listeners.
+  /// Binds the admin listener and then the TLS listener.
   public func start() throws {
+    try startAdmin()
+    try startListeners()
+  }
+
+  /// Binds the admin listener alone, before anything slow (the snapshot's first load) starts:
+  /// `/healthz` answers from the first instant, `/readyz` is false until a table is loaded.
+  public func startAdmin() throws {
+    guard admin == nil else { return }
+    let admin = AdminServer(group: group, backend: AdminBackendImpl(server: self), token: adminToken, logger: logger)
+    do {
+      try admin.start(host: config.admin.address.host, port: config.admin.address.port)
+    } catch {
+      throw ConfigError(path: "admin.address", reason: "cannot listen on \(config.admin.address): \(BindFailure.describe(error))")
+    }
+    self.admin = admin
+    logger.info("admin listening", metadata: ["address": "\(config.admin.address)"])
+  }
+
+  /// Starts health checks, certificate rescans and the access log, and binds the TLS listener.
+  public func startListeners() throws {
+    try startAdmin()
     reloadPool.start()
     let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
@@ -140,7 +164,10 @@ public final class GatewayServer: @unchecked Sendable {
       logger.info("custom-domain certificates indexed", metadata: ["directory": "\(custom.directory)", "domains": "\(custom.domainCount)"])
     }
     if let path = config.accessLog.path {
-      let writer = try AccessLogWriter(path: path)
+      let writer: AccessLogWriter
+      do { writer = try AccessLogWriter(path: path) } catch {
+        throw ConfigError(path: "access_log.path", reason: "cannot open \(path): \(error)")
+      }
       writer.start()
       accessLogWriter = writer
     }
@@ -154,19 +181,21 @@ public final class GatewayServer: @unchecked Sendable {
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 4096)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      // A new process (a new config, a new binary) binds beside this one, becomes ready, and this
+      // one drains: the kernel spreads new connections over both until this one closes (§8).
+      .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .childChannelOption(.maxMessagesPerRead, value: 16)
       .childChannelInitializer { [self] channel in
         initializeConnection(channel)
       }
     let address = config.listen.address
-    listener = try bootstrap.bind(host: address.host, port: address.port).wait()
+    do {
+      listener = try bootstrap.bind(host: address.host, port: address.port).wait()
+    } catch {
+      throw ConfigError(path: "listen.address", reason: "cannot listen on \(address): \(BindFailure.describe(error))")
+    }
     logger.info("listening", metadata: ["address": "\(address)", "event_loops": "\(contexts.count)"])
-
-    let admin = AdminServer(group: group, backend: AdminBackendImpl(server: self), tokenFile: config.admin.tokenFile, logger: logger)
-    try admin.start(host: config.admin.address.host, port: config.admin.address.port)
-    self.admin = admin
-    logger.info("admin listening", metadata: ["address": "\(config.admin.address)"])
   }
 
   /// The bound TLS port (useful when configured as port 0).
@@ -217,6 +246,13 @@ public final class GatewayServer: @unchecked Sendable {
     try? reloadPool.syncShutdownGracefully()
     customCertificates?.shutdown()
     accessLogWriter?.stop()
+  }
+
+  /// SIGUSR1: reopens the access log file (after logrotate moved it). Queued lines are written first.
+  public func reopenAccessLog() {
+    guard let writer = accessLogWriter else { return }
+    writer.reopen()
+    logger.info("access log reopened", metadata: ["path": "\(config.accessLog.path ?? "")"])
   }
 
   /// Re-reads the snapshot off the event loops; the old table keeps serving on failure.
@@ -518,7 +554,7 @@ public enum SessionKeys {
       do {
         return try VerifyKey.load(kid: spec.kid, alg: spec.alg, file: spec.file)
       } catch {
-        throw SigningKeys.LoadError(description: "sessions.verify_keys[\(i)]: \(error)")
+        throw SigningKeys.LoadError(keyPath: "sessions.verify_keys[\(i)]", reason: "\(error)")
       }
     }
   }
@@ -527,7 +563,11 @@ public enum SessionKeys {
 /// Loads `tenant_header.signing_keys` (PRODUCT.md §5).
 public enum SigningKeys {
   public struct LoadError: Error, CustomStringConvertible {
-    public var description: String
+    /// The key path, `tenant_header.signing_keys[0]`.
+    public var keyPath: String
+    /// What is wrong, naming the file.
+    public var reason: String
+    public var description: String { "\(keyPath): \(reason)" }
   }
 
   public static func load(_ specs: [KeyFileSpec]) throws -> [SigningKey] {
@@ -535,12 +575,12 @@ public enum SigningKeys {
       let path = "tenant_header.signing_keys[\(i)]"
       let bytes: [UInt8]
       do { bytes = try FileBytes.read(spec.file) } catch {
-        throw LoadError(description: "\(path): cannot read \(spec.file): \(error)")
+        throw LoadError(keyPath: path, reason: "cannot read \(spec.file): \(error)")
       }
       switch spec.alg {
       case "HS256":
         guard let key = SigningKey.hs256Secret(fileContents: bytes) else {
-          throw LoadError(description: "\(path): \(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
+          throw LoadError(keyPath: path, reason: "\(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
         }
         return SigningKey(kid: spec.kid, material: .hs256(key))
       case "EdDSA":
@@ -549,11 +589,11 @@ public enum SigningKeys {
           der.count == 48, der.prefix(16).elementsEqual(PEM.ed25519PKCS8Prefix),
           let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32))
         else {
-          throw LoadError(description: "\(path): \(spec.file) is not a PKCS#8 PEM Ed25519 private key")
+          throw LoadError(keyPath: path, reason: "\(spec.file) is not a PKCS#8 PEM Ed25519 private key")
         }
         return SigningKey(kid: spec.kid, material: .eddsa(key))
       default:
-        throw LoadError(description: "\(path): alg \(spec.alg) is not supported yet")
+        throw LoadError(keyPath: path, reason: "alg \(spec.alg) is not supported yet")
       }
     }
   }

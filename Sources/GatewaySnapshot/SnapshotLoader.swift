@@ -11,6 +11,8 @@ public struct SnapshotLoader: Sendable {
   /// Where the last accepted snapshot is kept (`snapshot.state_dir`).
   public let stateDirectory: String
   public let platform: PlatformHosts
+  /// Called every couple of seconds during a long load (the start log's progress lines).
+  public var progress: SnapshotLoadProgress.Handler?
 
   /// File name of the last-known-good copy inside the state directory.
   public static let lastKnownGoodName = "last-known-good.json"
@@ -26,7 +28,7 @@ public struct SnapshotLoader: Sendable {
   /// Reads and validates the snapshot at `path` (streamed: the document is never held whole).
   public func loadFile(_ path: String) throws(SnapshotError) -> TenantTable {
     do {
-      return try SnapshotStreamParser.parse(path: path, platform: platform)
+      return try SnapshotStreamParser.parse(path: path, platform: platform, progress: progress)
     } catch {
       if case .unreadable(_, let reason) = error { throw .unreadable(path: path, reason: reason) }
       throw error

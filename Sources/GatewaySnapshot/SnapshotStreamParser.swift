@@ -25,6 +25,12 @@ public struct SnapshotStreamParser {
 
   /// Bytes read so far (for statistics).
   public private(set) var bytesRead = 0
+  /// Shops and keys read so far.
+  private var entries = 0
+  private var totalBytes = 0
+  private var progress: SnapshotLoadProgress.Handler?
+  private let started = Date()
+  private var lastReport = Date()
 
   init(fd: Int32, windowSize: Int) {
     self.fd = fd
@@ -35,7 +41,8 @@ public struct SnapshotStreamParser {
   /// Parses and validates the snapshot file at `path`.
   /// - Parameter windowSize: bytes per read (small values are for tests of the refill logic).
   public static func parse(
-    path: String, platform: PlatformHosts?, seed: UInt64 = UInt64.random(in: 1...UInt64.max), windowSize: Int = windowSize
+    path: String, platform: PlatformHosts?, seed: UInt64 = UInt64.random(in: 1...UInt64.max), windowSize: Int = windowSize,
+    progress: SnapshotLoadProgress.Handler? = nil
   ) throws(SnapshotError) -> TenantTable {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
@@ -48,6 +55,8 @@ public struct SnapshotStreamParser {
     defer { parser.window.deallocate() }
     var builder = TenantTableBuilder(platform: platform, seed: seed)
     let size = Int(st.st_size)
+    parser.totalBytes = size
+    parser.progress = progress
     builder.reserve(shops: size / 1000, keys: size / 700)
     return try parser.run(into: &builder, path: path)
   }
@@ -79,6 +88,14 @@ public struct SnapshotStreamParser {
       end += n
       bytesRead += n
       if end - start >= chunk { break }
+    }
+    if let progress {
+      let now = Date()
+      if now.timeIntervalSince(lastReport) >= SnapshotLoadProgress.interval {
+        lastReport = now
+        progress(SnapshotLoadProgress(
+          bytesRead: bytesRead, totalBytes: totalBytes, entries: entries, elapsed: now.timeIntervalSince(started)))
+      }
     }
   }
 
@@ -161,6 +178,7 @@ public struct SnapshotStreamParser {
             k?.add(to: &builder)
           }
           index += 1
+          entries += 1
           elements = try unit { (r) throws(JSONReader.ParseError) -> Bool in
             if try r.consume(UInt8(ascii: ",")) { return true }
             try r.expect(UInt8(ascii: "]"))
@@ -198,4 +216,19 @@ public struct SnapshotStreamParser {
     guard all.isEmpty, let table else { throw .invalid(SnapshotValidationError(violations: all)) }
     return table
   }
+}
+
+/// How far a long snapshot load has got (logged every ``interval`` seconds).
+public struct SnapshotLoadProgress: Sendable {
+  public typealias Handler = @Sendable (SnapshotLoadProgress) -> Void
+  /// Seconds between reports.
+  public static let interval: Double = 2
+  public var bytesRead: Int
+  /// The file's size (0 when unknown).
+  public var totalBytes: Int
+  /// Shops and keys read so far.
+  public var entries: Int
+  public var elapsed: Double
+  public var percent: Int { totalBytes > 0 ? min(100, bytesRead * 100 / totalBytes) : 0 }
+  public var entriesPerSecond: Int { elapsed > 0 ? Int(Double(entries) / elapsed) : 0 }
 }

@@ -12,27 +12,21 @@ struct Check: ParsableCommand {
   @OptionGroup var options: ConfigOptions
 
   func run() throws {
-    let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
-    var problems = outcome.errors.map(\.description)
+    let file = options.config
+    let outcome = ConfigLoader.load(path: file, overrides: options.overrides)
+    var problems = outcome.errors.map { $0.message(file: file) }
     // Unknown keys are errors here (a typo silently ignored is a bug in production).
-    problems += outcome.warnings.filter { $0.hasPrefix("unknown key") }
-    for w in outcome.warnings where !w.hasPrefix("unknown key") { print("warning: \(w)") }
+    for w in outcome.warnings {
+      if w.hasPrefix("unknown key") { problems.append("\(file): \(w)") } else { print("warning: \(w)") }
+    }
     if let config = outcome.config {
-      do { _ = try SigningKeys.load(config.tenantHeader.signingKeys) } catch { problems.append("\(error)") }
-      do { _ = try SessionKeys.load(config.sessions) } catch { problems.append("\(error)") }
-      for (i, pair) in config.tls.certificates.enumerated() {
-        for (kind, path) in [("cert", pair.cert), ("key", pair.key)] where !FileManager.default.fileExists(atPath: path) {
-          if config.tls.generateDevCertificate && i == 0 {
-            print("note: tls.certificates[0].\(kind) \(path) is missing; serve will generate a development certificate")
-          } else {
-            problems.append("tls.certificates[\(i)].\(kind): \(path) does not exist")
-          }
-        }
-      }
-      if let dir = config.tls.customDomainCertsDir {
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
-          problems.append("tls.custom_domain_certs_dir: \(dir) is not a directory")
+      // The same loaders serve uses, finding by finding.
+      for f in StartupCheck.inspect(config) {
+        let line = "\(outcome.origin(of: f.keyPath, file: file)): \(f.keyPath): \(f.message)"
+        switch f.severity {
+        case .error: problems.append(line)
+        case .warning: print("warning: \(line)")
+        case .note: print("note: \(line)")
         }
       }
       if let path = config.snapshot.path {
@@ -41,15 +35,15 @@ struct Check: ParsableCommand {
           let table = try loader.loadFile(path)
           print("snapshot \(path): version \(table.version), \(table.shopCount) shops, \(table.customDomainCount) custom domains, \(table.keyCount) live keys")
         } catch {
-          problems.append(contentsOf: error.messages.map { "snapshot \(path): \($0)" })
+          problems.append(contentsOf: error.messages.map { "\(outcome.origin(of: "snapshot.path", file: file)): snapshot.path: \(path): \($0)" })
         }
       }
     }
     if problems.isEmpty {
-      print("\(options.config): configuration OK")
+      print("\(file): configuration OK")
       return
     }
-    for p in problems { printError("\(options.config): \(p)") }
+    for p in problems { printError(p) }
     throw ExitCode(1)
   }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import GatewayServer
 import GatewaySnapshot
 import Logging
@@ -35,6 +36,7 @@ struct GatewayService: Service, CustomStringConvertible {
       return
     }
     logger.info("stopping gracefully", metadata: ["signal": "SIGTERM"])
+    SystemdNotify.send("STOPPING=1")
     let server = self.server
     let drainTimeout = self.drainTimeout
     await withTaskGroup(of: Void.self) { group in
@@ -62,15 +64,56 @@ struct GatewayService: Service, CustomStringConvertible {
   }
 }
 
-/// `SIGHUP` reloads the snapshot (and the signing keys) until the graceful shutdown.
-struct ReloadOnHangup: Service, CustomStringConvertible {
+/// nginx's signals until the graceful shutdown: `SIGHUP` reloads the snapshot and the signing keys,
+/// `SIGUSR1` reopens the access log (logrotate's `postrotate`).
+struct SignalActions: Service, CustomStringConvertible {
   let server: GatewayServer
-  var description: String { "ReloadOnHangup" }
+  var description: String { "SignalActions" }
 
   func run() async throws {
-    for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-      _ = server.reload()  // runs on the reload thread pool; overlapping reloads are coalesced
+    for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1).cancelOnGracefulShutdown() {
+      switch signal {
+      case .sigusr1:
+        server.reopenAccessLog()
+      default:
+        SystemdNotify.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotify.monotonicMicroseconds())")
+        server.reload().whenComplete { _ in SystemdNotify.send("READY=1") }  // reloads are coalesced on one thread
+      }
     }
+  }
+}
+
+/// systemd's readiness protocol (`Type=notify`, sd_notify(3)): a datagram to `$NOTIFY_SOCKET`.
+/// Without the variable (not under systemd) it does nothing.
+enum SystemdNotify {
+  static func send(_ state: String) {
+    guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    // "@name" is an abstract socket: a leading NUL byte.
+    var bytes = Array(path.utf8)
+    if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+    let capacity = MemoryLayout.size(ofValue: address.sun_path)
+    guard bytes.count < capacity else { return }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (i, b) in bytes.enumerated() { raw[i] = b }
+    }
+    let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+    let message = Array(state.utf8)
+    _ = withUnsafePointer(to: &address) { ptr in
+      ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+        message.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) }
+      }
+    }
+  }
+
+  static func monotonicMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
   }
 }
 

@@ -3,9 +3,11 @@ import Dispatch
 import Foundation
 import GatewayConfig
 import GatewayCore
+import GatewayObservability
 import GatewayServer
 import GatewaySnapshot
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -21,26 +23,90 @@ struct Serve: AsyncParsableCommand {
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String = "info"
 
+  @Option(help: "Application log format: text or json (one JSON object per line).")
+  var logFormat: String = "text"
+
+  func validate() throws {
+    guard Logger.Level(rawValue: logLevel) != nil else {
+      throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+    }
+    guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json, not \(logFormat)") }
+  }
+
   func run() async throws {
+    // Until the signal service runs, a logrotate SIGUSR1 must not kill a process still loading.
+    signal(SIGUSR1, SIG_IGN)
+    ApplicationLog.bootstrap(format: logFormat)
     var logger = Logger(label: "tenant-gateway")
     logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-    let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
+    let file = options.config
+    let outcome = ConfigLoader.load(path: file, overrides: options.overrides)
     for w in outcome.warnings { logger.warning("config: \(w)") }
     guard let config = outcome.config else {
-      for e in outcome.errors { printError("\(options.config): \(e)") }
+      for e in outcome.errors { printError(e.message(file: file)) }
       throw ExitCode(1)
     }
-    try prepareDevelopmentCertificate(config, logger: logger)
+    /// A file or listener the config names failed to load: say where the key was set.
+    func fail(_ error: Error) -> ExitCode {
+      if let e = error as? ConfigError {
+        printError("\(outcome.origin(of: e.path, file: file)): \(e.description)")
+      } else if let e = error as? SigningKeys.LoadError {
+        printError("\(outcome.origin(of: e.keyPath, file: file)): \(e.description)")
+      } else {
+        printError("\(file): \(error)")
+      }
+      return ExitCode(1)
+    }
+    logger.info("starting", metadata: ["version": "\(BuildInfo.version)", "config": "\(file)", "pid": "\(getpid())"])
+    do { try prepareDevelopmentCertificate(config, logger: logger) } catch { throw fail(error) }
+    for f in StartupCheck.inspect(config, probeListeners: false) where f.severity != .note {
+      // Expired or expiring certificates are served (refusing to start would turn a renewal
+      // miss into an outage); `check` fails on them.
+      logger.log(level: f.severity == .error ? .error : .warning, "\(f.keyPath): \(f.message)")
+    }
 
     let store = SnapshotStore()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? GatewayServer.defaultEventLoops)
-    let loader = SnapshotLoader(
+    var loader = SnapshotLoader(
       path: config.snapshot.path ?? "", stateDirectory: config.snapshot.stateDir, platform: config.platformHosts)
+    let progressLogger = logger
+    loader.progress = { p in
+      progressLogger.info("loading snapshot", metadata: [
+        "entries": "\(p.entries)", "entries_per_s": "\(p.entriesPerSecond)", "percent": "\(p.percent)",
+        "mb_read": "\(p.bytesRead >> 20)", "elapsed_s": "\(Int(p.elapsed))",
+      ])
+    }
     let reloadSource: @Sendable () -> Result<TenantTable, SnapshotError>
     var watcher: SnapshotFileWatcher? = nil
     let trigger = ReloadTrigger()
     var urlSource: SnapshotURLSource? = nil
+    let urlBox = NIOLockedValueBox<SnapshotURLSource?>(nil)
+    let watcherBox = NIOLockedValueBox<SnapshotFileWatcher?>(nil)
+    if config.snapshot.url != nil {
+      reloadSource = { [loader] in
+        guard let source = urlBox.withLockedValue({ $0 }) else { return .failure(.unreadable(path: loader.path, reason: "not started")) }
+        switch source.fetchNow() {
+        case .success(let t): return .success(t ?? store.current)
+        case .failure(let e): return .failure(e)
+        }
+      }
+    } else {
+      reloadSource = { [loader] in
+        defer { watcherBox.withLockedValue { $0 }?.noteLoaded() }
+        return loader.reload(into: store)
+      }
+    }
 
+    // Built and its admin listener bound before the first load: a slow or hanging snapshot source
+    // leaves /healthz answering and /readyz false, never a refused probe.
+    let server: GatewayServer
+    do {
+      server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
+      server.configSource = (options.config, options.overrides)
+      try server.startAdmin()
+    } catch { throw fail(error) }
+
+    let loadStarted = Date()
     if let url = config.snapshot.url {
       // A control plane: fetch now; when it is down at start, serve the last-known-good copy.
       let source = SnapshotURLSource(
@@ -49,51 +115,45 @@ struct Serve: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: loader.lastKnownGoodPath),
           let table = try? loader.loadFile(loader.lastKnownGoodPath)
         else {
-          printError("cannot fetch the snapshot from \(url), and there is no last-known-good copy: \(error)")
+          printError("\(outcome.origin(of: "snapshot.url", file: file)): snapshot.url: cannot fetch the snapshot from \(url), and there is no last-known-good copy: \(error)")
           throw ExitCode(1)
         }
         store.publish(table, source: "last-known-good:\(loader.lastKnownGoodPath)")
         store.recordFailure(error.messages)
       }
       urlSource = source
-      reloadSource = {
-        switch source.fetchNow() {
-        case .success(let t): return .success(t ?? store.current)
-        case .failure(let e): return .failure(e)
-        }
-      }
+      urlBox.withLockedValue { $0 = source }
     } else {
       do {
         try loader.loadAtStart(into: store)
       } catch {
-        printError("cannot load a snapshot (\(loader.path), nor a last-known-good copy): \(error)")
+        printError("\(outcome.origin(of: "snapshot.path", file: file)): snapshot.path: cannot load \(loader.path) (nor a last-known-good copy): \(error)")
         throw ExitCode(1)
       }
       // Reload on change (a cheap stat poll), on SIGHUP and on POST /admin/reload.
       let w = SnapshotFileWatcher(path: loader.path, interval: config.snapshot.pollIntervalSeconds) { trigger.fire() }
       w.noteLoaded()
       watcher = w
-      reloadSource = { [w] in
-        defer { w.noteLoaded() }
-        return loader.reload(into: store)
-      }
+      watcherBox.withLockedValue { $0 = w }
     }
     let status = store.status
     if let e = status.lastError {
       logger.error("snapshot source is broken; serving the last-known-good copy", metadata: ["error": "\(e.joined(separator: "; "))"])
     }
-    logger.info("snapshot loaded", metadata: ["version": "\(status.version)", "shops": "\(status.shops)", "keys": "\(status.keys)", "source": "\(status.source)"])
+    logger.info("snapshot loaded", metadata: [
+      "version": "\(status.version)", "shops": "\(status.shops)", "keys": "\(status.keys)", "source": "\(status.source)",
+      "duration_s": "\(String(format: "%.3f", Date().timeIntervalSince(loadStarted)))",
+    ])
 
-    let server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
-    server.configSource = (options.config, options.overrides)
-    try server.start()
+    do { try server.startListeners() } catch { throw fail(error) }
     trigger.set { _ = server.reload() }
+    SystemdNotify.send("READY=1\nSTATUS=serving \(status.version)\nMAINPID=\(getpid())")
 
     let drainTimeout = TimeAmount.nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9))
     var groupConfig = ServiceGroupConfiguration(
       services: [
         .init(service: SnapshotSourceService(watcher: watcher, urlSource: urlSource)),
-        .init(service: ReloadOnHangup(server: server)),
+        .init(service: SignalActions(server: server)),
         .init(service: GatewayService(server: server, drainTimeout: drainTimeout, logger: logger)),
       ],
       gracefulShutdownSignals: [.sigterm],

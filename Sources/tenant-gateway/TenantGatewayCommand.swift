@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewayObservability
 
 /// `tenant-gateway`: the multi-tenant edge proxy and its ops commands.
 @main
@@ -6,6 +7,7 @@ struct TenantGatewayCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tenant-gateway",
     abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",
+    version: BuildInfo.version,
     subcommands: [Serve.self, Check.self, Lookup.self, Domains.self, SnapshotCommand.self, Keys.self, DemoUpstream.self])
 }
 

@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+
+/// An operator's first week (issue 16): shipped files that run, `check` that fails where `serve`
+/// would, nginx's signals, health from the first instant, errors that say where.
+@Suite("Operating the gateway", .serialized)
+struct OperatorTests {
+  @Test("Shipped files run: check passes on every shipped config and snapshot (the ConfigMap's extracted), and the container's config serves")
+  func shippedFilesRun() throws {
+    let r = try Shell.run(
+      "bash", [Paths.packageRoot.appendingPathComponent("scripts/check-shipped.sh").path, Paths.binary])
+    #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+    #expect(r.stdout.contains("ok: check docker/k8s/configmap.yaml"), "\(r.stdout)")
+    #expect(r.stdout.contains("verified X-Tenant"), "\(r.stdout)")
+  }
+
+  /// A config whose first certificate pair is `cert`/`key`, in `h`'s directory.
+  func config(_ h: GatewayHarness, cert: String, key: String) throws -> String {
+    try h.writeConfig()
+    let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+      .replacingOccurrences(of: "{cert: \(TestCertificates.platform.cert), key: \(TestCertificates.platform.key)}", with: "{cert: \(cert), key: \(key)}")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    return h.configPath
+  }
+
+  /// The line of gateway.conf that names the first certificate pair.
+  func certificateLine(_ path: String) throws -> Int {
+    let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+    return (lines.firstIndex { $0.contains("{cert:") } ?? -1) + 1
+  }
+
+  @Test("check fails where serve fails, naming key path, file and line: garbage PEM, a key of another certificate, an expired certificate")
+  func checkLoadsWhatServeLoads() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let dir = h.directory.path
+    let garbage = "\(dir)/garbage.pem"
+    try "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n".write(toFile: garbage, atomically: true, encoding: .utf8)
+    // An expired certificate (2019–2020) and its key, made with the cryptography module sslyze brings.
+    let expired = try Shell.run("python3", ["-c", """
+      import datetime, sys
+      from cryptography import x509
+      from cryptography.x509.oid import NameOID
+      from cryptography.hazmat.primitives import hashes, serialization
+      from cryptography.hazmat.primitives.asymmetric import ec
+      key = ec.generate_private_key(ec.SECP256R1())
+      name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.platform.localhost")])
+      cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2019, 1, 1)).not_valid_after(datetime.datetime(2020, 1, 1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("api.platform.localhost")]), critical=False)
+        .sign(key, hashes.SHA256()))
+      open(sys.argv[1] + "/expired.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+      open(sys.argv[1] + "/expired.key", "wb").write(key.private_bytes(serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+      """, dir])
+    try #require(expired.status == 0, "\(expired.stderr)")
+    let cases: [(String, String, String, String)] = [
+      ("garbage PEM", garbage, TestCertificates.platform.key, "tls.certificates[0].cert: \(garbage)"),
+      ("mismatched key", TestCertificates.platform.cert, TestCertificates.customDomains.key, "does not match the certificate"),
+      ("expired", "\(dir)/expired.pem", "\(dir)/expired.key", "expired on 2020-01-01"),
+    ]
+    for (name, cert, key, expected) in cases {
+      let path = try config(h, cert: cert, key: key)
+      let line = try certificateLine(path)
+      let check = try Shell.run(Paths.binary, ["check", "--config", path])
+      #expect(check.status == 1, "\(name): check rc \(check.status): \(check.stdout) \(check.stderr)")
+      #expect(check.stderr.contains("\(path):\(line): tls.certificates[0]"), "\(name): \(check.stderr)")
+      #expect(check.stderr.contains(expected), "\(name): \(check.stderr)")
+      #expect(!check.stdout.contains("configuration OK"), "\(name)")
+      if name != "expired" {
+        // serve refuses the same files with the same message (an expired certificate is served
+        // with an error logged: refusing to start would turn a missed renewal into an outage).
+        let serve = try Shell.run("timeout", ["10", Paths.binary, "serve", "--config", path])
+        #expect(serve.status == 1, "\(name): serve rc \(serve.status): \(serve.stderr)")
+        #expect(serve.stderr.contains("\(path):\(line): tls.certificates[0]") && serve.stderr.contains(expected), "\(name): \(serve.stderr)")
+      }
+    }
+  }
+
+  @Test("check warns about secrets readable by everyone and about listen addresses already taken")
+  func checkWarnings() throws {
+    try withGateway { h in
+      let secret = h.directory.appendingPathComponent("open.key").path
+      try String(repeating: "s", count: 40).write(toFile: secret, atomically: true, encoding: .utf8)
+      chmod(secret, 0o644)
+      var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+      text = text.replacingOccurrences(of: "secret_file: \(Demo.secretFile)", with: "secret_file: \(secret)")
+      let path = h.directory.appendingPathComponent("check.conf").path
+      try text.write(toFile: path, atomically: true, encoding: .utf8)
+      let r = try Shell.run(Paths.binary, ["check", "--config", path])
+      #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+      #expect(r.stdout.contains("tenant_header.signing_keys[0]: \(secret) is readable by every user (mode 644)"), "\(r.stdout)")
+      // The running gateway holds both ports: check says so (a warning; serve could bind beside it).
+      #expect(r.stdout.contains("warning: \(path):1: listen.address: 127.0.0.1:\(h.port) cannot be bound now (address already in use)"), "\(r.stdout)")
+      #expect(r.stdout.contains("admin.address: 127.0.0.1:\(h.adminPort) cannot be bound now"), "\(r.stdout)")
+    }
+  }
+
+  @Test("--version prints the version; the start log and tenant_gateway_build_info carry it")
+  func version() throws {
+    let r = try Shell.run(Paths.binary, ["--version"])
+    #expect(r.status == 0)
+    let version = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(version.split(separator: ".").count == 3, "\(r.stdout)")
+    try withGateway { h in
+      let log = try String(contentsOfFile: h.gatewayLogPath, encoding: .utf8)
+      #expect(log.contains("starting") && log.contains("version=\(version)"), "\(log.prefix(600))")
+      let metrics = try h.admin("/metrics").body
+      #expect(metrics.contains("tenant_gateway_build_info{version=\"\(version)\""), "\(metrics.prefix(300))")
+    }
+  }
+
+  @Test("SIGUSR1 reopens the access log (logrotate's rename, then SIGUSR1); the process keeps serving")
+  func sigusr1ReopensAccessLog() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let log = h.directory.appendingPathComponent("access.log").path
+    h.accessLogPath = log
+    try h.start()
+    #expect(try h.curl("acme.platform.localhost", "/one").status == 200)
+    try h.waitFor(timeout: 5) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("/one") }
+    let rotated = log + ".1"
+    try FileManager.default.moveItem(atPath: log, toPath: rotated)
+    h.signal(SIGUSR1)
+    try h.waitFor(timeout: 5) { FileManager.default.fileExists(atPath: log) }
+    #expect(h.gatewayRunning, "\(h.gatewayLogTail)")
+    #expect(try h.curl("acme.platform.localhost", "/two").status == 200)
+    try h.waitFor(timeout: 5) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("/two") }
+    let old = try String(contentsOfFile: rotated, encoding: .utf8)
+    #expect(old.contains("/one") && !old.contains("/two"))
+    #expect(h.gatewayRunning)
+  }
+
+  @Test("Health from the first instant: with a snapshot URL that never answers, /healthz is 200 and /readyz 503 (GET, HEAD, OPTIONS)")
+  func healthWhileLoading() throws {
+    // A control plane that accepts and never answers.
+    let hangPort = freePort()
+    let hang = try GatewayHarness.startProcess(
+      ["python3", "-c", "import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', \(hangPort))); s.listen(16)\nc=[]\nwhile True: c.append(s.accept())"],
+      output: "/dev/null")
+    defer { GatewayHarness.terminate(hang) }
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    try h.writeConfig()
+    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+    text = text.replacingOccurrences(of: "snapshot: {path: \(h.snapshotPath),", with: "snapshot: {url: \"http://127.0.0.1:\(hangPort)/snapshot.json\",")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    try h.waitFor(timeout: 5) { isListening(port: hangPort) }
+    let g = try GatewayHarness.startProcess([Paths.binary, "serve", "--config", h.configPath], output: h.gatewayLogPath)
+    defer { GatewayHarness.terminate(g) }
+    let started = Date()
+    var healthz = ""
+    while Date().timeIntervalSince(started) < 3 {
+      healthz = (try? Shell.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(h.adminPort)/healthz"]))?.stdout ?? ""
+      if healthz == "200" { break }
+      usleep(50_000)
+    }
+    #expect(healthz == "200", "no /healthz within 3 s of start")
+    for method in ["GET", "HEAD", "OPTIONS"] {
+      let flag = method == "HEAD" ? ["-I"] : ["-X", method]
+      let live = try Shell.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + flag + ["http://127.0.0.1:\(h.adminPort)/healthz"])
+      let ready = try Shell.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + flag + ["http://127.0.0.1:\(h.adminPort)/readyz"])
+      #expect(live.stdout == (method == "OPTIONS" ? "204" : "200"), "\(method) /healthz")
+      #expect(ready.stdout == (method == "OPTIONS" ? "204" : "503"), "\(method) /readyz")
+    }
+    #expect(!isListening(port: h.port), "the TLS listener opens only once a table is loaded")
+    #expect(g.isRunning)
+  }
+
+  @Test("Errors say where: a busy port names its address, a bad --set or TGW_ value names its source, typos get a did-you-mean, log levels are validated")
+  func errorsHaveContext() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    try h.writeConfig()
+    // A port held by a socket without SO_REUSEPORT.
+    let busy = freePort()
+    let holder = try GatewayHarness.startProcess(
+      ["python3", "-c", "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1', \(busy))); s.listen(1); time.sleep(30)"], output: "/dev/null")
+    defer { GatewayHarness.terminate(holder) }
+    try h.waitFor(timeout: 5) { isListening(port: busy) }
+    let bind = try Shell.run("timeout", ["20", Paths.binary, "serve", "--config", h.configPath, "--set", "listen.address=127.0.0.1:\(busy)"])
+    #expect(bind.status == 1)
+    #expect(bind.stderr.contains("--set listen.address=127.0.0.1:\(busy): listen.address: cannot listen on 127.0.0.1:\(busy): address already in use"), "\(bind.stderr)")
+
+    let badSet = try Shell.run(Paths.binary, ["check", "--config", h.configPath, "--set", "limits.max_body_bytes=lots"])
+    #expect(badSet.status == 1)
+    #expect(badSet.stderr.contains("--set limits.max_body_bytes=lots: limits.max_body_bytes: must be an integer"), "\(badSet.stderr)")
+    var env = ProcessInfo.processInfo.environment
+    env["TGW_LIMITS_IDLE_TIMEOUT_S"] = "soon"
+    env["TGW_LISTEN_ADRESS"] = "127.0.0.1:1"
+    let badEnv = try Shell.run(Paths.binary, ["check", "--config", h.configPath], environment: env)
+    #expect(badEnv.status == 1)
+    #expect(badEnv.stderr.contains("environment TGW_LIMITS_IDLE_TIMEOUT_S: limits.idle_timeout_s"), "\(badEnv.stderr)")
+    #expect(badEnv.stdout.contains("TGW_LISTEN_ADRESS is not a gateway.conf key and is ignored; did you mean TGW_LISTEN_ADDRESS?"), "\(badEnv.stdout)")
+
+    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+    text = text.replacingOccurrences(of: "listen: {address:", with: "listen: {adress: \"x\", address:")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    let typo = try Shell.run(Paths.binary, ["check", "--config", h.configPath])
+    #expect(typo.status == 1)
+    #expect(typo.stderr.contains("unknown key listen.adress (line 1) (did you mean listen.address?)"), "\(typo.stderr)")
+
+    let level = try Shell.run(Paths.binary, ["serve", "--config", h.configPath, "--log-level", "verbose"])
+    #expect(level.status == 64)
+    #expect(level.stderr.contains("--log-level verbose is not one of"), "\(level.stderr)")
+  }
+}
