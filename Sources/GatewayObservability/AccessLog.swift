@@ -20,6 +20,13 @@ public struct AccessLogEntry {
   public var keyID: String?
   /// Upstream cluster name.
   public var upstream: String?
+  /// The endpoint that answered (`http://10.0.0.5:8080`).
+  public var upstreamAddress: String?
+  /// The route prefix the path matched (`/v1/admin/`).
+  public var route: String?
+  /// `TLSv1.2` or `TLSv1.3`.
+  public var tlsVersion: String?
+  public var userAgent: String?
   public var bytesIn = 0
   public var bytesOut = 0
   /// Nanoseconds from the request head to the end of the response.
@@ -49,6 +56,10 @@ public struct AccessLogEntry {
     if let auth { field("auth", auth, &out) }
     if let keyID { field("key_id", keyID, &out) }
     if let upstream { field("upstream", upstream, &out) }
+    if let upstreamAddress { field("upstream_addr", upstreamAddress, &out) }
+    if let route { field("route", route, &out) }
+    if let tlsVersion { field("tls", tlsVersion, &out) }
+    if let userAgent { field("user_agent", userAgent, &out) }
     out.append(contentsOf: #","bytes_in":"#.utf8)
     out.append(contentsOf: String(bytesIn).utf8)
     out.append(contentsOf: #","bytes_out":"#.utf8)

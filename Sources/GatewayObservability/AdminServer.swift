@@ -298,26 +298,68 @@ public enum PrometheusText {
     for r in GatewayRefusal.all {
       out += "tenant_gateway_refusals_total{code=\"\(r.code)\"} \(c.refusals[r.code] ?? 0)\n"
     }
-    out += "# HELP tenant_gateway_upstream_errors_total Upstream faults, by kind.\n"
+    let clusters = c.clusters.sorted(by: { $0.key < $1.key })
+    out += "# HELP tenant_gateway_upstream_errors_total Upstream faults, by cluster and kind.\n"
     out += "# TYPE tenant_gateway_upstream_errors_total counter\n"
-    for (k, v) in c.upstreamErrors.sorted(by: { $0.key < $1.key }) {
-      out += "tenant_gateway_upstream_errors_total{kind=\"\(escape(k))\"} \(v)\n"
+    for (name, cluster) in clusters {
+      for (k, v) in cluster.errors.sorted(by: { $0.key < $1.key }) {
+        out += "tenant_gateway_upstream_errors_total{cluster=\"\(escape(name))\",kind=\"\(escape(k))\"} \(v)\n"
+      }
     }
+    out += "# HELP tenant_gateway_upstream_responses_total Upstream response heads, by cluster and status class.\n"
+    out += "# TYPE tenant_gateway_upstream_responses_total counter\n"
+    for (name, cluster) in clusters {
+      for i in 1...5 {
+        out += "tenant_gateway_upstream_responses_total{cluster=\"\(escape(name))\",code_class=\"\(i)xx\"} \(cluster.responsesByClass[i])\n"
+      }
+    }
+    out += "# HELP tenant_gateway_upstream_connections Upstream pool connections, by cluster and state.\n"
+    out += "# TYPE tenant_gateway_upstream_connections gauge\n"
+    for (name, cluster) in clusters {
+      out += "tenant_gateway_upstream_connections{cluster=\"\(escape(name))\",state=\"open\"} \(cluster.openConnections)\n"
+      out += "tenant_gateway_upstream_connections{cluster=\"\(escape(name))\",state=\"idle\"} \(cluster.idleConnections)\n"
+    }
+    out += "# HELP tenant_gateway_upstream_pending_requests Requests waiting for an upstream connection, by cluster.\n"
+    out += "# TYPE tenant_gateway_upstream_pending_requests gauge\n"
+    for (name, cluster) in clusters {
+      out += "tenant_gateway_upstream_pending_requests{cluster=\"\(escape(name))\"} \(cluster.pendingRequests)\n"
+    }
+    out += "# HELP tenant_gateway_connections_accepted_total Client connections accepted on the TLS listener.\n"
+    out += "# TYPE tenant_gateway_connections_accepted_total counter\n"
+    out += "tenant_gateway_connections_accepted_total \(c.connectionsAccepted)\n"
+    out += "# HELP tenant_gateway_request_body_bytes_total Request body bytes received from clients.\n"
+    out += "# TYPE tenant_gateway_request_body_bytes_total counter\n"
+    out += "tenant_gateway_request_body_bytes_total \(c.requestBodyBytes)\n"
+    out += "# HELP tenant_gateway_response_body_bytes_total Response body bytes sent to clients (upstream bodies).\n"
+    out += "# TYPE tenant_gateway_response_body_bytes_total counter\n"
+    out += "tenant_gateway_response_body_bytes_total \(c.responseBodyBytes)\n"
     out += "# HELP tenant_gateway_open_connections Open client connections, by protocol.\n"
     out += "# TYPE tenant_gateway_open_connections gauge\n"
     out += "tenant_gateway_open_connections{protocol=\"http1\"} \(c.openHTTP1Connections)\n"
     out += "tenant_gateway_open_connections{protocol=\"http2\"} \(c.openHTTP2Connections)\n"
     out += "# HELP tenant_gateway_tls_handshakes_total Completed TLS handshakes.\n"
     out += "# TYPE tenant_gateway_tls_handshakes_total counter\n"
-    out += "tenant_gateway_tls_handshakes_total \(c.tlsHandshakes)\n"
-    out += "# HELP tenant_gateway_tls_handshake_failures_total Failed TLS handshakes.\n"
+    out += "tenant_gateway_tls_handshakes_total{version=\"TLSv1.2\"} \(c.tlsHandshakesByVersion[0])\n"
+    out += "tenant_gateway_tls_handshakes_total{version=\"TLSv1.3\"} \(c.tlsHandshakesByVersion[1])\n"
+    out += "# HELP tenant_gateway_tls_handshake_failures_total Failed TLS handshakes, by reason.\n"
     out += "# TYPE tenant_gateway_tls_handshake_failures_total counter\n"
-    out += "tenant_gateway_tls_handshake_failures_total \(c.tlsHandshakeFailures)\n"
+    for reason in ["alpn", "certificate", "closed", "no_shared_cipher", "other", "plain_http", "protocol_version"] {
+      out += "tenant_gateway_tls_handshake_failures_total{reason=\"\(reason)\"} \(c.tlsFailuresByReason[reason] ?? 0)\n"
+    }
+    if let expiry = c.soonestCertificateExpiry {
+      out += "# HELP tenant_gateway_certificate_expiry_timestamp_seconds The soonest notAfter of the configured certificates.\n"
+      out += "# TYPE tenant_gateway_certificate_expiry_timestamp_seconds gauge\n"
+      out += "tenant_gateway_certificate_expiry_timestamp_seconds \(Int(expiry))\n"
+    }
     out += "# HELP tenant_gateway_connections_refused_total Connections closed at max_connections.\n"
     out += "# TYPE tenant_gateway_connections_refused_total counter\n"
     out += "tenant_gateway_connections_refused_total \(c.connectionsRefusedAtLimit)\n"
     histogram("tenant_gateway_request_duration_seconds", "From the request head to the end of the response.", c.requestDuration, &out)
-    histogram("tenant_gateway_upstream_response_seconds", "From the request head to the upstream's response head.", c.upstreamLatency, &out)
+    out += "# HELP tenant_gateway_upstream_response_seconds From the request head to the upstream's response head, by cluster.\n"
+    out += "# TYPE tenant_gateway_upstream_response_seconds histogram\n"
+    for (name, cluster) in clusters {
+      histogramSeries("tenant_gateway_upstream_response_seconds", labels: "cluster=\"\(escape(name))\"", cluster.latency, &out)
+    }
     out += "# HELP tenant_gateway_shop_requests_top Requests of the busiest shops (bounded top-K, upper bounds per event loop).\n"
     out += "# TYPE tenant_gateway_shop_requests_top gauge\n"
     for (shop, n) in c.topShops.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }).prefix(10) {
@@ -341,6 +383,9 @@ public enum PrometheusText {
       out += "# HELP tenant_gateway_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n"
       out += "# TYPE tenant_gateway_access_log_dropped_total counter\n"
       out += "tenant_gateway_access_log_dropped_total \(log.dropped)\n"
+      out += "# HELP tenant_gateway_access_log_reopens_total Access-log reopens (SIGUSR1).\n"
+      out += "# TYPE tenant_gateway_access_log_reopens_total counter\n"
+      out += "tenant_gateway_access_log_reopens_total \(c.accessLogReopens)\n"
     }
     out += "# HELP tenant_gateway_snapshot_info The serving snapshot's version.\n"
     out += "# TYPE tenant_gateway_snapshot_info gauge\n"
@@ -373,15 +418,22 @@ public enum PrometheusText {
   static func histogram(_ name: String, _ help: String, _ h: LatencyHistogram, _ out: inout String) {
     out += "# HELP \(name) \(help)\n"
     out += "# TYPE \(name) histogram\n"
+    histogramSeries(name, labels: "", h, &out)
+  }
+
+  /// One histogram's buckets, sum and count; `labels` (`cluster="x"`) go before `le`.
+  static func histogramSeries(_ name: String, labels: String, _ h: LatencyHistogram, _ out: inout String) {
+    let prefix = labels.isEmpty ? "" : labels + ","
+    let only = labels.isEmpty ? "" : "{\(labels)}"
     var cumulative = 0
     for (i, bound) in LatencyHistogram.bounds.enumerated() {
       cumulative += h.counts[i]
-      out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+      out += "\(name)_bucket{\(prefix)le=\"\(bound)\"} \(cumulative)\n"
     }
     cumulative += h.counts[LatencyHistogram.bounds.count]
-    out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
-    out += "\(name)_sum \(Double(h.sumNanos) / 1e9)\n"
-    out += "\(name)_count \(cumulative)\n"
+    out += "\(name)_bucket{\(prefix)le=\"+Inf\"} \(cumulative)\n"
+    out += "\(name)_sum\(only) \(Double(h.sumNanos) / 1e9)\n"
+    out += "\(name)_count\(only) \(cumulative)\n"
   }
 
   static func escape(_ s: String) -> String {

@@ -13,16 +13,37 @@ public final class LoopCounters {
   public var openHTTP1Connections = 0
   public var openHTTP2Connections = 0
   public var tlsHandshakes = 0
+  /// Completed handshakes by version: TLS 1.2, TLS 1.3.
+  public var tlsHandshakesByVersion = [0, 0]
   public var tlsHandshakeFailures = 0
+  /// Failed handshakes by reason (a bounded set, ``TLSFailureReason``).
+  public var tlsFailuresByReason: [String: Int] = [:]
   public var connectionsRefusedAtLimit = 0
+  public var connectionsAccepted = 0
+  /// Request and response body bytes (what crossed the gateway, without heads and TLS framing).
+  public var requestBodyBytes = 0
+  public var responseBodyBytes = 0
   /// Request head received → response complete, every response the gateway sent.
   public var requestDuration = LatencyHistogram()
-  /// Request head received → upstream response head (connect, admission and upstream time).
-  public var upstreamLatency = LatencyHistogram()
+  /// Per upstream cluster, indexed like ``clusterNames`` (a cluster's `metricsIndex`).
+  public var clusters: [ClusterCounters]
+  public let clusterNames: [String]
   /// The busiest shops on this loop (bounded, approximate).
   public var topShops = ShopTopK()
 
-  public init() {}
+  /// - Parameter clusters: the configured cluster names; a cluster's index here is its `metricsIndex`.
+  public init(clusters: [String] = ["default"]) {
+    clusterNames = clusters
+    self.clusters = clusters.map { _ in ClusterCounters() }
+  }
+
+  /// An upstream response head: its status and the time from the request head to it.
+  @inline(__always)
+  public func recordUpstreamResponse(cluster: Int, status: Int, nanos: Int64) {
+    let c = status / 100
+    if c >= 1 && c <= 5 { clusters[cluster].responsesByClass[c] &+= 1 }
+    clusters[cluster].latency.observe(nanos: nanos)
+  }
 
   @inline(__always)
   public func recordResponse(status: Int) {
@@ -34,8 +55,9 @@ public final class LoopCounters {
     refusals[refusal.code, default: 0] += 1
   }
 
-  public func recordUpstreamError(_ kind: String) {
+  public func recordUpstreamError(_ kind: String, cluster: Int) {
     upstreamErrors[kind, default: 0] += 1
+    clusters[cluster].errors[kind, default: 0] += 1
   }
 
   /// A copy for summing on another thread.
@@ -46,8 +68,38 @@ public final class LoopCounters {
       tlsHandshakes: tlsHandshakes, tlsHandshakeFailures: tlsHandshakeFailures,
       connectionsRefusedAtLimit: connectionsRefusedAtLimit)
     s.requestDuration = requestDuration
-    s.upstreamLatency = upstreamLatency
+    s.tlsHandshakesByVersion = tlsHandshakesByVersion
+    s.tlsFailuresByReason = tlsFailuresByReason
+    s.connectionsAccepted = connectionsAccepted
+    s.requestBodyBytes = requestBodyBytes
+    s.responseBodyBytes = responseBodyBytes
+    for (i, name) in clusterNames.enumerated() { s.clusters[name] = clusters[i] }
     return s
+  }
+}
+
+/// One upstream cluster's counters on one loop.
+public struct ClusterCounters: Sendable {
+  /// Upstream responses by status class (index 1…5).
+  public var responsesByClass = [Int](repeating: 0, count: 6)
+  /// Upstream failures by kind (connect, timeout, reset, …).
+  public var errors: [String: Int] = [:]
+  /// Request head received → upstream response head.
+  public var latency = LatencyHistogram()
+  /// Pool state, summed over loops when `/metrics` is scraped (gauges, not counted per request).
+  public var openConnections = 0
+  public var idleConnections = 0
+  public var pendingRequests = 0
+
+  public init() {}
+
+  public mutating func add(_ o: ClusterCounters) {
+    for i in 0..<6 { responsesByClass[i] += o.responsesByClass[i] }
+    for (k, v) in o.errors { errors[k, default: 0] += v }
+    latency.add(o.latency)
+    openConnections += o.openConnections
+    idleConnections += o.idleConnections
+    pendingRequests += o.pendingRequests
   }
 }
 
@@ -60,14 +112,23 @@ public struct CounterSnapshot: Sendable {
   public var openHTTP2Connections = 0
   public var tlsHandshakes = 0
   public var tlsHandshakeFailures = 0
+  public var tlsHandshakesByVersion = [0, 0]
+  public var tlsFailuresByReason: [String: Int] = [:]
   public var connectionsRefusedAtLimit = 0
+  public var connectionsAccepted = 0
+  public var requestBodyBytes = 0
+  public var responseBodyBytes = 0
+  public var clusters: [String: ClusterCounters] = [:]
+  /// The soonest `notAfter` of the configured certificates (seconds since 1970; nil: unknown).
+  public var soonestCertificateExpiry: Double?
+  /// Access-log reopens (SIGUSR1).
+  public var accessLogReopens = 0
   /// Access-log lines handed to the writer, and lines dropped because it fell behind (process-wide,
   /// filled in by the server; nil when the access log is off).
   public var accessLog: (written: Int, dropped: Int)?
   /// `tls.custom_domain_certs_dir` (process-wide; nil when off).
   public var customCertificates: (domains: Int, cached: Int, hits: Int, loads: Int, failures: Int)?
   public var requestDuration = LatencyHistogram()
-  public var upstreamLatency = LatencyHistogram()
   /// Requests per shop id for the busiest shops (merged from each loop's ``ShopTopK``).
   public var topShops: [String: Int] = [:]
 
@@ -95,9 +156,14 @@ public struct CounterSnapshot: Sendable {
     openHTTP2Connections += o.openHTTP2Connections
     tlsHandshakes += o.tlsHandshakes
     tlsHandshakeFailures += o.tlsHandshakeFailures
+    for i in 0..<2 { tlsHandshakesByVersion[i] += o.tlsHandshakesByVersion[i] }
+    for (k, v) in o.tlsFailuresByReason { tlsFailuresByReason[k, default: 0] += v }
     connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
+    connectionsAccepted += o.connectionsAccepted
+    requestBodyBytes += o.requestBodyBytes
+    responseBodyBytes += o.responseBodyBytes
+    for (k, v) in o.clusters { clusters[k, default: ClusterCounters()].add(v) }
     requestDuration.add(o.requestDuration)
-    upstreamLatency.add(o.upstreamLatency)
     for (k, v) in o.topShops { topShops[k, default: 0] += v }
   }
 }
@@ -173,5 +239,21 @@ public struct LatencyHistogram: Sendable {
   public mutating func add(_ o: LatencyHistogram) {
     for i in counts.indices { counts[i] += o.counts[i] }
     sumNanos += o.sumNanos
+  }
+}
+
+/// Why a TLS handshake failed, in a few bounded buckets (a label value).
+public enum TLSFailureReason {
+  public static func classify(_ error: Error) -> String {
+    let text = String(describing: error).uppercased()
+    if text.contains("HTTP_REQUEST") || text.contains("HTTPS_PROXY_REQUEST") { return "plain_http" }
+    if text.contains("NO_SHARED_CIPHER") { return "no_shared_cipher" }
+    if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("WRONG_VERSION") || text.contains("PROTOCOL_VERSION") {
+      return "protocol_version"
+    }
+    if text.contains("NO_APPLICATION_PROTOCOL") || text.contains("ALPN") { return "alpn" }
+    if text.contains("CERTIFICATE") || text.contains("UNKNOWN_CA") || text.contains("BAD_CERT") { return "certificate" }
+    if text.contains("UNCLEANSHUTDOWN") || text.contains("EOF") || text.contains("CONNECTION RESET") { return "closed" }
+    return "other"
   }
 }

@@ -46,6 +46,8 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   let request: UpstreamRequestHead
   /// The endpoint of the current attempt.
   private var endpoint: Int = 0
+  /// The current attempt's endpoint URL (for the access log; no allocation, the name is stored).
+  var endpointName: String { cluster.state.endpoints[endpoint].health.name }
   /// Retries left for this request (cluster `retries`).
   private var retriesLeft: Int
   /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE: safe to send again (RFC 9110 §9.2.2).

@@ -395,18 +395,30 @@ public final class GatewayServer: @unchecked Sendable {
       ctx.eventLoop.submit {
         var s = ctx.counters.snapshot
         s.topShops = ctx.counters.topShops.resolved(in: ctx.tables.current())
+        for (name, cluster) in ctx.clusters {
+          for pool in cluster.pools {
+            s.clusters[name, default: ClusterCounters()].openConnections += pool.openConnections
+            s.clusters[name, default: ClusterCounters()].idleConnections += pool.idleConnections
+            s.clusters[name, default: ClusterCounters()].pendingRequests += pool.waiting
+          }
+        }
         return s
       }
     }
     let writer = accessLogWriter
     let custom = customCertificates
+    let soonestExpiry = certificates.entries.map(\.notAfter.timeIntervalSince1970).min()
     return EventLoopFuture.reduce(CounterSnapshot(), futures, on: group.next()) { total, next in
       var t = total
       t.add(next)
       return t
     }.map { total in
       var t = total
-      if let writer { t.accessLog = (writer.writtenLines.load(ordering: .relaxed), writer.droppedLines.load(ordering: .relaxed)) }
+      if let writer {
+        t.accessLog = (writer.writtenLines.load(ordering: .relaxed), writer.droppedLines.load(ordering: .relaxed))
+        t.accessLogReopens = writer.reopens.load(ordering: .relaxed)
+      }
+      t.soonestCertificateExpiry = soonestExpiry
       if let custom { t.customCertificates = custom.stats }
       return t
     }
@@ -421,6 +433,7 @@ public final class GatewayServer: @unchecked Sendable {
     let open = openConnections.loadThenWrappingIncrement(ordering: .relaxed)
     let counter = openConnections
     channel.closeFuture.whenComplete { _ in counter.wrappingDecrement(ordering: .relaxed) }
+    loop.counters.connectionsAccepted += 1
     if open >= settings.maxConnections {
       loop.counters.connectionsRefusedAtLimit += 1
       return channel.close()
@@ -437,15 +450,19 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Adds TLS with the chosen certificate, then HTTP/1.1 or HTTP/2 by ALPN.
     func addTLS(_ context: NIOSSLContext, names: CertificateNames) throws {
-      let info = ConnectionInfo(clientAddress: clientAddress, certificate: names)
+      var info = ConnectionInfo(clientAddress: clientAddress, certificate: names)
       let sync = channel.pipeline.syncOperations
-      try sync.addHandler(NIOSSLServerHandler(context: context))
+      let tls = NIOSSLServerHandler(context: context)
+      try sync.addHandler(tls)
       let failures = TLSFailureCounter(counters: loop.counters)
       try sync.addHandler(failures)
       try sync.addHandler(
         ApplicationProtocolNegotiationHandler { alpn in
           handshakeTimer.completed()
           loop.counters.tlsHandshakes += 1
+          let version = tls.tlsVersion
+          loop.counters.tlsHandshakesByVersion[version == .tlsv13 ? 1 : 0] += 1
+          info.tlsVersion = version == .tlsv13 ? "TLSv1.3" : "TLSv1.2"
           return channel.eventLoop.makeCompletedFuture {
             channel.pipeline.syncOperations.removeHandler(failures, promise: nil)
             switch alpn {
@@ -542,6 +559,7 @@ final class TLSFailureCounter: ChannelInboundHandler, RemovableChannelHandler {
   init(counters: LoopCounters) { self.counters = counters }
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     counters.tlsHandshakeFailures += 1
+    counters.tlsFailuresByReason[TLSFailureReason.classify(error), default: 0] += 1
     context.close(promise: nil)
   }
 }

@@ -71,11 +71,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var writer = HTTP1ResponseWriter()
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
+  /// The request line of bytes the parser refused before producing a head (for the access log).
+  var unparsedRequestLine: (method: String, target: String)?
   /// When the current request's head arrived (latency metrics and the access log).
   private var requestStarted = NIODeadline.uptimeNanoseconds(0)
 
   /// Queues the current request's access-log line, if any.
   private func finishLog(aborted: Bool = false, durationNanos: Int64? = nil) {
+    loop.counters.requestBodyBytes &+= bodyReceived
     guard var e = log else { return }
     log = nil
     e.bytesIn = bodyReceived
@@ -248,7 +251,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     requestStarted = .now()
     if loop.accessLog != nil {
       finishLog(aborted: true)
-      log = loop.beginLog(proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, client: connection.clientAddress)
+      log = loop.beginLog(
+        proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, client: connection.clientAddress,
+        tls: connection.tlsVersion, userAgent: head.headers.first(name: "user-agent"))
     }
     let validated: ValidatedRequest
     switch RequestValidation.validateHTTP1(head, limits: loop.limits) {
@@ -324,13 +329,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
     loop.counters.recordRefusal(refusal)
+    loop.counters.recordResponse(status: refusal.status)
+    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     if log != nil {
       log!.status = refusal.status
       log!.code = refusal.code
       log!.requestID = requestID
+      log!.bytesOut = method == .HEAD ? 0 : body.readableBytes
     }
-    loop.counters.recordResponse(status: refusal.status)
-    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var head = writer.beginHead(
       version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator,
       capacity: 320 + body.readableBytes)
@@ -434,10 +440,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     ) { name, value, _ in response.add(name, value) }
     loop.counters.recordResponse(status: Int(head.status.code))
     let untilHead = (NIODeadline.now() - requestStarted).nanoseconds
-    loop.counters.upstreamLatency.observe(nanos: untilHead)
+    loop.counters.recordUpstreamResponse(cluster: exchange.cluster.metricsIndex, status: Int(head.status.code), nanos: untilHead)
     if log != nil {
       log!.status = Int(head.status.code)
       log!.upstreamNanos = untilHead
+      log!.upstreamAddress = exchange.endpointName
     }
     writer.hold(finishHead(&response))
   }
@@ -465,6 +472,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     guard let context else { return }
     log?.bytesOut += buffer.readableBytes
+    loop.counters.responseBodyBytes &+= buffer.readableBytes
     writer.writeBody(buffer, context: context)
     if !context.channel.isWritable { exchange.clientWritabilityChanged(isWritable: false) }
   }
@@ -477,14 +485,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
     guard let context else { return }
-    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     if requestInProgress { closeAfterResponse = true }
     state = .refused
     writeRefusal(refusal, requestID: exchange.requestID, context: context)
   }
 
   func exchangeAbort(_ exchange: Exchange) {
-    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     // The response already started: its status cannot change; closing tells the client it is cut.
     finishLog(aborted: true)
     context?.close(promise: nil)
@@ -571,6 +579,15 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       requestInProgress = false
       state = .refused
       method = .GET
+      if loop.accessLog != nil && log == nil {
+        // Refused before the parser produced a head: log what the request line said, if anything.
+        let line = unparsedRequestLine
+        requestStarted = .now()
+        log = loop.beginLog(
+          proto: "h1", host: nil, method: line?.method ?? "", uri: line?.target ?? "", client: connection.clientAddress,
+          tls: connection.tlsVersion)
+      }
+      unparsedRequestLine = nil
       writeRefusal(refusal, requestID: loop.requestIDs.next(), context: context)
       closing = true
       return
@@ -608,7 +625,14 @@ struct ClientRequestDecoder: ByteToMessageDecoder {
     if handler.parserNeedsFreshStart { restart(context: context, handler: handler) }
     handler.decoding = true
     defer { handler.decoding = false }
-    let state = try parser.decode(context: context, buffer: &buffer)
+    let state: DecodingState
+    do {
+      state = try parser.decode(context: context, buffer: &buffer)
+    } catch {
+      // Only on a refusal: the bytes are still there (the parser moves past them on success only).
+      handler.unparsedRequestLine = RequestLinePeek.read(buffer)
+      throw error
+    }
     // The upgrade was settled while these bytes were parsed (a refusal answers at once): go on
     // with the bytes behind it.
     if handler.parserNeedsFreshStart && buffer.readableBytes > 0 {
@@ -632,4 +656,27 @@ struct ClientRequestDecoder: ByteToMessageDecoder {
   mutating func decoderAdded(context: ChannelHandlerContext) { parser.decoderAdded(context: context) }
   mutating func decoderRemoved(context: ChannelHandlerContext) { parser.decoderRemoved(context: context) }
   func shouldReclaimBytes(buffer: ByteBuffer) -> Bool { parser.shouldReclaimBytes(buffer: buffer) }
+}
+
+/// The method and target of a request line the parser refused, read from the raw bytes for the
+/// access log: a token, a space, the target up to the next space or line end (the log drops its query).
+enum RequestLinePeek {
+  static func read(_ buffer: ByteBuffer) -> (method: String, target: String)? {
+    buffer.withUnsafeReadableBytes { bytes -> (method: String, target: String)? in
+      let limit = min(bytes.count, 8192 + 32)
+      var i = 0
+      while i < limit, i < 32, Self.isToken(bytes[i]) { i += 1 }
+      guard i > 0, i < limit, bytes[i] == UInt8(ascii: " ") else { return nil }
+      let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<i]), as: UTF8.self)
+      let start = i + 1
+      var j = start
+      while j < limit, bytes[j] != 0x20, bytes[j] != 0x0D, bytes[j] != 0x0A { j += 1 }
+      guard j > start else { return (method, "") }
+      return (method, String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<j]), as: UTF8.self))
+    }
+  }
+
+  static func isToken(_ b: UInt8) -> Bool {
+    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+  }
 }

@@ -81,6 +81,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let s else { return }
     let duration = (NIODeadline.now() - s.started).nanoseconds
     if s.responseDone { loop.counters.requestDuration.observe(nanos: duration) }
+    loop.counters.requestBodyBytes &+= s.bodyReceived
     guard !logs.isEmpty, var e = logs.removeValue(forKey: id) else { return }
     e.bytesIn = s.bodyReceived
     e.aborted = !s.responseDone
@@ -240,7 +241,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     streams[id] = state
     if loop.accessLog != nil {
       let host = headers.first(name: ":authority") ?? headers.first(name: "host")
-      let e = loop.beginLog(proto: "h2", host: host, method: headers.first(name: ":method") ?? "", uri: headers.first(name: ":path") ?? "", client: connection.clientAddress)
+      let e = loop.beginLog(
+        proto: "h2", host: host, method: headers.first(name: ":method") ?? "", uri: headers.first(name: ":path") ?? "",
+        client: connection.clientAddress, tls: connection.tlsVersion, userAgent: headers.first(name: "user-agent"))
       logs[id] = e
     }
     let validated: ValidatedRequest
@@ -345,12 +348,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let context else { return }
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
+    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     if logs[id] != nil {
       logs[id]!.status = refusal.status
       logs[id]!.code = refusal.code
       logs[id]!.requestID = requestID
+      logs[id]!.bytesOut = method == .HEAD ? 0 : body.readableBytes
     }
-    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     var headers = HPACKHeaders([
       (":status", String(refusal.status)), ("content-type", "application/json"),
       ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
@@ -386,7 +390,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         // that on would leave the client writing WebSocket frames into nothing. Errors pass as
         // they are.
         exchange.cancel()
-        loop.counters.recordUpstreamError("upgrade_declined")
+        loop.counters.recordUpstreamError("upgrade_declined", cluster: exchange.cluster.metricsIndex)
         let refusal = GatewayRefusal.upstreamError.with(
           message: "The upstream did not accept the WebSocket upgrade (it answered \(head.status.code), not 101).")
         sendRefusal(id, refusal, requestID: exchange.requestID, method: .GET)
@@ -396,7 +400,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let headers = Self.responseHeaders(
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
-    noteResponseHead(id, status: Int(head.status.code), state: s)
+    noteResponseHead(id, status: Int(head.status.code), state: s, exchange: exchange)
     s?.pendingHeaders = headers
   }
 
@@ -420,13 +424,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   /// Counts a response head and its upstream latency (and notes both in the access log).
-  private func noteResponseHead(_ id: HTTP2StreamID, status: Int, state: StreamState?) {
+  private func noteResponseHead(_ id: HTTP2StreamID, status: Int, state: StreamState?, exchange: Exchange?) {
     loop.counters.recordResponse(status: status)
     let untilHead = (NIODeadline.now() - (state?.started ?? .now())).nanoseconds
-    loop.counters.upstreamLatency.observe(nanos: untilHead)
+    if let exchange { loop.counters.recordUpstreamResponse(cluster: exchange.cluster.metricsIndex, status: status, nanos: untilHead) }
     if logs[id] != nil {
       logs[id]!.status = status
       logs[id]!.upstreamNanos = untilHead
+      if let exchange { logs[id]!.upstreamAddress = exchange.endpointName }
     }
   }
 
@@ -447,6 +452,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
     let n = buffer.readableBytes
     if !logs.isEmpty { logs[id]?.bytesOut += n }
+    loop.counters.responseBodyBytes &+= n
     s.outstanding += n
     let promise = context.eventLoop.makePromise(of: Void.self)
     promise.futureResult.assumeIsolated().whenComplete { [weak backReference] _ in backReference?.target.dataWritten(id, bytes: n) }
@@ -475,6 +481,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
       }
       if !logs.isEmpty { logs[id]?.bytesOut += data.readableBytes }
+      loop.counters.responseBodyBytes &+= data.readableBytes
       last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))
     } else if let h = s.pendingHeaders {
       last = HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))
@@ -523,13 +530,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
-    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     let id = HTTP2StreamID(exchange.streamID)
     sendRefusal(id, refusal, requestID: exchange.requestID, method: streams[id]?.method ?? .GET)
   }
 
   func exchangeAbort(_ exchange: Exchange) {
-    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown")
+    loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     reset(HTTP2StreamID(exchange.streamID), .internalError)
   }
 
@@ -598,7 +605,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let headers = Self.responseHeaders(
       status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
       dropping: "sec-websocket-accept")
-    noteResponseHead(id, status: 200, state: streams[id])
+    noteResponseHead(id, status: 200, state: streams[id], exchange: streams[id]?.exchange)
     streams[id]?.pendingHeaders = headers
   }
 

@@ -22,7 +22,7 @@ final class LoopContext {
   let settings: ServerSettings
   /// Upstream clusters by name, with this loop's pools.
   var clusters: [String: LoopCluster]
-  let counters = LoopCounters()
+  let counters: LoopCounters
   /// Set when a graceful drain starts: connections finish what they carry and close
   /// (HTTP/1.1 with `Connection: close`, HTTP/2 with GOAWAY).
   var draining = false
@@ -51,7 +51,10 @@ final class LoopContext {
     self.rewrite = settings.rewrite
     self.limits = settings.limits
     self.settings = settings
+    let names = clusters.keys.sorted()
+    for (i, name) in names.enumerated() { clusters[name]!.metricsIndex = i }
     self.clusters = clusters
+    self.counters = LoopCounters(clusters: names)
     self.requestIDs = RequestIDGenerator()
     self.logger = logger
   }
@@ -65,8 +68,12 @@ final class LoopContext {
   }
 
   /// A new entry for a request whose head just arrived (only called with the log on).
-  func beginLog(proto: String, host: String?, method: String, uri: String, client: String) -> AccessLogEntry {
+  func beginLog(
+    proto: String, host: String?, method: String, uri: String, client: String, tls: String? = nil, userAgent: String? = nil
+  ) -> AccessLogEntry {
     var e = AccessLogEntry()
+    e.tlsVersion = tls
+    e.userAgent = userAgent
     e.proto = proto
     e.host = host ?? ""
     e.method = method
@@ -83,6 +90,8 @@ final class LoopContext {
     e.auth = tenant.auth.claim
     if let key = tenant.key { e.keyID = table.keyID(key) }
     e.upstream = tenant.upstream
+    let routes = resolver.settings.routes.routes
+    if tenant.route >= 0 && tenant.route < routes.count { e.route = routes[tenant.route].prefix }
   }
 
   /// Completes and queues an entry.

@@ -11,6 +11,8 @@ struct ConnectionInfo {
   let clientAddress: String
   /// The certificate presented on this connection: the names it covers (§2 `misdirected_request`).
   let certificate: CertificateNames
+  /// The negotiated TLS version, `TLSv1.2` or `TLSv1.3` (for the access log).
+  var tlsVersion: String? = nil
 }
 
 /// The outcome of admitting a request: forward it (with everything the upstream needs), or refuse.

@@ -13,8 +13,15 @@ public struct SnapshotDocument {
   public init(root: [String: Any]) { self.root = root }
 
   public static func read(_ path: String) throws -> SnapshotDocument {
-    let data = try Data(contentsOf: URL(fileURLWithPath: path))
-    guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+    let data: Data
+    do { data = Data(try FileBytes.read(path)) } catch {
+      throw DocumentError(message: "cannot read the snapshot \(path): \(error.description.lowercased())")
+    }
+    let object: Any
+    do { object = try JSONSerialization.jsonObject(with: data) } catch {
+      throw DocumentError(message: "\(path): the snapshot is not valid JSON")
+    }
+    guard let root = object as? [String: Any] else {
       throw DocumentError(message: "\(path): the snapshot is not a JSON object")
     }
     return SnapshotDocument(root: root)

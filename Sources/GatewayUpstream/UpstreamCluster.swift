@@ -128,6 +128,8 @@ public final class ClusterState: Sendable {
 public final class LoopCluster {
   public let state: ClusterState
   public let pools: [UpstreamPool]
+  /// This cluster's index in the loop's per-cluster counters (clusters sorted by name).
+  public var metricsIndex = 0
   private var next = 0
   private var retryTokens: Double = 3
   private let sweeper: DeadlineSweeper

@@ -80,6 +80,8 @@ public final class UpstreamPool {
   /// Open connections (idle plus busy).
   public var openConnections: Int { open }
   public var idleConnections: Int { idle.count }
+  /// Requests queued for a connection.
+  public var waiting: Int { waiters.count }
   /// Requests holding or waiting for a connection (least-request balancing).
   public var inFlight: Int { open - idle.count + connecting + waiters.count }
 

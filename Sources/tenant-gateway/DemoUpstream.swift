@@ -47,7 +47,7 @@ struct DemoUpstream: ParsableCommand {
   func run() throws {
     let outcome = ConfigLoader.load(path: config)
     guard let cfg = outcome.config else {
-      for e in outcome.errors { printError("\(config): \(e)") }
+      for e in outcome.errors { printError(e.message(file: config)) }
       throw ExitCode(1)
     }
     var keys: [String: SymmetricKey] = [:]

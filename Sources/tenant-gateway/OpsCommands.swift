@@ -8,7 +8,7 @@ import GatewaySnapshot
 func loadConfig(_ options: ConfigOptions) throws -> GatewayConfig {
   let outcome = ConfigLoader.load(path: options.config, overrides: options.overrides)
   guard let config = outcome.config else {
-    for e in outcome.errors { printError("\(options.config): \(e)") }
+    for e in outcome.errors { printError(e.message(file: options.config)) }
     throw ExitCode(1)
   }
   return config
@@ -30,7 +30,7 @@ struct Lookup: ParsableCommand {
 
   static func explain(options: ConfigOptions, host: String, keyFromStdin: Bool, json: Bool) throws {
     let config = try loadConfig(options)
-    guard let path = config.snapshot.path else { throw ValidationError("snapshot.path is not set") }
+    guard let path = config.snapshot.path else { throw CommandFailure("snapshot.path is not set") }
     let table = try SnapshotStreamParser.parse(path: path, platform: config.platformHosts)
     var digest: KeyDigest? = nil
     if keyFromStdin {
@@ -67,9 +67,9 @@ struct Domains: ParsableCommand {
     @Argument var shop: String
     func run() throws {
       try SnapshotEdit.run(options) { doc, config in
-        guard let normal = HostName.normalize(host) else { throw ValidationError("\(host) is not a host name") }
-        guard let i = doc.shopIndex(shop) else { throw ValidationError("no shop with id or subdomain \(shop)") }
-        if let owner = doc.domainOwners[normal] { throw ValidationError("\(normal) is already mapped to shop \(owner)") }
+        guard let normal = HostName.normalize(host) else { throw CommandFailure("\(host) is not a host name") }
+        guard let i = doc.shopIndex(shop) else { throw CommandFailure("no shop with id or subdomain \(shop)") }
+        if let owner = doc.domainOwners[normal] { throw CommandFailure("\(normal) is already mapped to shop \(owner)") }
         var shops = doc.shops
         var domains = shops[i]["customDomains"] as? [String] ?? []
         domains.append(normal)
@@ -86,7 +86,7 @@ struct Domains: ParsableCommand {
     @Argument var host: String
     func run() throws {
       try SnapshotEdit.run(options) { doc, _ in
-        guard let normal = HostName.normalize(host) else { throw ValidationError("\(host) is not a host name") }
+        guard let normal = HostName.normalize(host) else { throw CommandFailure("\(host) is not a host name") }
         var shops = doc.shops
         for i in shops.indices {
           let domains = shops[i]["customDomains"] as? [String] ?? []
@@ -97,7 +97,7 @@ struct Domains: ParsableCommand {
             return "removed \(normal) from shop \(shops[i]["id"] as? String ?? "?")"
           }
         }
-        throw ValidationError("\(normal) is not mapped")
+        throw CommandFailure("\(normal) is not mapped")
       }
     }
   }
@@ -109,7 +109,7 @@ struct Domains: ParsableCommand {
     func run() throws {
       let config = try loadConfig(options)
       let doc = try SnapshotDocument.read(config.snapshot.path ?? "")
-      guard let i = doc.shopIndex(shop) else { throw ValidationError("no shop with id or subdomain \(shop)") }
+      guard let i = doc.shopIndex(shop) else { throw CommandFailure("no shop with id or subdomain \(shop)") }
       let s = doc.shops[i]
       if let sub = s["subdomain"] as? String { print("\(sub).\(config.platform.domain)\tsubdomain") }
       for d in s["customDomains"] as? [String] ?? [] { print("\(d)\tcustom domain") }
@@ -130,12 +130,12 @@ struct Domains: ParsableCommand {
 enum SnapshotEdit {
   static func run(_ options: ConfigOptions, _ edit: (inout SnapshotDocument, GatewayConfig) throws -> String) throws {
     let config = try loadConfig(options)
-    guard let path = config.snapshot.path else { throw ValidationError("snapshot.path is not set (edits need a file source)") }
+    guard let path = config.snapshot.path else { throw CommandFailure("snapshot.path is not set (edits need a file source)") }
     // Serialise concurrent edits: an exclusive lock on a sibling file, held across read-modify-write.
     let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard lockFD >= 0 else { throw ValidationError("cannot open \(path).lock") }
+    guard lockFD >= 0 else { throw CommandFailure("cannot open \(path).lock: \(String(cString: strerror(errno)))") }
     defer { close(lockFD) }
-    guard flock(lockFD, LOCK_EX) == 0 else { throw ValidationError("cannot lock \(path).lock") }
+    guard flock(lockFD, LOCK_EX) == 0 else { throw CommandFailure("cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
     defer { flock(lockFD, LOCK_UN) }
 
     var doc = try SnapshotDocument.read(path)
@@ -207,4 +207,12 @@ enum AdminClient {
     }
     return String(decoding: out, as: UTF8.self)
   }
+}
+
+/// A command that ran and was refused (a mapped domain, an unknown shop, an unreadable file):
+/// `Error: <reason>` and exit 1. A `ValidationError` is for arguments of the wrong shape: it prints
+/// the usage and exits 64.
+struct CommandFailure: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
 }

@@ -237,14 +237,16 @@ struct JWKSTests {
 @Suite("Operations: latency histograms (real gateway)")
 struct LatencyMetricsTests {
   /// `name{le="x"} v` lines of one histogram, in order, and its _count.
-  func buckets(_ metrics: String, _ name: String) -> (buckets: [(String, Int)], count: Int) {
+  func buckets(_ metrics: String, _ name: String, labels: String = "") -> (buckets: [(String, Int)], count: Int) {
     var out: [(String, Int)] = []
     var count = -1
+    let bucketPrefix = "\(name)_bucket{\(labels.isEmpty ? "" : labels + ",")le=\""
+    let countPrefix = "\(name)_count\(labels.isEmpty ? "" : "{\(labels)}") "
     for line in metrics.split(separator: "\n") {
-      if line.hasPrefix("\(name)_bucket{le=\"") {
-        let le = line.split(separator: "\"")[1]
+      if line.hasPrefix(bucketPrefix) {
+        let le = line.dropFirst(bucketPrefix.count).split(separator: "\"")[0]
         out.append((String(le), Int(line.split(separator: " ").last ?? "") ?? -1))
-      } else if line.hasPrefix("\(name)_count ") {
+      } else if line.hasPrefix(countPrefix) {
         count = Int(line.split(separator: " ").last ?? "") ?? -1
       }
     }
@@ -263,7 +265,7 @@ struct LatencyMetricsTests {
 
       let request = buckets(metrics, "tenant_gateway_request_duration_seconds")
       #expect(request.count == 8, "\(metrics)")
-      let upstream = buckets(metrics, "tenant_gateway_upstream_response_seconds")
+      let upstream = buckets(metrics, "tenant_gateway_upstream_response_seconds", labels: "cluster=\"default\"")
       #expect(upstream.count == 7)
       for h in [request, upstream] {
         #expect(h.buckets.last?.0 == "+Inf" && h.buckets.last?.1 == h.count)

@@ -201,8 +201,103 @@ struct OperatorTests {
     #expect(typo.status == 1)
     #expect(typo.stderr.contains("unknown key listen.adress (line 1) (did you mean listen.address?)"), "\(typo.stderr)")
 
+    let diff = try Shell.run(Paths.binary, ["snapshot", "diff", h.directory.appendingPathComponent("missing.json").path, h.snapshotPath])
+    #expect(diff.status == 1)
+    #expect(diff.stderr.contains("cannot read the snapshot \(h.directory.path)/missing.json: no such file or directory"), "\(diff.stderr)")
+    #expect(!diff.stderr.contains("NSCocoaErrorDomain"))
+
+    try h.writeConfig()
+    let mapped = try Shell.run(Paths.binary, ["domains", "add", "shop.acme.test", "bibi-saree", "--config", h.configPath])
+    #expect(mapped.status == 1, "a refusal is not a usage error (64)")
+    #expect(mapped.stderr.contains("shop.acme.test is already mapped to shop \(Demo.acmeID)"), "\(mapped.stderr)")
+    #expect(!mapped.stderr.contains("USAGE"), "\(mapped.stderr)")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+
     let level = try Shell.run(Paths.binary, ["serve", "--config", h.configPath, "--log-level", "verbose"])
     #expect(level.status == 64)
     #expect(level.stderr.contains("--log-level verbose is not one of"), "\(level.stderr)")
+  }
+
+  /// The access-log lines written so far, parsed.
+  func accessLines(_ path: String) -> [[String: Any]] {
+    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+  }
+
+  @Test("The access log counts everything: parser-level refusals with their method and path, bytes_out of refusals, upstream address, route, TLS version, user agent")
+  func accessLogCountsEverything() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let log = h.directory.appendingPathComponent("access.log").path
+    h.accessLogPath = log
+    try h.start()
+    let shapes = [
+      ("/cl-te", "POST /cl-te HTTP/1.1\r\nHost: acme.platform.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+      ("/fold", "GET /fold HTTP/1.1\r\nHost: acme.platform.localhost\r\nX-A: b\r\n  c\r\n\r\n"),
+      ("/tab\tin", "GET /tab\tin HTTP/1.1\r\nHost: acme.platform.localhost\r\n\r\n"),
+      ("/two-cl", "POST /two-cl HTTP/1.1\r\nHost: acme.platform.localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+    ]
+    for (_, request) in shapes {
+      let r = try h.raw(request)
+      #expect(r["status"] as? Int == 400, "\(request): \(r)")
+    }
+    #expect(try h.curl("acme.platform.localhost", "/ok?token=secret", headers: ["User-Agent: probe/1.0"]).status == 200)
+    #expect(try h.curl(Demo.apiHost, "/v1/admin/x", http2: true).status == 401)
+    try h.waitFor(timeout: 5) { self.accessLines(log).count >= shapes.count + 2 }
+    let lines = accessLines(log)
+    let metrics = try h.admin("/metrics").body
+    let refused = metrics.split(separator: "\n").first { $0.hasPrefix("tenant_gateway_refusals_total{code=\"invalid_request\"}") }
+    #expect(refused?.hasSuffix(" \(shapes.count)") == true, "\(refused ?? "")")
+    for (path, _) in shapes {
+      let line = lines.first { ($0["path"] as? String) == path }
+      #expect(line != nil, "no access-log line for \(path): \(lines)")
+      #expect(line?["status"] as? Int == 400 && line?["code"] as? String == "invalid_request", "\(line ?? [:])")
+      #expect((line?["bytes_out"] as? Int ?? 0) > 100, "a refusal's JSON body is counted: \(line ?? [:])")
+      #expect(line?["tls"] as? String == "TLSv1.3")
+    }
+    let ok = try #require(lines.first { ($0["path"] as? String) == "/ok" }, "the query is never logged: \(lines)")
+    #expect(ok["upstream_addr"] as? String == "http://127.0.0.1:\(h.upstreamPort)")
+    #expect(ok["route"] as? String == "/")
+    #expect(ok["user_agent"] as? String == "probe/1.0")
+    let keyed = try #require(lines.first { ($0["path"] as? String) == "/v1/admin/x" })
+    #expect(keyed["protocol"] as? String == "h2" && keyed["status"] as? Int == 401)
+    #expect((keyed["bytes_out"] as? Int ?? 0) > 50, "\(keyed)")
+    #expect(!((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("secret"))
+  }
+
+  @Test("Metrics an SRE expects: per-cluster requests, errors, latency and pool gauges, process_*, accepted connections, body bytes, TLS by version and failure reason, certificate expiry; promtool-clean")
+  func metricsAnSREExpects() throws {
+    try withGateway { h in
+      #expect(try h.curl("acme.platform.localhost", "/one").status == 200)
+      #expect(try h.curl("acme.platform.localhost", "/two", http2: true).status == 200)
+      #expect(try h.curl("acme.platform.localhost", "/__status/503").status == 503)
+      // Plain HTTP at the TLS port: a handshake failure with its reason.
+      _ = try? Shell.run("curl", ["-s", "-o", "/dev/null", "--max-time", "3", "http://127.0.0.1:\(h.port)/"])
+      h.stopUpstream()
+      #expect([502, 503].contains(try h.curl("acme.platform.localhost", "/down").status))
+      let m = try h.admin("/metrics").body
+      func value(_ series: String) -> Double? {
+        m.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+      }
+      #expect(value("tenant_gateway_upstream_responses_total{cluster=\"default\",code_class=\"2xx\"}") == 2, "\(m)")
+      #expect(value("tenant_gateway_upstream_responses_total{cluster=\"default\",code_class=\"5xx\"}") == 1)
+      #expect(value("tenant_gateway_upstream_response_seconds_count{cluster=\"default\"}") == 3)
+      #expect(m.contains("tenant_gateway_upstream_errors_total{cluster=\"default\",kind=\"connect_failed\"}"), "\(m)")
+      #expect(value("tenant_gateway_upstream_connections{cluster=\"default\",state=\"open\"}") != nil)
+      #expect(value("tenant_gateway_upstream_pending_requests{cluster=\"default\"}") == 0)
+      #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000)
+      #expect((value("process_open_fds") ?? 0) > 5)
+      #expect(value("process_cpu_seconds_total") != nil)
+      #expect(abs((value("process_start_time_seconds") ?? 0) - Date().timeIntervalSince1970) < 120)
+      #expect((value("tenant_gateway_connections_accepted_total") ?? 0) >= 5)
+      #expect((value("tenant_gateway_response_body_bytes_total") ?? 0) > 100)
+      #expect(value("tenant_gateway_tls_handshakes_total{version=\"TLSv1.3\"}") ?? 0 >= 4)
+      #expect(value("tenant_gateway_tls_handshake_failures_total{reason=\"plain_http\"}") == 1, "\(m)")
+      let expiry = try #require(value("tenant_gateway_certificate_expiry_timestamp_seconds"))
+      #expect(expiry > Date().timeIntervalSince1970)
+      let lint = try Shell.run("sh", ["-c", "curl -s http://127.0.0.1:\(h.adminPort)/metrics | promtool check metrics"])
+      #expect(lint.status == 0, "promtool: \(lint.stdout) \(lint.stderr)")
+    }
   }
 }

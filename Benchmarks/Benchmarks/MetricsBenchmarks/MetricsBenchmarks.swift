@@ -34,7 +34,7 @@ let benchmarks: @Sendable () -> Void = {
   @Sendable @inline(__always) func recordPerLoop(_ c: LoopCounters, _ i: Int) {
     c.recordResponse(status: 200)
     c.requestDuration.observe(nanos: latency(i))
-    c.upstreamLatency.observe(nanos: latency(i) / 2)
+    c.recordUpstreamResponse(cluster: 0, status: 200, nanos: latency(i) / 2)
   }
 
   Benchmark("metrics per request: per-loop counters, 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
