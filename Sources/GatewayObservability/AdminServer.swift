@@ -327,6 +327,11 @@ public enum PrometheusText {
     out += "# HELP tenant_gateway_connections_accepted_total Client connections accepted on the TLS listener.\n"
     out += "# TYPE tenant_gateway_connections_accepted_total counter\n"
     out += "tenant_gateway_connections_accepted_total \(c.connectionsAccepted)\n"
+    out += "# HELP tenant_gateway_proxy_protocol_refused_total Connections closed for the PROXY protocol, by reason.\n"
+    out += "# TYPE tenant_gateway_proxy_protocol_refused_total counter\n"
+    for reason in ["malformed", "untrusted"] {
+      out += "tenant_gateway_proxy_protocol_refused_total{reason=\"\(reason)\"} \(c.proxyProtocolRefused[reason] ?? 0)\n"
+    }
     out += "# HELP tenant_gateway_request_body_bytes_total Request body bytes received from clients.\n"
     out += "# TYPE tenant_gateway_request_body_bytes_total counter\n"
     out += "tenant_gateway_request_body_bytes_total \(c.requestBodyBytes)\n"

@@ -20,6 +20,8 @@ public final class LoopCounters {
   public var tlsFailuresByReason: [String: Int] = [:]
   public var connectionsRefusedAtLimit = 0
   public var connectionsAccepted = 0
+  /// Connections closed for the PROXY protocol: `untrusted` (not from proxy_protocol_from), `malformed`.
+  public var proxyProtocolRefused: [String: Int] = [:]
   /// Request and response body bytes (what crossed the gateway, without heads and TLS framing).
   public var requestBodyBytes = 0
   public var responseBodyBytes = 0
@@ -71,6 +73,7 @@ public final class LoopCounters {
     s.tlsHandshakesByVersion = tlsHandshakesByVersion
     s.tlsFailuresByReason = tlsFailuresByReason
     s.connectionsAccepted = connectionsAccepted
+    s.proxyProtocolRefused = proxyProtocolRefused
     s.requestBodyBytes = requestBodyBytes
     s.responseBodyBytes = responseBodyBytes
     for (i, name) in clusterNames.enumerated() { s.clusters[name] = clusters[i] }
@@ -116,6 +119,7 @@ public struct CounterSnapshot: Sendable {
   public var tlsFailuresByReason: [String: Int] = [:]
   public var connectionsRefusedAtLimit = 0
   public var connectionsAccepted = 0
+  public var proxyProtocolRefused: [String: Int] = [:]
   public var requestBodyBytes = 0
   public var responseBodyBytes = 0
   public var clusters: [String: ClusterCounters] = [:]
@@ -160,6 +164,7 @@ public struct CounterSnapshot: Sendable {
     for (k, v) in o.tlsFailuresByReason { tlsFailuresByReason[k, default: 0] += v }
     connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
     connectionsAccepted += o.connectionsAccepted
+    for (k, v) in o.proxyProtocolRefused { proxyProtocolRefused[k, default: 0] += v }
     requestBodyBytes += o.requestBodyBytes
     responseBodyBytes += o.responseBodyBytes
     for (k, v) in o.clusters { clusters[k, default: ClusterCounters()].add(v) }

@@ -440,7 +440,7 @@ public final class GatewayServer: @unchecked Sendable {
     }
     let certificates = self.certificates
     let settings = self.settings
-    let clientAddress = channel.remoteAddress?.ipAddress ?? "unknown"
+    let peerAddress = channel.remoteAddress?.ipAddress ?? "unknown"
     // TLS must complete within the header timeout (a slow ClientHello is a slowloris too).
     let handshakeTimer = HandshakeDeadline(channel: channel, deadline: loop.sweeper.deadline(in: settings.clientHeaderTimeout))
     loop.sweeper.register(handshakeTimer)
@@ -449,7 +449,7 @@ public final class GatewayServer: @unchecked Sendable {
     let customCertificates = self.customCertificates
 
     /// Adds TLS with the chosen certificate, then HTTP/1.1 or HTTP/2 by ALPN.
-    func addTLS(_ context: NIOSSLContext, names: CertificateNames) throws {
+    func addTLS(_ context: NIOSSLContext, names: CertificateNames, clientAddress: String) throws {
       var info = ConnectionInfo(clientAddress: clientAddress, certificate: names)
       let sync = channel.pipeline.syncOperations
       let tls = NIOSSLServerHandler(context: context)
@@ -475,7 +475,9 @@ public final class GatewayServer: @unchecked Sendable {
         })
     }
 
-    return channel.eventLoop.makeCompletedFuture {
+    /// The SNI handler picks the certificate; `clientAddress` is the peer's, or the one a trusted
+    /// load balancer's PROXY header named.
+    func addSNI(clientAddress: String) throws {
       let sni = SNIHandler { result in
         var name: String? = nil
         if case .hostname(let h) = result { name = HostName.normalize(h) }
@@ -485,13 +487,28 @@ public final class GatewayServer: @unchecked Sendable {
           // The lookup completes on this channel's loop, so the pipeline is changed on its loop.
           return customCertificates.lookup(name, on: channel.eventLoop).assumeIsolated().flatMapThrowing { loaded in
             let entry = certificates.entries[0]
-            try addTLS(loaded?.context ?? entry.context, names: loaded?.names ?? entry.names)
+            try addTLS(loaded?.context ?? entry.context, names: loaded?.names ?? entry.names, clientAddress: clientAddress)
           }.nonisolated()
         }
         let entry = certificates.entries[name.flatMap(certificates.match) ?? 0]
-        return channel.eventLoop.makeCompletedFuture { try addTLS(entry.context, names: entry.names) }
+        return channel.eventLoop.makeCompletedFuture { try addTLS(entry.context, names: entry.names, clientAddress: clientAddress) }
       }
       try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(sni))
+    }
+
+    guard config.listen.proxyProtocol else {
+      return channel.eventLoop.makeCompletedFuture { try addSNI(clientAddress: peerAddress) }
+    }
+    // PROXY protocol: only the configured balancers may say who the client is.
+    guard let peer = CIDRBlock.parseAddress(peerAddress), config.listen.proxyProtocolFrom.contains(where: { $0.contains(peer) }) else {
+      loop.counters.proxyProtocolRefused["untrusted", default: 0] += 1
+      return channel.close()
+    }
+    return channel.eventLoop.makeCompletedFuture {
+      let proxy = ProxyProtocolHandler(
+        onHeader: { _, source in try addSNI(clientAddress: source ?? peerAddress) },
+        onRefused: { _ in loop.counters.proxyProtocolRefused["malformed", default: 0] += 1 })
+      try channel.pipeline.syncOperations.addHandler(proxy)
     }
   }
 

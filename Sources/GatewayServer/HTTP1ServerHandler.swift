@@ -71,6 +71,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var writer = HTTP1ResponseWriter()
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
+  /// When the connection reached HTTP (after TLS), and whether a request head has arrived since.
+  private var openedAt = NIODeadline.uptimeNanoseconds(0)
+  private var servedARequest = false
+  /// How long a drain waits for the first request of a connection that has sent none yet.
+  static let drainGraceForNewConnections = TimeAmount.seconds(2)
   /// The request line of bytes the parser refused before producing a head (for the access log).
   var unparsedRequestLine: (method: String, target: String)?
   /// When the current request's head arrived (latency metrics and the access log).
@@ -93,6 +98,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
+    openedAt = loop.sweeper.now
     loop.counters.openHTTP1Connections += 1
     loop.sweeper.register(backReference)
     armIdleTimer()
@@ -128,6 +134,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     guard let context, !closing, !requestInProgress, !responseInProgress, !awaitingResponse, queued.isEmpty,
       case .idle = state
     else { return }
+    // A connection accepted just before the listener closed has a request on its way: closing it
+    // now would fail that request (the client cannot know it was never read). It gets a moment to
+    // send it, is answered with `Connection: close`, and closes then.
+    if !servedARequest && loop.sweeper.now < openedAt + Self.drainGraceForNewConnections { return }
     closing = true
     context.close(promise: nil)
   }
@@ -242,6 +252,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    servedARequest = true
     keepAlive = head.isKeepAlive && !loop.draining
     version = head.version
     closeAfterResponse = false
