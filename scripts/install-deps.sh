@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need on a Debian machine (haproxy: the real
-# PROXY-protocol front of ProxyProtocolTests; prometheus: promtool checks /metrics and the alert rules)
+# PROXY-protocol front of ProxyProtocolTests; prometheus: promtool checks /metrics and the alert rules;
+# gnuplot: loadtest.sh --plot)
 # (Swift itself is expected to be installed). Safe to run again.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -8,7 +9,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 # gpgv"): retry as root rather than fail.
 $SUDO apt-get update -qq || $SUDO apt-get -o APT::Sandbox::User=root update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  curl openssl ca-certificates nghttp2-client wrk python3 python3-pip haproxy prometheus >/dev/null
+  curl openssl ca-certificates nghttp2-client wrk python3 python3-pip haproxy prometheus gnuplot-nox >/dev/null
 # Python clients used by the integration tests: the h2 protocol stack, PyJWT, websockets, and sslyze
 # (the TLS profile gate: Mozilla "intermediate", TLSProfileTests).
 # kubernetes-validate and check-jsonschema validate docker/ (scripts/check-deploy.sh).

@@ -1,38 +1,73 @@
 #!/usr/bin/env bash
-# Bounded load test against a running gateway, for any CI pipeline.
-#
-#   scripts/loadtest.sh --url https://127.0.0.1:8443/products --hosts hosts.txt \
-#       [--protocol h1|h2] [--duration 10] [--connections 50] [--streams 10] \
-#       [--keys keys.txt] [--header 'Name: value'] [--max-p99-ms 50] [--max-error-rate 0.001] \
-#       [--latency-out latencies.tsv] [--plot latency.png]
-#
-# h1 uses wrk (rotating --hosts as Host and --keys as Bearer keys, one per request); h2 uses h2load
-# (one host, the first of --hosts or the URL's; one key). Prints rps, p50/p90/p99/max latency and
-# responses by status, writes the latency distribution (percentile, ms) with --latency-out and plots
-# it with gnuplot with --plot, and exits 1 when a threshold is broken (2 on usage errors).
+# Bounded load test against a running gateway, for any CI pipeline. See usage() or --help.
 set -euo pipefail
-PROTO=h1 DURATION=10 CONNS=50 STREAMS=10 URL="" HOSTS="" KEYS="" MAX_P99="" MAX_ERR="" LAT_OUT="" PLOT=""
+
+usage() {
+  cat <<'USAGE'
+usage: scripts/loadtest.sh --url URL [options]
+
+Sends load to a running gateway and checks thresholds; exits 0 when every threshold holds,
+1 when one breaks, 2 on a usage error. Prints a table, the responses by status, and one summary
+line for CI logs:  loadtest: PASS requests=… rps=… p50_ms=… p99_ms=… error_rate=…
+
+  --url URL              https://host:port/path (loopback only unless --allow-remote)
+  --protocol h1|h2       h1: wrk, rotating --hosts and --keys per request (default)
+                         h2: h2load, the first host and key
+  --duration S           seconds of load, at most 600 (default 10)
+  --connections N        concurrent connections (default 50)
+  --streams N            h2: concurrent streams per connection (default 10)
+  --rate R               total requests per second (default: as fast as possible)
+  --hosts FILE           Host (h1) / :authority (h2) values, one per line
+  --keys FILE            API keys, one per line, sent as Authorization: Bearer
+  --header 'N: v'        an extra request header (repeatable)
+  --max-p99-ms MS        fail when p99 latency is above MS
+  --max-error-rate F     fail when the share of errors is above F (default 0: any error fails)
+  --allow-status LIST    statuses that are not errors besides 2xx, e.g. 403,404 (default: none)
+  --latency-out FILE     write the latency distribution (percentile, ms) as TSV
+  --plot FILE.png        plot it with gnuplot: log-scale percentile axis, the --max-p99-ms line drawn
+  --allow-remote         allow a URL that is not loopback (you own the target and its capacity)
+  -h, --help             this text
+
+An error is a non-2xx response not in --allow-status, or a socket error (connect, read, timeout).
+USAGE
+}
+
+PROTO=h1 DURATION=10 CONNS=50 STREAMS=10 URL="" HOSTS="" KEYS="" MAX_P99="" MAX_ERR="0" LAT_OUT="" PLOT=""
+RATE="" ALLOW_STATUS="" ALLOW_REMOTE=0
 HEADERS=()
+need() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --protocol) PROTO="$2"; shift 2 ;;
-    --duration) DURATION="$2"; shift 2 ;;
-    --connections) CONNS="$2"; shift 2 ;;
-    --streams) STREAMS="$2"; shift 2 ;;
-    --url) URL="$2"; shift 2 ;;
-    --hosts) HOSTS="$2"; shift 2 ;;
-    --keys) KEYS="$2"; shift 2 ;;
-    --header) HEADERS+=("$2"); shift 2 ;;
-    --max-p99-ms) MAX_P99="$2"; shift 2 ;;
-    --max-error-rate) MAX_ERR="$2"; shift 2 ;;
-    --latency-out) LAT_OUT="$2"; shift 2 ;;
-    --plot) PLOT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    --protocol) need "$@"; PROTO="$2"; shift 2 ;;
+    --duration) need "$@"; DURATION="$2"; shift 2 ;;
+    --connections) need "$@"; CONNS="$2"; shift 2 ;;
+    --streams) need "$@"; STREAMS="$2"; shift 2 ;;
+    --rate) need "$@"; RATE="$2"; shift 2 ;;
+    --url) need "$@"; URL="$2"; shift 2 ;;
+    --hosts) need "$@"; HOSTS="$2"; shift 2 ;;
+    --keys) need "$@"; KEYS="$2"; shift 2 ;;
+    --header) need "$@"; HEADERS+=("$2"); shift 2 ;;
+    --max-p99-ms) need "$@"; MAX_P99="$2"; shift 2 ;;
+    --max-error-rate) need "$@"; MAX_ERR="$2"; shift 2 ;;
+    --allow-status) need "$@"; ALLOW_STATUS="$2"; shift 2 ;;
+    --latency-out) need "$@"; LAT_OUT="$2"; shift 2 ;;
+    --plot) need "$@"; PLOT="$2"; shift 2 ;;
+    --allow-remote) ALLOW_REMOTE=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -n "$URL" ] || { echo "--url is required" >&2; exit 2; }
-case "$URL" in https://127.*|https://localhost*|https://\[::1\]*) ;; *) echo "load tests target loopback only" >&2; exit 2 ;; esac
+[ -n "$URL" ] || { echo "--url is required (see --help)" >&2; exit 2; }
+case "$PROTO" in h1|h2) ;; *) echo "--protocol must be h1 or h2" >&2; exit 2 ;; esac
+for n in "$DURATION" "$CONNS" "$STREAMS" ${RATE:+"$RATE"}; do
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "durations, counts and rates are positive integers, not '$n'" >&2; exit 2; }
+done
+[[ "$ALLOW_STATUS" =~ ^([0-9]{3}(,[0-9]{3})*)?$ ]] || { echo "--allow-status is a comma-separated list of statuses" >&2; exit 2; }
+if [ "$ALLOW_REMOTE" = 0 ]; then
+  case "$URL" in https://127.*|https://localhost[:/]*|https://localhost|https://\[::1\]*) ;;
+    *) echo "load tests target loopback only; pass --allow-remote for $URL" >&2; exit 2 ;;
+  esac
+fi
 [ "$DURATION" -le 600 ] || { echo "--duration is capped at 600 s" >&2; exit 2; }
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 RESULT="$WORK/result.json"
@@ -46,7 +81,10 @@ if [ "$PROTO" = h1 ]; then
     echo "local extra = {"
     for h in "${HEADERS[@]+"${HEADERS[@]}"}"; do printf '  {"%s", "%s"},\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//')"; done
     echo "}"
+    # --rate: each connection waits connections/rate seconds between its requests.
+    if [ -n "$RATE" ]; then echo "local delay_ms = $(( CONNS * 1000 / RATE ))"; else echo "local delay_ms = nil"; fi
     cat <<'LUA'
+if delay_ms then function delay() return delay_ms end end
 local threads = {}
 local counter = 0
 function setup(thread) table.insert(threads, thread) end
@@ -82,6 +120,8 @@ LUA
 else
   command -v h2load >/dev/null || { echo "h2load is needed (apt-get install nghttp2-client)" >&2; exit 2; }
   args=(-D "$DURATION" -c "$CONNS" -m "$STREAMS" -t 1 --log-file "$WORK/h2.log")
+  # --rate: h2load's --rps is per client (connection).
+  if [ -n "$RATE" ]; then args+=(--rps "$(awk -v r="$RATE" -v c="$CONNS" 'BEGIN { printf "%.3f", r / c }')"); fi
   if [ -n "$HOSTS" ]; then args+=(-H ":authority: $(head -n1 "$HOSTS")"); fi
   if [ -n "$KEYS" ]; then args+=(-H "authorization: Bearer $(head -n1 "$KEYS")"); fi
   for h in "${HEADERS[@]+"${HEADERS[@]}"}"; do args+=(-H "$h"); done
@@ -103,15 +143,18 @@ print(json.dumps({"requests": len(lat), "seconds": float(sys.argv[3]), "socket_e
 PY
 fi
 
-python3 - "$RESULT" "$MAX_P99" "$MAX_ERR" "$LAT_OUT" <<'PY'
+set +e
+python3 - "$RESULT" "$MAX_P99" "$MAX_ERR" "$LAT_OUT" "$ALLOW_STATUS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); max_p99 = sys.argv[2]; max_err = sys.argv[3]; out = sys.argv[4]
+allowed = set(filter(None, sys.argv[5].split(",")))
 d = dict((p, v) for p, v in r["dist"])
 total = sum(r["statuses"].values())
-bad = sum(n for s, n in r["statuses"].items() if not str(s).startswith("2")) + r["socket_errors"]
+bad = sum(n for s, n in r["statuses"].items() if not str(s).startswith("2") and str(s) not in allowed) + r["socket_errors"]
 rate = bad / max(1, total + r["socket_errors"])
+rps = total / r["seconds"] if r["seconds"] else 0
 print(f"{'requests':>10} {'rps':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>8}")
-print(f"{total:>10} {total / r['seconds']:>10.0f} {d[50]:>8.2f} {d[90]:>8.2f} {d[99]:>8.2f} {d[100]:>8.2f} {rate:>8.4f}")
+print(f"{total:>10} {rps:>10.0f} {d[50]:>8.2f} {d[90]:>8.2f} {d[99]:>8.2f} {d[100]:>8.2f} {rate:>8.4f}")
 print("responses by status: " + ", ".join(f"{s}: {n}" for s, n in sorted(r["statuses"].items())) + (f", socket errors: {r['socket_errors']}" if r["socket_errors"] else ""))
 if out:
     with open(out, "w") as f:
@@ -119,16 +162,26 @@ if out:
         for p, v in r["dist"]: f.write(f"{p}\t{v}\n")
 fail = []
 if max_p99 and d[99] > float(max_p99): fail.append(f"p99 {d[99]:.2f} ms > {max_p99} ms")
-if max_err and rate > float(max_err): fail.append(f"error rate {rate:.4f} > {max_err}")
+if rate > float(max_err):
+    what = ", ".join(f"{s}: {n}" for s, n in sorted(r["statuses"].items()) if not str(s).startswith("2") and str(s) not in allowed)
+    fail.append(f"error rate {rate:.4f} > {max_err} ({what or 'socket errors'}; --allow-status or --max-error-rate to accept some)")
 if total == 0: fail.append("no responses")
 for f in fail: print("THRESHOLD BROKEN: " + f)
+print(f"loadtest: {'FAIL' if fail else 'PASS'} requests={total} rps={rps:.0f} p50_ms={d[50]:.2f} p99_ms={d[99]:.2f} max_ms={d[100]:.2f} error_rate={rate:.4f}")
 sys.exit(1 if fail else 0)
 PY
 status=$?
+set -e
 if [ -n "$PLOT" ] && [ -n "$LAT_OUT" ]; then
   if command -v gnuplot >/dev/null; then
-    gnuplot -e "set terminal png size 800,500; set output '$PLOT'; set title 'tenant-gateway latency ($PROTO, $CONNS connections)'; set xlabel 'percentile'; set ylabel 'ms'; set logscale y; set grid; plot '$LAT_OUT' using 1:2 with lines lw 2 title 'latency'"
-    echo "plot: $PLOT"
+    # The x axis is 1/(1 - percentile): 50, 90, 99, 99.9 equally spaced, so the tail is visible.
+    threshold=""
+    [ -n "$MAX_P99" ] && threshold=", $MAX_P99 with lines dashtype 2 lw 2 lc rgb 'red' title 'max p99 ($MAX_P99 ms)'"
+    if gnuplot -e "set terminal png size 900,500; set output '$PLOT'; set title 'tenant-gateway latency ($PROTO, $CONNS connections)'; set xlabel 'percentile'; set ylabel 'ms'; set logscale x; set logscale y; set grid; set xtics ('50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, 'max' 10000); set xrange [1:10000]; plot '$LAT_OUT' using (\$1 >= 100 ? 10000 : 1/(1-\$1/100.0)):2 with lines lw 2 title 'latency'$threshold"; then
+      echo "plot: $PLOT"
+    else
+      echo "gnuplot failed: no plot" >&2
+    fi
   else
     echo "gnuplot not installed: no plot (apt-get install gnuplot-nox)" >&2
   fi

@@ -208,4 +208,48 @@ struct LoadTestScriptTests {
       #expect(errors.stdout.contains("421:"))
     }
   }
+
+  @Test("CI defaults: non-2xx fail without any option, --allow-status accepts some, --rate paces, one greppable summary line, a real --help, loopback unless --allow-remote, a log-scale plot")
+  func ciDefaults() throws {
+    try withGateway { gw in
+      let script = Paths.packageRoot.appendingPathComponent("scripts/loadtest.sh").path
+      let hosts = gw.directory.appendingPathComponent("hosts.txt").path
+      try "acme.platform.localhost\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+      // Half the requests are 403s (a publishable key on a secret-key route is refused): a failure by default.
+      let keys = gw.directory.appendingPathComponent("keys.txt").path
+      try "\(Demo.acmeSecret)\n\(Demo.acmePublishable)\n".write(toFile: keys, atomically: true, encoding: .utf8)
+      let api = gw.directory.appendingPathComponent("api.txt").path
+      try "\(Demo.apiHost)\n".write(toFile: api, atomically: true, encoding: .utf8)
+      let url = "https://127.0.0.1:\(gw.port)/v1/admin/products"
+      let mixed = try Shell.run("bash", [script, "--url", url, "--hosts", api, "--keys", keys, "--duration", "1", "--connections", "2"])
+      #expect(mixed.status == 1, "\(mixed.stdout)")
+      #expect(mixed.stdout.contains("403:") && mixed.stdout.contains("THRESHOLD BROKEN: error rate"), "\(mixed.stdout)")
+      #expect(mixed.stdout.contains("loadtest: FAIL requests="), "\(mixed.stdout)")
+      let allowed = try Shell.run("bash", [script, "--url", url, "--hosts", api, "--keys", keys, "--duration", "1", "--connections", "2", "--allow-status", "401,403"])
+      #expect(allowed.status == 0, "\(allowed.stdout)")
+      #expect(allowed.stdout.contains("loadtest: PASS requests="), "\(allowed.stdout)")
+
+      // --rate 40 for 3 s with 2 connections: about 120 requests, far below the unpaced rate.
+      let lat = gw.directory.appendingPathComponent("lat.tsv").path
+      let plot = gw.directory.appendingPathComponent("lat.png").path
+      let paced = try Shell.run("bash", [
+        script, "--url", "https://127.0.0.1:\(gw.port)/paced", "--hosts", hosts, "--duration", "3", "--connections", "2", "--rate", "40",
+        "--max-p99-ms", "500", "--latency-out", lat, "--plot", plot,
+      ])
+      #expect(paced.status == 0, "\(paced.stdout) \(paced.stderr)")
+      let summary = paced.stdout.split(separator: "\n").first { $0.hasPrefix("loadtest: PASS") } ?? ""
+      let requests = Int(summary.split(separator: " ").first { $0.hasPrefix("requests=") }?.dropFirst("requests=".count) ?? "") ?? -1
+      #expect((60...180).contains(requests), "paced to 40/s for 3 s: \(summary)")
+      let png = try Data(contentsOf: URL(fileURLWithPath: plot))
+      #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "a PNG plot")
+
+      let help = try Shell.run("bash", [script, "--help"])
+      #expect(help.status == 0 && help.stdout.hasPrefix("usage: scripts/loadtest.sh") && help.stdout.contains("--allow-status"))
+      #expect(!help.stdout.contains("set -euo"), "--help prints usage, not the script")
+      let remote = try Shell.run("bash", [script, "--url", "https://192.0.2.1/", "--duration", "1"])
+      #expect(remote.status == 2 && remote.stderr.contains("--allow-remote"), "\(remote.stderr)")
+      let typo = try Shell.run("bash", [script, "--url", url, "--durration", "1"])
+      #expect(typo.status == 2 && typo.stderr.contains("unknown option --durration"))
+    }
+  }
 }
