@@ -29,6 +29,7 @@ public struct SnapshotStreamParser {
   private var entries = 0
   private var totalBytes = 0
   private var progress: SnapshotLoadProgress.Handler?
+  private var progressInterval = SnapshotLoadProgress.interval
   private let started = Date()
   private var lastReport = Date()
 
@@ -42,7 +43,7 @@ public struct SnapshotStreamParser {
   /// - Parameter windowSize: bytes per read (small values are for tests of the refill logic).
   public static func parse(
     path: String, platform: PlatformHosts?, seed: UInt64 = UInt64.random(in: 1...UInt64.max), windowSize: Int = windowSize,
-    progress: SnapshotLoadProgress.Handler? = nil
+    progress: SnapshotLoadProgress.Handler? = nil, progressInterval: Double = SnapshotLoadProgress.interval
   ) throws(SnapshotError) -> TenantTable {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
@@ -57,6 +58,7 @@ public struct SnapshotStreamParser {
     let size = Int(st.st_size)
     parser.totalBytes = size
     parser.progress = progress
+    parser.progressInterval = progressInterval
     builder.reserve(shops: size / 1000, keys: size / 700)
     return try parser.run(into: &builder, path: path)
   }
@@ -91,7 +93,7 @@ public struct SnapshotStreamParser {
     }
     if let progress {
       let now = Date()
-      if now.timeIntervalSince(lastReport) >= SnapshotLoadProgress.interval {
+      if now.timeIntervalSince(lastReport) >= progressInterval {
         lastReport = now
         progress(SnapshotLoadProgress(
           bytesRead: bytesRead, totalBytes: totalBytes, entries: entries, elapsed: now.timeIntervalSince(started)))

@@ -44,6 +44,9 @@ struct DemoUpstream: ParsableCommand {
   @Option(help: "A name for this instance, echoed as \"instance\" (tests with several upstreams).")
   var instance: String = "demo"
 
+  @Option(help: "Where EdDSA verification keys come from (default: the gateway's admin listener, /.well-known/tenant-jwks.json).")
+  var jwksURL: String?
+
   func run() throws {
     let outcome = ConfigLoader.load(path: config)
     guard let cfg = outcome.config else {
@@ -57,7 +60,10 @@ struct DemoUpstream: ParsableCommand {
       }
     }
     guard let address = SocketAddressSpec(listen) else { throw ValidationError("--listen must be host:port") }
-    let verifier = DemoTokenVerifier(keys: keys, issuer: cfg.tenantHeader.issuer, headerName: cfg.tenantHeader.name.lowercased())
+    // EdDSA keys come from the gateway's JWKS, as a real backend would get them (docs/backend.md).
+    let jwks = JWKSCache(url: jwksURL ?? "http://\(cfg.admin.address)/.well-known/tenant-jwks.json")
+    let verifier = DemoTokenVerifier(
+      keys: keys, jwks: jwks, issuer: cfg.tenantHeader.issuer, headerName: cfg.tenantHeader.name.lowercased())
     let recorder = record.map { DemoRecorder(path: $0) }
     let sslContext: NIOSSLContext?
     if let tlsCert, let tlsKey {
@@ -127,9 +133,11 @@ final class DemoRecorder: @unchecked Sendable {
   }
 }
 
-/// Verifies X-Tenant like a backend: HS256 by `kid`, `iss`, `exp`.
+/// Verifies X-Tenant like a backend: HS256 (the shared secret) or EdDSA (the gateway's JWKS) by
+/// `kid`, then `iss` and `exp`.
 struct DemoTokenVerifier: Sendable {
   let keys: [String: SymmetricKey]
+  let jwks: JWKSCache
   let issuer: String
   let headerName: String
 
@@ -141,12 +149,19 @@ struct DemoTokenVerifier: Sendable {
       let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any],
       let claims = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any]
     else { return (false, "malformed token", nil) }
-    guard header["alg"] as? String == "HS256", let kid = header["kid"] as? String, let key = keys[kid] else {
-      return (false, "unknown alg or kid", claims)
-    }
     let signingInput = Data((parts[0] + "." + parts[1]).utf8)
-    guard HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: signingInput, using: key) else {
-      return (false, "bad signature", claims)
+    guard let kid = header["kid"] as? String else { return (false, "no kid", claims) }
+    switch header["alg"] as? String {
+    case "HS256":
+      guard let key = keys[kid] else { return (false, "unknown kid", claims) }
+      guard HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: signingInput, using: key) else {
+        return (false, "bad signature", claims)
+      }
+    case "EdDSA":
+      guard let key = jwks.key(kid) else { return (false, "kid \(kid) not in the JWKS", claims) }
+      guard key.isValidSignature(sig, for: signingInput) else { return (false, "bad signature", claims) }
+    default:
+      return (false, "unknown alg", claims)
     }
     guard claims["iss"] as? String == issuer else { return (false, "wrong issuer", claims) }
     guard let exp = claims["exp"] as? Int, exp >= Int(Date().timeIntervalSince1970) else { return (false, "expired", claims) }
@@ -354,5 +369,76 @@ final class DemoHandler: ChannelInboundHandler, RemovableChannelHandler {
       context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
     pump()
+  }
+}
+
+/// The gateway's EdDSA public keys by kid, fetched from its JWKS on the first unknown kid and again
+/// at most every 5 s (a rotated-in key is found without hammering the gateway). A plain blocking
+/// HTTP/1.1 GET: the admin listener is plain HTTP, and this is a demo backend.
+final class JWKSCache: @unchecked Sendable {
+  private let url: String
+  private let lock = NSLock()
+  private var keys: [String: Curve25519.Signing.PublicKey] = [:]
+  private var lastFetch: Date?
+
+  init(url: String) { self.url = url }
+
+  func key(_ kid: String) -> Curve25519.Signing.PublicKey? {
+    lock.lock()
+    defer { lock.unlock() }
+    if let k = keys[kid] { return k }
+    if let last = lastFetch, Date().timeIntervalSince(last) < 5 { return nil }
+    lastFetch = Date()
+    if let fetched = Self.fetch(url) { keys = fetched }
+    return keys[kid]
+  }
+
+  static func fetch(_ url: String) -> [String: Curve25519.Signing.PublicKey]? {
+    guard url.hasPrefix("http://") else { return nil }
+    let rest = url.dropFirst("http://".count)
+    let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+    guard let address = SocketAddressSpec(String(rest[..<slash])) else { return nil }
+    let path = slash == rest.endIndex ? "/" : String(rest[slash...])
+    guard let body = httpGet(host: address.host, port: address.port, path: path),
+      let doc = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let list = doc["keys"] as? [[String: Any]]
+    else { return nil }
+    var out: [String: Curve25519.Signing.PublicKey] = [:]
+    for k in list where k["kty"] as? String == "OKP" && k["crv"] as? String == "Ed25519" {
+      if let kid = k["kid"] as? String, let x = (k["x"] as? String).flatMap({ Base64URL.decode(Substring($0)) }),
+        let key = try? Curve25519.Signing.PublicKey(rawRepresentation: x)
+      {
+        out[kid] = key
+      }
+    }
+    return out
+  }
+
+  /// The body of a 200 answer, or nil.
+  static func httpGet(host: String, port: Int, path: String) -> Data? {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var info: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &info) == 0, let first = info else { return nil }
+    defer { freeaddrinfo(info) }
+    let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return nil }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
+    var response = Data()
+    var buffer = [UInt8](repeating: 0, count: 16384)
+    while true {
+      let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+      if n <= 0 { break }
+      response.append(contentsOf: buffer[0..<n])
+      if response.count > 1 << 20 { return nil }
+    }
+    guard let split = response.range(of: Data("\r\n\r\n".utf8)),
+      String(decoding: response[..<split.lowerBound], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    else { return nil }
+    return response[split.upperBound...]
   }
 }

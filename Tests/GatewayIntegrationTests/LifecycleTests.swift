@@ -199,8 +199,11 @@ struct JWKSTests {
     let secret = try String(contentsOfFile: Demo.secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(!jwks.body.contains(secret))
 
-    // The demo upstream verifies HS256 only, so it may refuse; what it received is what counts.
-    _ = try h.curl("acme.platform.localhost", "/storefront")
+    // Cacheable (backends fetch it rarely; docs/backend.md), never no-store.
+    #expect(jwks.headers["cache-control"] == "public, max-age=300", "\(jwks.headers)")
+    // The demo upstream verifies EdDSA through the JWKS, as a backend would.
+    let demo = try h.curl("acme.platform.localhost", "/storefront")
+    #expect(demo.status == 200 && demo.json?["verified"] as? Bool == true, "\(demo.body)")
     let token = try #require(h.upstreamRequests().last.flatMap { r in
       (r["headers"] as? [[String]])?.first { $0.first?.lowercased() == "x-tenant" }?.last
     })

@@ -106,6 +106,7 @@ struct OperatorTests {
     try withGateway { h in
       let log = try String(contentsOfFile: h.gatewayLogPath, encoding: .utf8)
       #expect(log.contains("starting") && log.contains("version=\(version)"), "\(log.prefix(600))")
+      #expect(log.contains("snapshot loaded") && log.contains("duration_s="), "the load's duration is logged: \(log.prefix(900))")
       let metrics = try h.admin("/metrics").body
       #expect(metrics.contains("tenant_gateway_build_info{version=\"\(version)\""), "\(metrics.prefix(300))")
     }
@@ -301,6 +302,41 @@ struct OperatorTests {
     }
   }
 
+  @Test("systemd Type=notify: READY=1 once the listener is bound, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 on SIGTERM")
+  func systemdNotify() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    try h.writeConfig()
+    try h.startUpstream()
+    let socketPath = h.directory.appendingPathComponent("notify.sock").path
+    let messages = h.directory.appendingPathComponent("notify.txt").path
+    let listener = try h.startPython("notify_socket.py", [socketPath, messages, "30"], output: "/dev/null")
+    defer { GatewayHarness.terminate(listener) }
+    try h.waitFor(timeout: 5) { FileManager.default.fileExists(atPath: socketPath) }
+    let g = Process()
+    g.executableURL = URL(fileURLWithPath: Paths.binary)
+    g.arguments = ["serve", "--config", h.configPath]
+    var env = ProcessInfo.processInfo.environment
+    env["NOTIFY_SOCKET"] = socketPath
+    g.environment = env
+    g.standardOutput = FileHandle.nullDevice
+    g.standardError = FileHandle.nullDevice
+    try g.run()
+    defer { GatewayHarness.terminate(g) }
+    func lines() -> [String] { ((try? String(contentsOfFile: messages, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+    try h.waitFor(timeout: 20) { lines().contains { $0.hasPrefix("READY=1") } }
+    #expect(isListening(port: h.port), "READY=1 only once the TLS listener is bound")
+    #expect(lines().first?.contains("MAINPID=\(g.processIdentifier)") == true, "\(lines())")
+    kill(g.processIdentifier, SIGHUP)
+    try h.waitFor(timeout: 10) { lines().count >= 3 }
+    #expect(lines()[1].hasPrefix("RELOADING=1|MONOTONIC_USEC="), "\(lines())")
+    #expect(lines()[2] == "READY=1", "\(lines())")
+    kill(g.processIdentifier, SIGTERM)
+    try h.waitFor(timeout: 10) { lines().contains("STOPPING=1") }
+    g.waitUntilExit()
+    #expect(g.terminationStatus == 0)
+  }
+
   @Test("Restarts nobody notices: under load on new connections, process B with a changed config binds beside A (SO_REUSEPORT), A drains on SIGTERM, zero requests fail")
   func seamlessRestart() throws {
     let h = try GatewayHarness()
@@ -347,5 +383,50 @@ struct OperatorTests {
     let ok = result["ok"] as? Int ?? 0
     #expect((result["failed"] as? Int ?? -1) == 0, "failed requests during the restart: \(result)")
     #expect(ok > 50, "too little load to mean anything: \(result)")
+  }
+}
+
+/// docs/backend.md's examples, run against what the real gateway sends.
+@Suite("Backend examples in docs/ (real gateway)")
+struct BackendExampleTests {
+  @Test("The Python and Node examples verify the X-Tenant the upstream received, with the key file's trailing newline, and refuse it on another path or method")
+  func examplesVerify() throws {
+    try withGateway { h in
+      #expect(try h.curl("acme.platform.localhost", "/cart/items?page=2").status == 200)
+      let token = try #require(h.upstreamRequests().last.flatMap { r in
+        (r["headers"] as? [[String]])?.first { $0.first?.lowercased() == "x-tenant" }?.last
+      })
+      // The development key file ends with a newline that is not part of the key.
+      let keyBytes = try Data(contentsOf: URL(fileURLWithPath: Demo.secretFile))
+      #expect(keyBytes.last == 0x0A)
+      let examples = Paths.packageRoot.appendingPathComponent("docs/examples")
+      let runs: [(String, [String])] = [
+        ("python3", [examples.appendingPathComponent("verify_tenant.py").path]),
+        ("node", [examples.appendingPathComponent("verify_tenant.mjs").path]),
+      ]
+      for (tool, script) in runs {
+        let ok = try Shell.run(tool, script + [token, Demo.secretFile, "GET", "/cart/items?page=2"])
+        #expect(ok.status == 0, "\(tool): \(ok.stderr)")
+        let claims = (try? JSONSerialization.jsonObject(with: Data(ok.stdout.utf8))) as? [String: Any]
+        #expect(claims?["shop_id"] as? String == Demo.acmeID, "\(tool): \(ok.stdout)")
+        for (method, path) in [("GET", "/cart/checkout"), ("POST", "/cart/items")] {
+          let replay = try Shell.run(tool, script + [token, Demo.secretFile, method, path])
+          #expect(replay.status != 0 && replay.stderr.contains("issued for another request"), "\(tool) \(method) \(path): \(replay.stderr)")
+        }
+        // A changed signature character well inside the signature (the last one carries padding bits).
+        var chars = Array(token)
+        let i = chars.count - 10
+        chars[i] = chars[i] == "A" ? "B" : "A"
+        let tampered = String(chars)
+        let forged = try Shell.run(tool, script + [tampered, Demo.secretFile, "GET", "/cart/items"])
+        #expect(forged.status != 0, "\(tool) accepted a changed signature")
+      }
+      // The docs show these files verbatim.
+      let doc = try String(contentsOf: Paths.packageRoot.appendingPathComponent("docs/backend.md"), encoding: .utf8)
+      for file in ["verify_tenant.py", "verify_tenant.mjs"] {
+        let code = try String(contentsOf: examples.appendingPathComponent(file), encoding: .utf8)
+        #expect(doc.contains(code.trimmingCharacters(in: .newlines)), "docs/backend.md does not show \(file) as it is")
+      }
+    }
   }
 }

@@ -217,6 +217,26 @@ struct SnapshotStreamParserTests {
     #expect(streamed.shopID(streamed.shop(of: key)) == "00000000-0000-4000-8000-000000000299")
   }
 
+  @Test("A long load reports progress: entries, bytes and percentage only grow, and reach the whole file")
+  func progress() throws {
+    let path = try Self.write(Self.document)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    final class Reports: @unchecked Sendable {
+      let lock = NSLock()
+      var items: [SnapshotLoadProgress] = []
+    }
+    let reports = Reports()
+    _ = try SnapshotStreamParser.parse(
+      path: path, platform: platform, windowSize: 512,
+      progress: { p in reports.lock.withLock { reports.items.append(p) } }, progressInterval: 0)
+    let items = reports.items
+    #expect(items.count > 10, "a report per refill with interval 0: \(items.count)")
+    #expect(zip(items, items.dropFirst()).allSatisfy { $0.entries <= $1.entries && $0.bytesRead <= $1.bytesRead })
+    #expect(items.last?.percent == 100)
+    #expect(items.last?.totalBytes == Self.document.utf8.count)
+    #expect((items.last?.entries ?? 0) >= 500, "\(items.last.map { "\($0.entries)" } ?? "")")
+  }
+
   @Test("Errors carry the file offset; truncated documents are malformed, not accepted", arguments: [16, 4096])
   func errors(_ window: Int) throws {
     for bad in [String(Self.document.prefix(5000)), Self.document + "x", Self.document.replacingOccurrences(of: "\"shop77\"", with: "\"shop77\" x")] {
