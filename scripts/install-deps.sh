@@ -10,6 +10,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq || $SUDO apt-get -o APT::Sandbox::User=root update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   curl openssl ca-certificates nghttp2-client wrk python3 python3-pip haproxy prometheus gnuplot-nox >/dev/null
+# node runs docs/examples/verify_tenant.mjs (BackendExampleTests); many images have it already.
+command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs >/dev/null
 # Python clients used by the integration tests: the h2 protocol stack, PyJWT, websockets, and sslyze
 # (the TLS profile gate: Mozilla "intermediate", TLSProfileTests).
 # kubernetes-validate and check-jsonschema validate docker/ (scripts/check-deploy.sh).
