@@ -112,6 +112,28 @@ struct OperatorTests {
     }
   }
 
+  @Test("--log-format json: every application log line is a JSON object with time, level, label and message")
+  func jsonApplicationLogs() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    try h.writeConfig()
+    let log = h.directory.appendingPathComponent("app.log").path
+    let g = try GatewayHarness.startProcess(
+      ["sh", "-c", "exec '\(Paths.binary)' serve --config '\(h.configPath)' --log-format json 2>&1"], output: log)
+    defer { GatewayHarness.terminate(g) }
+    try h.waitFor(timeout: 20) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening") }
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    #expect(lines.count >= 3)
+    for line in lines {
+      let doc = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+      #expect(doc != nil, "not JSON: \(line)")
+      #expect(doc?["level"] is String && doc?["message"] is String && doc?["time"] is String, "\(line)")
+    }
+    #expect(lines.contains { $0.contains("\"message\":\"snapshot loaded\"") && $0.contains("\"duration_s\"") })
+    let bad = try Shell.run(Paths.binary, ["serve", "--config", h.configPath, "--log-format", "yaml"])
+    #expect(bad.status == 64)
+  }
+
   @Test("SIGUSR1 reopens the access log (logrotate's rename, then SIGUSR1); the process keeps serving")
   func sigusr1ReopensAccessLog() throws {
     let h = try GatewayHarness()
