@@ -29,6 +29,7 @@ let package = Package(
     fuzzTarget("FuzzCookie", ["GatewayCore"]),
     fuzzTarget("FuzzSnapshot", ["GatewayCore", "GatewaySnapshot"]),
     fuzzTarget("FuzzRequestPath", ["GatewayCore"]),
+    fuzzTarget("FuzzProxyHeader", ["GatewayCore"]),
     fuzzTarget("FuzzRequestHead", ["GatewayCore", "GatewayServer", "NIOCore", "NIOEmbedded", "NIOHTTP1"]),
   ]
 )

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs a libFuzzer target of Fuzz/ for a bounded time and fails on any crash or broken invariant.
-#   scripts/fuzz.sh TARGET SECONDS      TARGET: FuzzHostName FuzzOrigin FuzzCookie FuzzSnapshot FuzzRequestPath FuzzRequestHead
+#   scripts/fuzz.sh TARGET SECONDS      TARGET: FuzzHostName FuzzOrigin FuzzCookie FuzzSnapshot FuzzRequestPath FuzzProxyHeader FuzzRequestHead
 #   scripts/fuzz.sh all SECONDS         every target, SECONDS each
 #   FUZZ_UPDATE_CORPUS=1 scripts/fuzz.sh ...   also merge new interesting inputs into Fuzz/Corpus/TARGET
 # The committed corpus (Fuzz/Corpus/TARGET) seeds each run and is only read unless asked. A crash
 # leaves its input in Fuzz/crashes/ (reproduce: Fuzz/.build/debug/TARGET Fuzz/crashes/crash-…).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(FuzzHostName FuzzOrigin FuzzCookie FuzzSnapshot FuzzRequestPath FuzzRequestHead)
+TARGETS=(FuzzHostName FuzzOrigin FuzzCookie FuzzSnapshot FuzzRequestPath FuzzProxyHeader FuzzRequestHead)
 target="${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 seconds="${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 if [ "$target" = all ]; then list=("${TARGETS[@]}"); else list=("$target"); fi
