@@ -30,7 +30,8 @@ bench_ensure_perf() {
 bench_serve() {  # BIN CONFIG LOG [ADMIN_PORT]
   taskset -c 1 "$1" serve --config "$2" >"$3" 2>&1 &
   BENCH_PID=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:${4:-19901}/readyz" && break; sleep 0.2; done
+  # -f: /readyz answers 503 while the snapshot loads (the admin listener is up first).
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:${4:-19901}/readyz" && break; sleep 0.2; done
 }
 
 # Runs one workload in the foreground on CPU 0 and prints the tool's report.

@@ -3,7 +3,7 @@
 # and proves what the runtime stage relies on, without a Docker daemon:
 #   - the binary links no Swift runtime or Foundation shared library, only libraries every Debian
 #     base image has (libc, libm, libstdc++, libgcc_s), so debian:bookworm-slim can run it;
-#   - `check` accepts the shipped gateway.conf, and `serve` starts and answers /healthz, then a
+#   - `check` accepts the shipped gateway.conf, and `serve` starts and answers /healthz and /readyz, then a
 #     SIGTERM drains and exits 0.
 # Takes ~7 minutes from scratch on 2 cores (a release build of the NIO + SSL + HTTP/2 stack).
 set -euo pipefail
@@ -34,11 +34,13 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" serve --config gateway.conf --set listen.address=127.0.0.1:18443 --set admin.address=127.0.0.1:19901 \
   --set snapshot.state_dir="$work/var" >"$work/serve.log" 2>&1 &
 pid=$!
+# /healthz answers from the first instant; /readyz once the table is loaded and the listener bound.
 for _ in $(seq 1 100); do
-  curl -fs http://127.0.0.1:19901/healthz >/dev/null 2>&1 && break
+  curl -fs http://127.0.0.1:19901/readyz >/dev/null 2>&1 && break
   sleep 0.1
 done
 curl -fs http://127.0.0.1:19901/healthz >/dev/null || { cat "$work/serve.log" >&2; echo "image check: FAILED — /healthz did not answer" >&2; exit 1; }
+curl -fs http://127.0.0.1:19901/readyz >/dev/null || { cat "$work/serve.log" >&2; echo "image check: FAILED — /readyz never turned ready" >&2; exit 1; }
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

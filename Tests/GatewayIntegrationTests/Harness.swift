@@ -354,8 +354,14 @@ final class GatewayHarness: @unchecked Sendable {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = arguments
-    _ = FileManager.default.createFile(atPath: output, contents: nil)
-    p.standardOutput = FileHandle(forWritingAtPath: output)
+    if output == "/dev/null" {
+      // Never createFile here: Foundation writes atomically (temp file + rename), which would
+      // replace the device with a regular file for every process on the machine.
+      p.standardOutput = FileHandle.nullDevice
+    } else {
+      _ = FileManager.default.createFile(atPath: output, contents: nil)
+      p.standardOutput = FileHandle(forWritingAtPath: output)
+    }
     p.standardError = FileHandle.nullDevice
     try p.run()
     return p

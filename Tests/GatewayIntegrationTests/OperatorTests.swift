@@ -189,6 +189,10 @@ struct OperatorTests {
     }
     #expect(!isListening(port: h.port), "the TLS listener opens only once a table is loaded")
     #expect(g.isRunning)
+    // The harness discarded the hanging server's output through /dev/null: it is still the device
+    // (an atomic createFile there once replaced it with a regular file, and broke apt for the machine).
+    var st = stat()
+    #expect(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR, "/dev/null is no longer a character device")
   }
 
   @Test("Errors say where: a busy port names its address, a bad --set or TGW_ value names its source, typos get a did-you-mean, log levels are validated")
