@@ -5,9 +5,7 @@
 # (Swift itself is expected to be installed). Safe to run again.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-# Some sandboxes cannot run apt's unprivileged _apt user (the signature check then "cannot find
-# gpgv"): retry as root rather than fail.
-$SUDO apt-get update -qq || $SUDO apt-get -o APT::Sandbox::User=root update -qq
+$SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   curl openssl ca-certificates nghttp2-client wrk python3 python3-pip haproxy prometheus gnuplot-nox >/dev/null
 # node runs docs/examples/verify_tenant.mjs (BackendExampleTests); many images have it already.
