@@ -95,10 +95,14 @@ public enum ProxyProtocol {
 
   /// 4 or 16 address bytes as text.
   static func format(_ address: [UInt8]) -> String {
-    var out = [CChar](repeating: 0, count: 64)
+    var out = [UInt8](repeating: 0, count: 64)
     let family = address.count == 4 ? AF_INET : AF_INET6
-    _ = address.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &out, socklen_t(out.count)) }
-    return String(cString: out)
+    _ = address.withUnsafeBytes { a in
+      out.withUnsafeMutableBufferPointer { o in
+        o.baseAddress!.withMemoryRebound(to: CChar.self, capacity: o.count) { inet_ntop(family, a.baseAddress, $0, socklen_t(o.count)) }
+      }
+    }
+    return String(decoding: out.prefix { $0 != 0 }, as: UTF8.self)
   }
 
   // MARK: v2: signature, version/command, family/protocol, length, addresses, TLVs

@@ -289,7 +289,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     case .forward(let plan):
       if log != nil {
         log!.requestID = plan.requestID
-        loop.noteTenant(plan.tenant, in: &log!)
+        loop.noteTenant(plan.tenant, table: plan.table, in: &log!)
       }
       if plan.expectContinue {
         var interim = writer.beginHead(version: head.version, status: .continue, allocator: context.channel.allocator, capacity: 32)

@@ -276,7 +276,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .forward(let plan):
       if logs[id] != nil {
         logs[id]!.requestID = plan.requestID
-        loop.noteTenant(plan.tenant, in: &logs[id]!)
+        loop.noteTenant(plan.tenant, table: plan.table, in: &logs[id]!)
       }
       if let websocketKey { streams[id]?.websocketAccept = WebSocketHandshake.accept(for: websocketKey) }
       let exchange = Exchange(

@@ -83,9 +83,8 @@ final class LoopContext {
     return e
   }
 
-  /// Fills the resolved tenant into an entry.
-  func noteTenant(_ tenant: TenantContext, in e: inout AccessLogEntry) {
-    let table = tables.current()
+  /// Fills the resolved tenant into an entry, from the table it was resolved in.
+  func noteTenant(_ tenant: TenantContext, table: TenantTable, in e: inout AccessLogEntry) {
     e.shopID = table.shopID(tenant.shop)
     e.auth = tenant.auth.claim
     if let key = tenant.key { e.keyID = table.keyID(key) }

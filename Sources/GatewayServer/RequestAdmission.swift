@@ -32,6 +32,9 @@ struct ForwardPlan {
   var request: UpstreamRequestHead
   var cluster: LoopCluster
   var tenant: TenantContext
+  /// The table the request was resolved in: everything later about it (its access-log line)
+  /// reads this one, never the current one (PRODUCT.md §9 invariant 6; a swap may land between).
+  var table: TenantTable
   var hasBody: Bool
   var expectContinue: Bool
   /// The request's Origin when allowed for the shop: the response gets `Access-Control-Allow-Origin`.
@@ -114,7 +117,7 @@ enum RequestAdmission {
       method: method, target: request.target, from: headers, added: added, allocator: loop.allocator)
     return .forward(
       ForwardPlan(
-        requestID: requestID, request: upstream, cluster: cluster, tenant: tenant, hasBody: request.body != .none,
+        requestID: requestID, request: upstream, cluster: cluster, tenant: tenant, table: table, hasBody: request.body != .none,
         expectContinue: credentials.expectContinue, allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
   }
 }

@@ -402,7 +402,7 @@ struct OperatorTests {
     let claims = after.claims ?? [:]
     #expect((claims["exp"] as? Int ?? 0) - (claims["iat"] as? Int ?? 0) == 120, "B serves with its config: \(claims)")
 
-    FileManager.default.createFile(atPath: stop, contents: nil)
+    _ = FileManager.default.createFile(atPath: stop, contents: nil)
     churn.waitUntilExit()
     let result = try #require(
       try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
