@@ -484,6 +484,26 @@ func withRawUpstream<T>(
   return try body(h)
 }
 
+/// The claims of a JWT, unverified (tests that check the signature do so elsewhere).
+func jwtPayload(_ token: some StringProtocol) -> [String: Any]? {
+  let parts = token.split(separator: ".")
+  guard parts.count == 3 else { return nil }
+  var b64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+  while b64.count % 4 != 0 { b64 += "=" }
+  guard let data = Data(base64Encoded: b64) else { return nil }
+  return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+}
+
+/// Runs `body` with a started gateway writing its access log to a file (the path is passed in).
+func withAccessLog<T>(_ body: (GatewayHarness, String) throws -> T) throws -> T {
+  let h = try GatewayHarness()
+  defer { h.stop() }
+  let log = h.directory.appendingPathComponent("access.log").path
+  h.accessLogPath = log
+  try h.start()
+  return try body(h, log)
+}
+
 /// Runs `body` with a started harness and always stops it.
 func withGateway<T>(
   limits: [String: String] = [:], extraConfig: String = "", snapshot: String? = nil, upstream: Bool = true,

@@ -136,11 +136,10 @@ struct OperatorTests {
 
   @Test("SIGUSR1 reopens the access log (logrotate's rename, then SIGUSR1); the process keeps serving")
   func sigusr1ReopensAccessLog() throws {
-    let h = try GatewayHarness()
-    defer { h.stop() }
-    let log = h.directory.appendingPathComponent("access.log").path
-    h.accessLogPath = log
-    try h.start()
+    try withAccessLog { h, log in try reopenAfterRotation(h, log: log) }
+  }
+
+  func reopenAfterRotation(_ h: GatewayHarness, log: String) throws {
     #expect(try h.curl("acme.platform.localhost", "/one").status == 200)
     try h.waitFor(timeout: 5) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("/one") }
     let rotated = log + ".1"
@@ -254,11 +253,10 @@ struct OperatorTests {
 
   @Test("The access log counts everything: parser-level refusals with their method and path, bytes_out of refusals, upstream address, route, TLS version, user agent")
   func accessLogCountsEverything() throws {
-    let h = try GatewayHarness()
-    defer { h.stop() }
-    let log = h.directory.appendingPathComponent("access.log").path
-    h.accessLogPath = log
-    try h.start()
+    try withAccessLog { h, log in try countEverything(h, log: log) }
+  }
+
+  func countEverything(_ h: GatewayHarness, log: String) throws {
     let shapes = [
       ("/cl-te", "POST /cl-te HTTP/1.1\r\nHost: acme.platform.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
       ("/fold", "GET /fold HTTP/1.1\r\nHost: acme.platform.localhost\r\nX-A: b\r\n  c\r\n\r\n"),

@@ -113,12 +113,6 @@ struct RouteBypassTests {
   /// The claims of the X-Tenant JWT in a raw request (the signature is checked elsewhere).
   static func tenantClaims(_ raw: String) -> [String: Any]? {
     guard let line = raw.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-tenant:") }) else { return nil }
-    let token = line.dropFirst("x-tenant:".count).trimmingCharacters(in: .whitespaces)
-    let parts = token.split(separator: ".")
-    guard parts.count == 3 else { return nil }
-    var b64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-    while b64.count % 4 != 0 { b64 += "=" }
-    guard let data = Data(base64Encoded: b64) else { return nil }
-    return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    return jwtPayload(line.dropFirst("x-tenant:".count).trimmingCharacters(in: .whitespaces))
   }
 }

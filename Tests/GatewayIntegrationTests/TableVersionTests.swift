@@ -20,23 +20,12 @@ struct TableVersionTests {
     return path
   }
 
-  /// The payload of a JWT (no verification: the upstream record is trusted here).
-  func claims(_ token: String) -> [String: Any]? {
-    let parts = token.split(separator: ".")
-    guard parts.count == 3 else { return nil }
-    var b64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-    while b64.count % 4 != 0 { b64 += "=" }
-    guard let data = Data(base64Encoded: b64) else { return nil }
-    return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-  }
-
   @Test("Under reloads of tables of other sizes and shop orders, every access-log line names the shop its request's X-Tenant names")
   func accessLogMatchesXTenant() throws {
-    let h = try GatewayHarness()
-    defer { h.stop() }
-    let log = h.directory.appendingPathComponent("access.log").path
-    h.accessLogPath = log
-    try h.start()
+    try withAccessLog { h, log in try flapUnderLoad(h, log: log) }
+  }
+
+  func flapUnderLoad(_ h: GatewayHarness, log: String) throws {
     let original = h.directory.appendingPathComponent("snapshot-original.json").path
     try FileManager.default.copyItem(atPath: h.snapshotPath, toPath: original)
     let reversed = try variant(h, name: "reversed", order: [2, 1, 0])
@@ -63,7 +52,7 @@ struct TableVersionTests {
     var signed: [String: String] = [:]
     for r in h.upstreamRequests() {
       guard let token = (r["headers"] as? [[String]])?.first(where: { $0.first?.lowercased() == "x-tenant" })?.last,
-        let c = claims(token), let jti = c["jti"] as? String, let shop = c["shop_id"] as? String
+        let c = jwtPayload(token), let jti = c["jti"] as? String, let shop = c["shop_id"] as? String
       else { continue }
       signed[jti] = shop
     }
