@@ -43,7 +43,7 @@ extension TenantResolver {
       if let shop = hostShop {
         return !table.isSuspended(shop) && table.allowsOrigin(shop, b)
       }
-      return !table.shops(allowingOrigin: b).isEmpty
+      return table.hasActiveShop(allowingOrigin: b)
     }
     guard allowed else {
       if let shop = hostShop, table.isSuspended(shop) { return .refuse(.shopSuspended) }

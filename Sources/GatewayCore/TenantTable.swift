@@ -36,16 +36,26 @@ public struct RateLimitOverride: Hashable, Sendable {
   }
 }
 
-/// The immutable, compact lookup table built from one snapshot (PRODUCT.md §6).
+/// The immutable, compact lookup table built from one snapshot (PRODUCT.md §6), plus the change
+/// sets applied to it since (an overlay, see ``TableOverlay``).
 ///
 /// Everything is stored in a handful of contiguous arrays: names in ``ByteArena``s, digests inline,
 /// shops referred to by `Int32` index, and open-addressing ``SlotIndex``es for the three lookups
 /// (subdomain, custom domain, key digest). There is no object per shop, host or key, so a table of a
 /// million shops is a few dozen allocations. Tables are never mutated after building: a reload builds
-/// a new one and publishes it with one atomic reference swap.
+/// a new one, a change set builds a new overlay over the same arrays (``applying(_:platform:)``),
+/// and either is published with one atomic reference swap.
+///
+/// With an overlay, refs `0 ..< base count` name the base's shops (and keys) and refs past it the
+/// overlay's. A base shop the overlay replaced or removed is *hidden*: lookups that land on it miss,
+/// and so do lookups of its domains and keys (the overlay holds every changed shop whole, with all
+/// its keys, so a visible base key always belongs to a visible base shop).
 public final class TenantTable: Sendable {
-  /// The snapshot's `version` string.
+  /// The snapshot's (or the last change set's) `version` string.
   public let version: String
+  /// Shared by every table derived by change sets and folds from one loaded snapshot; a new
+  /// snapshot starts a new lineage (a background fold checks it before publishing).
+  public let lineage: UInt64
 
   // Shops, all indexed by shop index.
   @usableFromInline let shopIDs: ByteArena
@@ -69,9 +79,10 @@ public final class TenantTable: Sendable {
   @usableFromInline let shopIDIndex: SlotIndex
   @usableFromInline let subdomainIndex: SlotIndex
 
-  // Custom domains.
+  // Custom domains; shop i's are domains[domainStarts[i] ..< domainStarts[i+1]].
   @usableFromInline let domains: ByteArena
   @usableFromInline let domainShops: [Int32]
+  @usableFromInline let domainStarts: [UInt32]
   @usableFromInline let domainIndex: SlotIndex
 
   // Keys (revoked keys are never stored: they are unknown keys).
@@ -80,21 +91,35 @@ public final class TenantTable: Sendable {
   @usableFromInline let keyFlags: [UInt8]
   @usableFromInline let keyIDs: ByteArena
   @usableFromInline let keyIndex: SlotIndex
+  /// Key id → key index (change sets replace and remove keys by id).
+  @usableFromInline let keyIDIndex: SlotIndex
+  /// Shop i's keys are shopKeys[shopKeyStarts[i] ..< shopKeyStarts[i+1]].
+  @usableFromInline let shopKeyStarts: [UInt32]
+  @usableFromInline let shopKeys: [Int32]
 
   @usableFromInline let seed: UInt64
 
+  /// Changes applied since the base arrays above were built (nil: the table is a snapshot's).
+  @usableFromInline let overlay: TableOverlay?
+
   @usableFromInline static let flagHeadless: UInt8 = 1
   @usableFromInline static let flagSuspended: UInt8 = 2
+
+  /// Shops, custom domains and keys visible (base minus hidden, plus the overlay).
+  public let shopCount: Int
+  public let customDomainCount: Int
+  public let keyCount: Int
 
   init(
     version: String, shopIDs: ByteArena, subdomains: ByteArena, shopFlags: [UInt8], originStarts: [UInt32],
     origins: ByteArena, rateLimitShops: [Int32: RateLimitOverride], distinctOrigins: ByteArena,
     originShopStarts: [UInt32], originShops: [Int32], originIndex: SlotIndex, shopIDIndex: SlotIndex,
-    subdomainIndex: SlotIndex, domains: ByteArena, domainShops: [Int32], domainIndex: SlotIndex,
+    subdomainIndex: SlotIndex, domains: ByteArena, domainShops: [Int32], domainStarts: [UInt32], domainIndex: SlotIndex,
     keyDigests: [KeyDigest], keyShops: [Int32], keyFlags: [UInt8], keyIDs: ByteArena, keyIndex: SlotIndex,
-    seed: UInt64
+    keyIDIndex: SlotIndex, shopKeyStarts: [UInt32], shopKeys: [Int32], seed: UInt64, lineage: UInt64
   ) {
     self.version = version
+    self.lineage = lineage
     self.shopIDs = shopIDs
     self.subdomains = subdomains
     self.shopFlags = shopFlags
@@ -110,13 +135,63 @@ public final class TenantTable: Sendable {
     self.subdomainIndex = subdomainIndex
     self.domains = domains
     self.domainShops = domainShops
+    self.domainStarts = domainStarts
     self.domainIndex = domainIndex
     self.keyDigests = keyDigests
     self.keyShops = keyShops
     self.keyFlags = keyFlags
     self.keyIDs = keyIDs
     self.keyIndex = keyIndex
+    self.keyIDIndex = keyIDIndex
+    self.shopKeyStarts = shopKeyStarts
+    self.shopKeys = shopKeys
     self.seed = seed
+    self.overlay = nil
+    self.shopCount = shopIDs.count
+    self.customDomainCount = domains.count
+    self.keyCount = keyDigests.count
+  }
+
+  /// The same base arrays (shared, not copied) under a new overlay and version.
+  init(base b: TenantTable, overlay: TableOverlay?, version: String) {
+    self.version = version
+    self.lineage = b.lineage
+    shopIDs = b.shopIDs
+    subdomains = b.subdomains
+    shopFlags = b.shopFlags
+    originStarts = b.originStarts
+    origins = b.origins
+    rateLimitShops = b.rateLimitShops
+    stableShopHashes = b.stableShopHashes
+    distinctOrigins = b.distinctOrigins
+    originShopStarts = b.originShopStarts
+    originShops = b.originShops
+    originIndex = b.originIndex
+    shopIDIndex = b.shopIDIndex
+    subdomainIndex = b.subdomainIndex
+    domains = b.domains
+    domainShops = b.domainShops
+    domainStarts = b.domainStarts
+    domainIndex = b.domainIndex
+    keyDigests = b.keyDigests
+    keyShops = b.keyShops
+    keyFlags = b.keyFlags
+    keyIDs = b.keyIDs
+    keyIndex = b.keyIndex
+    keyIDIndex = b.keyIDIndex
+    shopKeyStarts = b.shopKeyStarts
+    shopKeys = b.shopKeys
+    seed = b.seed
+    self.overlay = overlay
+    if let o = overlay {
+      shopCount = b.shopIDs.count - o.hidden.count + o.segment.shopCount
+      customDomainCount = b.domains.count - o.hiddenDomains + o.segment.customDomainCount
+      keyCount = b.keyDigests.count - o.hiddenKeys + o.segment.keyCount
+    } else {
+      shopCount = b.shopIDs.count
+      customDomainCount = b.domains.count
+      keyCount = b.keyDigests.count
+    }
   }
 
   /// An empty table (no snapshot loaded yet).
@@ -127,20 +202,44 @@ public final class TenantTable: Sendable {
 
   // MARK: counts
 
-  public var shopCount: Int { shopIDs.count }
-  public var customDomainCount: Int { domains.count }
-  public var keyCount: Int { keyDigests.count }
   /// Host names resolvable to a shop: one subdomain per shop plus every custom domain.
-  public var hostCount: Int { subdomains.count + domains.count }
+  public var hostCount: Int { shopCount + customDomainCount }
+  /// Every `ShopRef` of this table is below this bound (hidden base shops leave gaps).
+  public var shopRefBound: Int { shopIDs.count + (overlay?.segment.shopCount ?? 0) }
+  /// Shops the overlay holds (changed since the base was built; 0 without one).
+  public var overlayShopCount: Int { overlay?.segment.shopCount ?? 0 }
+  /// Base shops the overlay replaced or removed.
+  public var overlayHiddenCount: Int { overlay?.hidden.count ?? 0 }
 
   /// Approximate bytes held by the table's arrays.
   public var byteSize: Int {
     shopIDs.byteSize + subdomains.byteSize + shopFlags.capacity + originStarts.capacity * 4 + origins.byteSize
       + stableShopHashes.capacity * 8
       + shopIDIndex.byteSize + subdomainIndex.byteSize + domains.byteSize + domainShops.capacity * 4
+      + domainStarts.capacity * 4
       + domainIndex.byteSize + keyDigests.capacity * 32 + keyShops.capacity * 4 + keyFlags.capacity
-      + keyIDs.byteSize + keyIndex.byteSize + rateLimitShops.count * 24 + distinctOrigins.byteSize
+      + keyIDs.byteSize + keyIndex.byteSize + keyIDIndex.byteSize + shopKeyStarts.capacity * 4 + shopKeys.capacity * 4
+      + rateLimitShops.count * 24 + distinctOrigins.byteSize
       + originShopStarts.capacity * 4 + originShops.capacity * 4 + originIndex.byteSize
+      + (overlay.map { $0.segment.byteSize + $0.hidden.count * 8 } ?? 0)
+  }
+
+  // MARK: lookups in this table's own arrays (the base, ignoring any overlay)
+
+  @inlinable func ownShop(subdomain label: UnsafeRawBufferPointer) -> Int? {
+    subdomainIndex.find(hash: hashBytes(label, seed: seed)) { subdomains.equals($0, label) }
+  }
+  @inlinable func ownShop(customDomain host: UnsafeRawBufferPointer) -> Int? {
+    domainIndex.find(hash: hashBytes(host, seed: seed)) { domains.equals($0, host) }.map { Int(domainShops[$0]) }
+  }
+  @inlinable func ownShop(id: UnsafeRawBufferPointer) -> Int? {
+    shopIDIndex.find(hash: hashBytes(id, seed: seed)) { shopIDs.equals($0, id) }
+  }
+  @inlinable func ownKey(digest: KeyDigest) -> Int? {
+    keyIndex.find(hash: digest.bucketHash) { keyDigests[$0] == digest }
+  }
+  func ownKey(id: UnsafeRawBufferPointer) -> Int? {
+    keyIDIndex.find(hash: hashBytes(id, seed: seed)) { keyIDs.equals($0, id) }
   }
 
   // MARK: lookups (hot path: no allocation)
@@ -148,22 +247,34 @@ public final class TenantTable: Sendable {
   /// The shop whose subdomain label is `label` (already lowercase).
   @inlinable
   public func shop(subdomain label: UnsafeRawBufferPointer) -> ShopRef? {
-    let h = hashBytes(label, seed: seed)
-    return subdomainIndex.find(hash: h) { subdomains.equals($0, label) }.map(ShopRef.init)
+    if let o = overlay {
+      if let j = o.segment.ownShop(subdomain: label) { return ShopRef(o.baseShopCount + j) }
+      guard let i = ownShop(subdomain: label), !o.hides(i) else { return nil }
+      return ShopRef(i)
+    }
+    return ownShop(subdomain: label).map(ShopRef.init)
   }
 
   /// The shop a custom domain (normalised) belongs to.
   @inlinable
   public func shop(customDomain host: UnsafeRawBufferPointer) -> ShopRef? {
-    let h = hashBytes(host, seed: seed)
-    return domainIndex.find(hash: h) { domains.equals($0, host) }.map { ShopRef(Int(domainShops[$0])) }
+    if let o = overlay {
+      if let j = o.segment.ownShop(customDomain: host) { return ShopRef(o.baseShopCount + j) }
+      guard let i = ownShop(customDomain: host), !o.hides(i) else { return nil }
+      return ShopRef(i)
+    }
+    return ownShop(customDomain: host).map(ShopRef.init)
   }
 
   /// The shop whose `id` is `id`.
   @inlinable
   public func shop(id: UnsafeRawBufferPointer) -> ShopRef? {
-    let h = hashBytes(id, seed: seed)
-    return shopIDIndex.find(hash: h) { shopIDs.equals($0, id) }.map(ShopRef.init)
+    if let o = overlay {
+      if let j = o.segment.ownShop(id: id) { return ShopRef(o.baseShopCount + j) }
+      guard let i = ownShop(id: id), !o.hides(i) else { return nil }
+      return ShopRef(i)
+    }
+    return ownShop(id: id).map(ShopRef.init)
   }
 
   /// The shop whose `id` is `id`.
@@ -172,41 +283,85 @@ public final class TenantTable: Sendable {
     return id.withUTF8 { shop(id: UnsafeRawBufferPointer($0)) }
   }
 
+  /// The shop whose id or subdomain is `idOrSubdomain` (ops tooling and the admin API).
+  public func shop(idOrSubdomain: String) -> ShopRef? {
+    if let s = shop(id: idOrSubdomain) { return s }
+    var label = idOrSubdomain.lowercased()
+    return label.withUTF8 { shop(subdomain: UnsafeRawBufferPointer($0)) }
+  }
+
   /// The live (non-revoked) key with this digest.
   @inlinable
   public func key(digest: KeyDigest) -> KeyRef? {
-    keyIndex.find(hash: digest.bucketHash) { keyDigests[$0] == digest }.map(KeyRef.init)
+    if let o = overlay {
+      if let j = o.segment.ownKey(digest: digest) { return KeyRef(o.baseKeyCount + j) }
+      guard let k = ownKey(digest: digest), !o.hides(Int(keyShops[k])) else { return nil }
+      return KeyRef(k)
+    }
+    return ownKey(digest: digest).map(KeyRef.init)
+  }
+
+  /// The live key whose snapshot `id` is `id`.
+  public func key(id: String) -> KeyRef? {
+    var id = id
+    return id.withUTF8 { raw -> KeyRef? in
+      let b = UnsafeRawBufferPointer(raw)
+      if let o = overlay {
+        if let j = o.segment.ownKey(id: b) { return KeyRef(o.baseKeyCount + j) }
+        guard let k = ownKey(id: b), !o.hides(Int(keyShops[k])) else { return nil }
+        return KeyRef(k)
+      }
+      return ownKey(id: b).map(KeyRef.init)
+    }
   }
 
   // MARK: shop fields
 
   @inlinable public func isSuspended(_ shop: ShopRef) -> Bool {
-    shopFlags[Int(shop.index)] & TenantTable.flagSuspended != 0
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.isSuspended(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
+    return shopFlags[Int(shop.index)] & TenantTable.flagSuspended != 0
   }
   @inlinable public func isHeadless(_ shop: ShopRef) -> Bool {
-    shopFlags[Int(shop.index)] & TenantTable.flagHeadless != 0
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.isHeadless(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
+    return shopFlags[Int(shop.index)] & TenantTable.flagHeadless != 0
   }
   /// The shop's `id` as a string.
-  public func shopID(_ shop: ShopRef) -> String { shopIDs.string(Int(shop.index)) }
+  public func shopID(_ shop: ShopRef) -> String { withShopID(shop) { String(decoding: $0, as: UTF8.self) } }
   /// The shop's subdomain label.
-  public func subdomain(_ shop: ShopRef) -> String { subdomains.string(Int(shop.index)) }
+  public func subdomain(_ shop: ShopRef) -> String { withSubdomain(shop) { String(decoding: $0, as: UTF8.self) } }
   /// Calls `body` with the bytes of the shop's `id`.
   @inlinable public func withShopID<R>(_ shop: ShopRef, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try shopIDs.withElement(Int(shop.index), body)
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return try o.segment.withShopID(ShopRef(Int(shop.index) - o.baseShopCount), body)
+    }
+    return try shopIDs.withElement(Int(shop.index), body)
   }
   /// Calls `body` with the bytes of the shop's subdomain.
   @inlinable public func withSubdomain<R>(_ shop: ShopRef, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
   {
-    try subdomains.withElement(Int(shop.index), body)
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return try o.segment.withSubdomain(ShopRef(Int(shop.index) - o.baseShopCount), body)
+    }
+    return try subdomains.withElement(Int(shop.index), body)
   }
   /// The shop's `allowedOrigins`, normalised.
   public func allowedOrigins(_ shop: ShopRef) -> [String] {
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.allowedOrigins(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
     let i = Int(shop.index)
     return (Int(originStarts[i])..<Int(originStarts[i + 1])).map { origins.string($0) }
   }
   /// True when the normalised `origin` is one of the shop's `allowedOrigins` (exact byte match).
   @inlinable
   public func allowsOrigin(_ shop: ShopRef, _ origin: UnsafeRawBufferPointer) -> Bool {
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.allowsOrigin(ShopRef(Int(shop.index) - o.baseShopCount), origin)
+    }
     let i = Int(shop.index)
     var j = Int(originStarts[i])
     let end = Int(originStarts[i + 1])
@@ -216,48 +371,142 @@ public final class TenantTable: Sendable {
     }
     return false
   }
-  /// The active shops whose `allowedOrigins` contain the normalised `origin` (no allocation: a
-  /// range into one array).
+  /// True when an active shop's `allowedOrigins` contain the normalised `origin` (CORS preflights
+  /// on API hosts; no allocation).
   @inlinable
-  public func shops(allowingOrigin origin: UnsafeRawBufferPointer) -> ArraySlice<Int32> {
+  public func hasActiveShop(allowingOrigin origin: UnsafeRawBufferPointer) -> Bool {
+    if let o = overlay {
+      if o.segment.hasActiveShop(allowingOrigin: origin) { return true }
+      return ownShops(allowingOrigin: origin).contains { !o.hides(Int($0)) }
+    }
+    return !ownShops(allowingOrigin: origin).isEmpty
+  }
+  @inlinable func ownShops(allowingOrigin origin: UnsafeRawBufferPointer) -> ArraySlice<Int32> {
     let h = hashBytes(origin, seed: seed)
     guard let i = originIndex.find(hash: h, matches: { distinctOrigins.equals($0, origin) }) else { return [] }
     return originShops[Int(originShopStarts[i])..<Int(originShopStarts[i + 1])]
   }
 
-  /// The shop's rate-limit override, if the snapshot set one.
   /// The shop's id hashed with a fixed seed (equal across tables and reloads; see `stableShopHashes`).
-  @inlinable public func stableShopHash(_ shop: ShopRef) -> UInt64 { stableShopHashes[Int(shop.index)] }
+  @inlinable public func stableShopHash(_ shop: ShopRef) -> UInt64 {
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.stableShopHash(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
+    return stableShopHashes[Int(shop.index)]
+  }
+  /// The shop's rate-limit override, if the snapshot set one.
   /// Checked on every request: a snapshot without overrides (the usual case) costs no hash lookup.
   public func rateLimit(_ shop: ShopRef) -> RateLimitOverride? {
-    rateLimitShops.isEmpty ? nil : rateLimitShops[shop.index]
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.rateLimit(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
+    return rateLimitShops.isEmpty ? nil : rateLimitShops[shop.index]
   }
-  /// The shop's custom domains (admin and ops tooling; scans the domain list).
+  /// The shop's custom domains.
   public func customDomains(_ shop: ShopRef) -> [String] {
-    var out: [String] = []
-    for (i, s) in domainShops.enumerated() where s == shop.index { out.append(domains.string(i)) }
-    return out
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.customDomains(ShopRef(Int(shop.index) - o.baseShopCount))
+    }
+    let i = Int(shop.index)
+    return (Int(domainStarts[i])..<Int(domainStarts[i + 1])).map { domains.string($0) }
   }
-  /// Every shop, in snapshot order.
-  public var shops: some Sequence<ShopRef> { (0..<shopCount).lazy.map(ShopRef.init) }
+  /// The shop's live keys.
+  public func keys(of shop: ShopRef) -> [KeyRef] {
+    if let o = overlay, Int(shop.index) >= o.baseShopCount {
+      return o.segment.keys(of: ShopRef(Int(shop.index) - o.baseShopCount)).map { KeyRef(o.baseKeyCount + Int($0.index)) }
+    }
+    let i = Int(shop.index)
+    return shopKeys[Int(shopKeyStarts[i])..<Int(shopKeyStarts[i + 1])].map { KeyRef(Int($0)) }
+  }
+  /// Every shop, in snapshot order (then the overlay's).
+  public var shops: some Sequence<ShopRef> {
+    let o = overlay
+    return (0..<shopRefBound).lazy.filter { i in o.map { !$0.hides(i) } ?? true }.map(ShopRef.init)
+  }
+
+  /// The shop as a snapshot input record (the snapshot's shape; admin API, change sets, folds).
+  public func shopInput(_ shop: ShopRef) -> ShopInput {
+    ShopInput(
+      id: shopID(shop), subdomain: subdomain(shop), customDomains: customDomains(shop), headlessMode: isHeadless(shop),
+      allowedOrigins: allowedOrigins(shop), status: isSuspended(shop) ? "suspended" : "active", rateLimit: rateLimit(shop))
+  }
+
+  /// The key as a snapshot input record.
+  public func keyInput(_ key: KeyRef) -> KeyInput {
+    KeyInput(
+      id: keyID(key), shopID: shopID(shop(of: key)), sha256: keyDigestHex(key), kind: kind(of: key).description,
+      mode: mode(of: key).description, revoked: false)
+  }
 
   // MARK: key fields
 
-  @inlinable public func shop(of key: KeyRef) -> ShopRef { ShopRef(Int(keyShops[Int(key.index)])) }
-  @inlinable public func kind(of key: KeyRef) -> KeyKind {
-    keyFlags[Int(key.index)] & 1 == 0 ? .secret : .publishable
+  @inlinable public func shop(of key: KeyRef) -> ShopRef {
+    if let o = overlay, Int(key.index) >= o.baseKeyCount {
+      return ShopRef(o.baseShopCount + Int(o.segment.keyShops[Int(key.index) - o.baseKeyCount]))
+    }
+    return ShopRef(Int(keyShops[Int(key.index)]))
   }
-  @inlinable public func mode(of key: KeyRef) -> KeyMode { keyFlags[Int(key.index)] & 2 == 0 ? .live : .test }
+  @inlinable func keyFlag(_ key: KeyRef) -> UInt8 {
+    if let o = overlay, Int(key.index) >= o.baseKeyCount { return o.segment.keyFlags[Int(key.index) - o.baseKeyCount] }
+    return keyFlags[Int(key.index)]
+  }
+  @inlinable public func kind(of key: KeyRef) -> KeyKind { keyFlag(key) & 1 == 0 ? .secret : .publishable }
+  @inlinable public func mode(of key: KeyRef) -> KeyMode { keyFlag(key) & 2 == 0 ? .live : .test }
   /// The key's snapshot `id` (never the key itself).
-  public func keyID(_ key: KeyRef) -> String { keyIDs.string(Int(key.index)) }
+  public func keyID(_ key: KeyRef) -> String { withKeyID(key) { String(decoding: $0, as: UTF8.self) } }
   @inlinable public func withKeyID<R>(_ key: KeyRef, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try keyIDs.withElement(Int(key.index), body)
+    if let o = overlay, Int(key.index) >= o.baseKeyCount {
+      return try o.segment.keyIDs.withElement(Int(key.index) - o.baseKeyCount, body)
+    }
+    return try keyIDs.withElement(Int(key.index), body)
   }
   /// The key's digest.
-  @inlinable public func keyDigest(_ key: KeyRef) -> KeyDigest { keyDigests[Int(key.index)] }
+  @inlinable public func keyDigest(_ key: KeyRef) -> KeyDigest {
+    if let o = overlay, Int(key.index) >= o.baseKeyCount { return o.segment.keyDigests[Int(key.index) - o.baseKeyCount] }
+    return keyDigests[Int(key.index)]
+  }
 
   /// The key's digest in hex (what the snapshot holds; safe to show).
-  public func keyDigestHex(_ key: KeyRef) -> String { keyDigests[Int(key.index)].hex }
+  public func keyDigestHex(_ key: KeyRef) -> String { keyDigest(key).hex }
   /// Every live key.
-  public var keys: some Sequence<KeyRef> { (0..<keyCount).lazy.map(KeyRef.init) }
+  public var keys: some Sequence<KeyRef> {
+    let o = overlay
+    let baseKeys = keyDigests.count
+    let shops = keyShops
+    return (0..<(baseKeys + (o?.segment.keyCount ?? 0))).lazy.filter { k in
+      guard let o, k < baseKeys else { return true }
+      return !o.hides(Int(shops[k]))
+    }.map(KeyRef.init)
+  }
+}
+
+/// The change sets applied to a base table since it was built: the shops they touched, whole and
+/// with all their keys, in a small table of their own (`segment`), and the base shops they replaced
+/// or removed (`hidden`). Rebuilt for each change set in time proportional to its own size, never
+/// the base's; folded into a new base when it grows (``TenantTable/folded()``).
+public final class TableOverlay: Sendable {
+  @usableFromInline let segment: TenantTable
+  @usableFromInline let hidden: Set<Int32>
+  @usableFromInline let baseShopCount: Int
+  @usableFromInline let baseKeyCount: Int
+  let hiddenDomains: Int
+  let hiddenKeys: Int
+
+  init(segment: TenantTable, hidden: Set<Int32>, base: TenantTable) {
+    self.segment = segment
+    self.hidden = hidden
+    baseShopCount = base.shopIDs.count
+    baseKeyCount = base.keyDigests.count
+    var d = 0
+    var k = 0
+    for i in hidden {
+      let s = Int(i)
+      d += Int(base.domainStarts[s + 1] - base.domainStarts[s])
+      k += Int(base.shopKeyStarts[s + 1] - base.shopKeyStarts[s])
+    }
+    hiddenDomains = d
+    hiddenKeys = k
+  }
+
+  @inlinable func hides(_ baseShop: Int) -> Bool { !hidden.isEmpty && hidden.contains(Int32(truncatingIfNeeded: baseShop)) }
 }

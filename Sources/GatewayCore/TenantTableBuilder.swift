@@ -112,6 +112,8 @@ public struct TenantTableBuilder {
   let platform: PlatformHosts?
   let reservedSubdomains: Set<String>
   let seed: UInt64
+  /// See ``TenantTable/lineage``: a fold keeps its table's; a snapshot load starts a new one.
+  let lineage: UInt64
 
   var shopIDs = ByteArena()
   var subdomains = ByteArena()
@@ -123,6 +125,7 @@ public struct TenantTableBuilder {
   var subdomainIndex = SlotIndex(expected: 1024)
   var domains = ByteArena()
   var domainShopIDs: [Int32] = []
+  var domainStarts: [UInt32] = [0]
   var domainIndex = SlotIndex(expected: 1024)
   var keyDigests: [KeyDigest] = []
   var keyShops: [Int32] = []
@@ -149,8 +152,12 @@ public struct TenantTableBuilder {
   ///   - platform: the configured hosts, for the rules that involve them (custom domains under the
   ///     platform domain, subdomains that shadow API or dashboard hosts). `nil` skips those rules.
   ///   - seed: hash seed; random per process by default.
-  public init(version: String = "", platform: PlatformHosts? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max)) {
+  public init(
+    version: String = "", platform: PlatformHosts? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max),
+    lineage: UInt64 = UInt64.random(in: 1...UInt64.max)
+  ) {
     self.version = version
+    self.lineage = lineage
     self.platform = platform
     self.reservedSubdomains = platform?.reservedSubdomains ?? []
     self.seed = seed
@@ -162,6 +169,7 @@ public struct TenantTableBuilder {
     subdomains.reserve(elements: shops, bytes: shops * 12)
     shopFlags.reserveCapacity(shops)
     originStarts.reserveCapacity(shops + 1)
+    domainStarts.reserveCapacity(shops + 1)
     shopIDIndex = SlotIndex(expected: shops)
     subdomainIndex = SlotIndex(expected: shops)
     keyDigests.reserveCapacity(keys)
@@ -288,6 +296,7 @@ public struct TenantTableBuilder {
           "\(quoted(normal)) is mapped by shop \(shopIDs.string(Int(domainShopIDs[other]))) and shop \(string(id))")
       }
     }
+    domainStarts.append(UInt32(domains.count))
   }
 
   /// Adds one key.
@@ -391,15 +400,35 @@ public struct TenantTableBuilder {
         insertKey(idBytes: UnsafeRawBufferPointer(i), label: { key.label }, shop: shopIndex, digest: key.digest, flags: key.flags, revoked: key.revoked)
       }
     }
+    // Key ids name keys in change sets: unique, and each shop's keys found without a scan.
+    var keyIDIndex = SlotIndex(expected: keyDigests.count)
+    for k in 0..<keyDigests.count {
+      let dup = keyIDs.withElement(k) { id in
+        keyIDIndex.insert(hash: hashBytes(id, seed: seed), index: k, matches: { keyIDs.equals($0, id) })
+      }
+      if let other = dup {
+        violations.add("duplicate_key_id", "apiKeys \(quoted(keyIDs.string(k))) appears twice (shops \(shopIDs.string(Int(keyShops[other]))) and \(shopIDs.string(Int(keyShops[k]))))")
+      }
+    }
     guard violations.isEmpty else { throw violations.error }
+    var shopKeyStarts = [UInt32](repeating: 0, count: shopIDs.count + 1)
+    for s in keyShops { shopKeyStarts[Int(s) + 1] += 1 }
+    for i in 0..<shopIDs.count { shopKeyStarts[i + 1] += shopKeyStarts[i] }
+    var shopKeys = [Int32](repeating: 0, count: keyShops.count)
+    var fill = shopKeyStarts
+    for (k, s) in keyShops.enumerated() {
+      shopKeys[Int(fill[Int(s)])] = Int32(k)
+      fill[Int(s)] += 1
+    }
     let (distinctOrigins, originShopStarts, originShops, originIndex) = buildOriginIndex()
     return TenantTable(
       version: version, shopIDs: shopIDs, subdomains: subdomains, shopFlags: shopFlags, originStarts: originStarts,
       origins: origins, rateLimitShops: rateLimitShops, distinctOrigins: distinctOrigins,
       originShopStarts: originShopStarts, originShops: originShops, originIndex: originIndex,
       shopIDIndex: shopIDIndex, subdomainIndex: subdomainIndex,
-      domains: domains, domainShops: domainShopIDs, domainIndex: domainIndex, keyDigests: keyDigests,
-      keyShops: keyShops, keyFlags: keyFlags, keyIDs: keyIDs, keyIndex: keyIndex, seed: seed)
+      domains: domains, domainShops: domainShopIDs, domainStarts: domainStarts, domainIndex: domainIndex,
+      keyDigests: keyDigests, keyShops: keyShops, keyFlags: keyFlags, keyIDs: keyIDs, keyIndex: keyIndex,
+      keyIDIndex: keyIDIndex, shopKeyStarts: shopKeyStarts, shopKeys: shopKeys, seed: seed, lineage: lineage)
   }
 
   /// Origin → active shops that allow it, for CORS preflights on API hosts. Linear in the number

@@ -211,7 +211,7 @@ public struct ShopTopK {
   /// Counts by shop id, named through `table` (a slot whose shop is no longer in it is left out).
   public func resolved(in table: TenantTable) -> [String: Int] {
     var out: [String: Int] = [:]
-    for slot in slots where Int(slot.shop.index) < table.shopCount {
+    for slot in slots where Int(slot.shop.index) < table.shopRefBound {
       guard table.stableShopHash(slot.shop) == slot.hash else { continue }
       out[table.shopID(slot.shop), default: 0] += slot.count
     }

@@ -220,9 +220,11 @@ struct PreflightTests {
   func originIndex() throws {
     let t = try Fixture.table()
     var acme = "https://acme.com"
-    #expect(acme.withUTF8 { t.shops(allowingOrigin: UnsafeRawBufferPointer($0)) }.map { t.shopID(ShopRef(Int($0))) } == [Fixture.acme])
+    #expect(acme.withUTF8 { t.ownShops(allowingOrigin: UnsafeRawBufferPointer($0)) }.map { t.shopID(ShopRef(Int($0))) } == [Fixture.acme])
+    #expect(acme.withUTF8 { t.hasActiveShop(allowingOrigin: UnsafeRawBufferPointer($0)) })
     var tea = "https://tea.com"
-    #expect(tea.withUTF8 { t.shops(allowingOrigin: UnsafeRawBufferPointer($0)) }.isEmpty)
+    #expect(tea.withUTF8 { t.ownShops(allowingOrigin: UnsafeRawBufferPointer($0)) }.isEmpty)
+    #expect(!tea.withUTF8 { t.hasActiveShop(allowingOrigin: UnsafeRawBufferPointer($0)) })
   }
 }
 
