@@ -35,7 +35,8 @@ public enum ConfigLoader {
   public static let scalarKeyPaths: [String] = [
     "listen.address", "listen.proxy_protocol", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
     "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
-    "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "upstreams.default", "upstreams.test",
+    "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "snapshot.changes_path",
+    "snapshot.compact_after_bytes", "upstreams.default", "upstreams.test",
     "policy.refuse_secret_key_in_browser", "cors.max_age_s", "tenant_header.name", "tenant_header.issuer",
     "tenant_header.ttl_seconds", "tenant_header.trust_request_id", "access_log.path", "publishable_key_header",
     "limits.per_key_rps", "limits.per_shop_rps", "limits.burst", "limits.max_header_bytes",
@@ -294,6 +295,8 @@ struct ConfigDecoder {
       snapshot.url = snC.string("url").flatMap { $0.isEmpty ? nil : $0 }
       snapshot.stateDir = absolute(snC.string("state_dir", default: "var"))
       snapshot.pollIntervalSeconds = snC.double("poll_interval_s", default: 5, range: 0.1...86400)
+      snapshot.changesPath = snC.string("changes_path").flatMap { $0.isEmpty ? nil : absolute($0) }
+      snapshot.compactAfterBytes = snC.int("compact_after_bytes", default: 64 << 20, range: 4096...(1 << 40))
       if snapshot.path == nil && snapshot.url == nil { snC.fail("path", "snapshot.path or snapshot.url must be set") }
       if let u = snapshot.url, !(u.hasPrefix("http://") || u.hasPrefix("https://")) {
         snC.fail("url", "must be an http:// or https:// URL")

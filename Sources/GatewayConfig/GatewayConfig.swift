@@ -129,6 +129,12 @@ public struct GatewayConfig: Sendable {
     public var url: String?
     public var stateDir: String
     public var pollIntervalSeconds: Double
+    /// `snapshot.changes_path` as configured (nil: the default).
+    public var changesPath: String? = nil
+    /// `snapshot.compact_after_bytes`: the journal size past which the gateway compacts it.
+    public var compactAfterBytes: Int = 64 << 20
+    /// The file source's journal: `changes_path`, or `<path>.changes`.
+    public var journalPath: String? { changesPath ?? path.map { $0 + ".changes" } }
   }
   public struct RouteSpec: Sendable, Equatable {
     public var route: Route

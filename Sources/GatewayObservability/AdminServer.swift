@@ -26,8 +26,22 @@ public struct ReloadOutcome: Sendable {
   }
 }
 
+/// A status and a JSON body.
+public struct AdminResponse: Sendable {
+  public var status: Int
+  public var json: String
+  public init(status: Int, json: String) {
+    self.status = status
+    self.json = json
+  }
+}
+
 /// What the admin listener asks of the gateway.
 public protocol AdminBackend: Sendable {
+  /// `GET /admin/shops/<id or subdomain>`: the shop document, or nil when no shop has that name.
+  func shop(_ idOrSubdomain: String) -> String?
+  /// `POST /admin/changes`: a change set (PRODUCT.md §6), validated, journaled and applied.
+  func applyChanges(_ body: [UInt8]) -> EventLoopFuture<AdminResponse>
   var isReady: Bool { get }
   /// The X-Tenant verification keys as a JWKS (EdDSA public keys only).
   var jwks: String { get }
@@ -91,6 +105,10 @@ final class AdminHandler: ChannelInboundHandler {
   let backend: AdminBackend
   let token: [UInt8]?
   private var head: HTTPRequestHead?
+  private var body: [UInt8] = []
+  private var bodyTooLarge = false
+  /// Change sets are small; a snapshot-sized body is a mistake (use the file or URL source).
+  static let maxBodyBytes = 16 << 20
   private var keepAlive = true
   /// The request is a HEAD: the answer has GET's headers and no body.
   private var headOnly = false
@@ -104,12 +122,25 @@ final class AdminHandler: ChannelInboundHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch unwrapInboundIn(data) {
-    case .head(let h): head = h
-    case .body: break
+    case .head(let h):
+      head = h
+      body = []
+      bodyTooLarge = false
+    case .body(var b):
+      if body.count + b.readableBytes > Self.maxBodyBytes {
+        bodyTooLarge = true
+      } else if let bytes = b.readBytes(length: b.readableBytes) {
+        body += bytes
+      }
     case .end:
       guard let head else { return }
       self.head = nil
       keepAlive = head.isKeepAlive
+      if bodyTooLarge {
+        keepAlive = false
+        respond(context, status: .payloadTooLarge, json: AdminJSON.error("body_too_large", "admin request bodies are limited to 16 MiB"))
+        return
+      }
       handle(head, context: context)
     }
   }
@@ -160,6 +191,22 @@ final class AdminHandler: ChannelInboundHandler {
           self.respond(context, status: .internalServerError, json: AdminJSON.reload(
             ReloadOutcome(accepted: false, version: "", shops: 0, customDomains: 0, keys: 0, errors: ["\(error)"])))
         }
+      }
+    case (.POST, "/admin/changes"):
+      let request = body
+      body = []
+      backend.applyChanges(request).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let r): self.respond(context, status: HTTPResponseStatus(statusCode: r.status), json: r.json)
+        case .failure(let e): self.respond(context, status: .internalServerError, json: AdminJSON.error("internal", "\(e)"))
+        }
+      }
+    case (.GET, _) where path.hasPrefix("/admin/shops/"):
+      let name = String(path.dropFirst("/admin/shops/".count)).removingPercentEncoding ?? ""
+      if let doc = backend.shop(name) {
+        respond(context, status: .ok, json: doc)
+      } else {
+        respond(context, status: .notFound, json: AdminJSON.error("unknown_shop", "no shop with id or subdomain \(name)"))
       }
     case (.GET, "/admin/lookup"):
       let query = AdminQuery(head.uri)
@@ -235,8 +282,46 @@ public enum AdminJSON {
     JSONText.appendQuoted(s.source, to: &out)
     out += ",\"reloadsAccepted\":\(s.accepted),\"reloadsRejected\":\(s.rejected),\"lastError\":"
     if let e = s.lastError { out += stringArray(e) } else { out += "null" }
+    out += ",\"changes\":{\"source\":"
+    if let c = s.changeSource { JSONText.appendQuoted(c, to: &out) } else { out += "null" }
+    out += ",\"applied\":\(s.changeSetsApplied),\"refused\":\(s.changeSetsRefused),\"lastAppliedAt\":"
+    if let t = s.lastChangeAt { JSONText.appendQuoted(iso8601(t), to: &out) } else { out += "null" }
+    out += ",\"lastError\":"
+    if let e = s.lastChangeError { out += stringArray(e) } else { out += "null" }
+    out += ",\"overlayShops\":\(s.overlayShops),\"overlayHidden\":\(s.overlayHidden),\"folds\":\(s.folds)"
+    out += ",\"compactions\":\(s.compactions),\"journalBytes\":\(s.journalBytes)}"
     out += "}"
     return out
+  }
+
+  /// `{"error":{"code":…,"message":…}}`, the shape of every admin error.
+  public static func error(_ code: String, _ message: String) -> String {
+    var out = "{\"error\":{\"code\":"
+    JSONText.appendQuoted(code, to: &out)
+    out += ",\"message\":"
+    JSONText.appendQuoted(message, to: &out)
+    return out + "}}"
+  }
+
+  /// `POST /admin/changes` accepted.
+  public static func changeApplied(_ version: String, shops: Int, customDomains: Int, keys: Int) -> String {
+    var out = "{\"applied\":true,\"version\":"
+    JSONText.appendQuoted(version, to: &out)
+    return out + ",\"shops\":\(shops),\"customDomains\":\(customDomains),\"keys\":\(keys)}"
+  }
+
+  /// `POST /admin/changes` refused: the code, every reason, and (for `stale_base`) the current version.
+  public static func changeRefused(_ code: String, _ errors: [String], version: String? = nil) -> String {
+    var out = "{\"applied\":false,\"error\":{\"code\":"
+    JSONText.appendQuoted(code, to: &out)
+    out += ",\"message\":"
+    JSONText.appendQuoted(errors.first ?? code, to: &out)
+    out += "},\"errors\":\(stringArray(errors))"
+    if let version {
+      out += ",\"version\":"
+      JSONText.appendQuoted(version, to: &out)
+    }
+    return out + "}"
   }
 
   public static func reload(_ r: ReloadOutcome) -> String {
@@ -407,6 +492,26 @@ public enum PrometheusText {
     out += "# TYPE tenant_gateway_snapshot_reloads_total counter\n"
     out += "tenant_gateway_snapshot_reloads_total{result=\"accepted\"} \(s.accepted)\n"
     out += "tenant_gateway_snapshot_reloads_total{result=\"rejected\"} \(s.rejected)\n"
+    out += "# HELP tenant_gateway_change_sets_total Change sets (PRODUCT.md §6), by result.\n"
+    out += "# TYPE tenant_gateway_change_sets_total counter\n"
+    out += "tenant_gateway_change_sets_total{result=\"applied\"} \(s.changeSetsApplied)\n"
+    out += "tenant_gateway_change_sets_total{result=\"refused\"} \(s.changeSetsRefused)\n"
+    out += "# HELP tenant_gateway_change_last_applied_timestamp_seconds When the last change set was applied.\n"
+    out += "# TYPE tenant_gateway_change_last_applied_timestamp_seconds gauge\n"
+    out += "tenant_gateway_change_last_applied_timestamp_seconds \(s.lastChangeAt ?? 0)\n"
+    out += "# HELP tenant_gateway_overlay_entries Shops held by the overlay over the base table, and base shops it hides.\n"
+    out += "# TYPE tenant_gateway_overlay_entries gauge\n"
+    out += "tenant_gateway_overlay_entries{kind=\"shops\"} \(s.overlayShops)\n"
+    out += "tenant_gateway_overlay_entries{kind=\"hidden\"} \(s.overlayHidden)\n"
+    out += "# HELP tenant_gateway_overlay_folds_total Overlays folded into a new base table.\n"
+    out += "# TYPE tenant_gateway_overlay_folds_total counter\n"
+    out += "tenant_gateway_overlay_folds_total \(s.folds)\n"
+    out += "# HELP tenant_gateway_journal_compactions_total Journal compactions by the gateway.\n"
+    out += "# TYPE tenant_gateway_journal_compactions_total counter\n"
+    out += "tenant_gateway_journal_compactions_total \(s.compactions)\n"
+    out += "# HELP tenant_gateway_journal_bytes Size of the change journal.\n"
+    out += "# TYPE tenant_gateway_journal_bytes gauge\n"
+    out += "tenant_gateway_journal_bytes \(s.journalBytes)\n"
     out += "# HELP tenant_gateway_upstream_endpoint_healthy 1 when the endpoint takes requests.\n"
     out += "# TYPE tenant_gateway_upstream_endpoint_healthy gauge\n"
     for e in endpoints {

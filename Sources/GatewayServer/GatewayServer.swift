@@ -47,11 +47,14 @@ public final class GatewayServer: @unchecked Sendable {
   /// The config file and `--set` overrides the server was started with: reloads re-read its
   /// signing keys from them.
   public var configSource: (path: String, overrides: [String])?
+  /// The file source's journal and edit queue (nil with a URL source: edits go to the control plane).
+  public var changeSource: FileChangeSource?
   /// Kids of the keys signing now (touched on the reload thread only).
   private var signingKIDs: [String]
   private var listener: Channel?
   private var admin: AdminServer?
-  private let reloadPool = NIOThreadPool(numberOfThreads: 1)
+  /// Reloads and edits run here, off the event loops (started with the admin listener).
+  let reloadPool = NIOThreadPool(numberOfThreads: 1)
   /// `admin.token_file`'s token (nil: no token configured).
   private let adminToken: [UInt8]?
 
@@ -138,6 +141,7 @@ public final class GatewayServer: @unchecked Sendable {
   /// `/healthz` answers from the first instant, `/readyz` is false until a table is loaded.
   public func startAdmin() throws {
     guard admin == nil else { return }
+    reloadPool.start()
     let admin = AdminServer(group: group, backend: AdminBackendImpl(server: self), token: adminToken, logger: logger)
     do {
       try admin.start(host: config.admin.address.host, port: config.admin.address.port)
@@ -151,7 +155,6 @@ public final class GatewayServer: @unchecked Sendable {
   /// Starts health checks, certificate rescans and the access log, and binds the TLS listener.
   public func startListeners() throws {
     try startAdmin()
-    reloadPool.start()
     let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
     healthChecker = checker
@@ -655,6 +658,40 @@ struct AdminBackendImpl: AdminBackend {
   }
 
   func counters() -> EventLoopFuture<CounterSnapshot> { server.counters() }
+
+  func shop(_ idOrSubdomain: String) -> String? {
+    let table = server.store.current
+    return table.shop(idOrSubdomain: idOrSubdomain).map { SnapshotJSON.shopDocument(table, $0) }
+  }
+
+  func applyChanges(_ body: [UInt8]) -> EventLoopFuture<AdminResponse> {
+    let loop = server.group.next()
+    guard let source = server.changeSource else {
+      return loop.makeSucceededFuture(AdminResponse(status: 409, json: AdminJSON.error(
+        "source_is_authoritative", "the snapshot comes from a URL: send edits to the control plane")))
+    }
+    let logger = server.logger
+    return server.reloadPool.runIfActive(eventLoop: loop) {
+      let change: ChangeSet
+      switch Result(catching: { () throws(SnapshotError) -> ChangeSet in try ChangeSetCodec.decode(body) }) {
+      case .success(let c): change = c
+      case .failure(let error):
+        return AdminResponse(status: 422, json: AdminJSON.changeRefused("invalid_change_set", error.messages))
+      }
+      switch source.submit(change) {
+      case .applied(let t):
+        logger.info("change set applied", metadata: ["version": "\(t.version)", "entities": "\(change.entityCount)"])
+        return AdminResponse(status: 200, json: AdminJSON.changeApplied(t.version, shops: t.shopCount, customDomains: t.customDomainCount, keys: t.keyCount))
+      case .staleBase(let current, let message):
+        return AdminResponse(status: 409, json: AdminJSON.changeRefused("stale_base", [message], version: current))
+      case .refused(let errors):
+        logger.warning("change set refused", metadata: ["version": "\(change.version)", "errors": "\(errors.joined(separator: "; "))"])
+        return AdminResponse(status: 422, json: AdminJSON.changeRefused("invalid_change_set", errors))
+      case .failed(let message):
+        return AdminResponse(status: 503, json: AdminJSON.changeRefused("journal_unavailable", [message]))
+      }
+    }
+  }
 
   func upstreams() -> EventLoopFuture<String> { server.upstreamsJSON() }
 

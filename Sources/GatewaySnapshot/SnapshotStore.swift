@@ -19,6 +19,25 @@ public struct SnapshotStatus: Sendable {
   /// Reloads accepted and rejected since start.
   public var accepted: Int
   public var rejected: Int
+  /// Change sets applied and refused since start (PRODUCT.md §6 "Changes").
+  public var changeSetsApplied = 0
+  public var changeSetsRefused = 0
+  /// The last refused change set's reasons.
+  public var lastChangeError: [String]? = nil
+  /// When the last change set was applied.
+  public var lastChangeAt: Double? = nil
+  /// Seconds from a change set reaching its source to its table being published (the last one).
+  public var lastChangeLagSeconds: Double? = nil
+  /// Shops held in the overlay over the base table, and base shops it hides.
+  public var overlayShops = 0
+  public var overlayHidden = 0
+  /// Overlays folded into a new base, and journal compactions, since start.
+  public var folds = 0
+  public var compactions = 0
+  /// The journal's size in bytes (file source).
+  public var journalBytes = 0
+  /// The change source's state: `following <path>` for a journal.
+  public var changeSource: String? = nil
 }
 
 /// Holds the serving ``TenantTable`` and swaps it atomically (PRODUCT.md §6).
@@ -59,16 +78,55 @@ public final class SnapshotStore: Sendable {
     box.store(Box(table), ordering: .releasing)
     generationCounter.wrappingIncrement(ordering: .releasing)
     statusLock.withLock {
-      _status.version = table.version
-      _status.shops = table.shopCount
-      _status.customDomains = table.customDomainCount
-      _status.keys = table.keyCount
+      noteTable(table)
       _status.loadedAt = Date().timeIntervalSince1970
       _status.source = source
       _status.lastError = nil
       _status.lastAttemptAt = _status.loadedAt
       _status.accepted += 1
     }
+  }
+
+  /// Publishes the result of change sets (or of a fold) with one atomic swap, but only if `expected`
+  /// is still the serving table; false when something else was published meanwhile.
+  public func publish(changed table: TenantTable, replacing expected: TenantTable, changeSets: Int, lag: Double? = nil) -> Bool {
+    let old = box.load(ordering: .acquiring)
+    guard old.table === expected else { return false }
+    guard box.compareExchange(expected: old, desired: Box(table), ordering: .acquiringAndReleasing).exchanged else { return false }
+    generationCounter.wrappingIncrement(ordering: .releasing)
+    statusLock.withLock {
+      noteTable(table)
+      if changeSets > 0 {
+        _status.changeSetsApplied += changeSets
+        _status.lastChangeAt = Date().timeIntervalSince1970
+        if let lag { _status.lastChangeLagSeconds = lag }
+      } else {
+        _status.folds += 1
+      }
+    }
+    return true
+  }
+
+  /// Records refused change sets; the serving table is unchanged.
+  public func recordRefusedChange(_ messages: [String]) {
+    statusLock.withLock {
+      _status.changeSetsRefused += 1
+      _status.lastChangeError = messages
+    }
+  }
+
+  /// Updates the change source's part of the status.
+  public func updateChangeStatus(_ body: (inout SnapshotStatus) -> Void) {
+    statusLock.withLock { body(&_status) }
+  }
+
+  private func noteTable(_ table: TenantTable) {
+    _status.version = table.version
+    _status.shops = table.shopCount
+    _status.customDomains = table.customDomainCount
+    _status.keys = table.keyCount
+    _status.overlayShops = table.overlayShopCount
+    _status.overlayHidden = table.overlayHiddenCount
   }
 
   /// Records a rejected reload; the serving table is unchanged.

@@ -23,6 +23,8 @@ public struct SnapshotStreamParser {
   private let fd: Int32
   private let chunk: Int
 
+  /// Length of the unit parsed last; its bytes end at `start`.
+  private var lastUnitLength = 0
   /// Bytes read so far (for statistics).
   public private(set) var bytesRead = 0
   /// Shops and keys read so far.
@@ -108,6 +110,7 @@ public struct SnapshotStreamParser {
       do {
         let value = try body(&reader)
         start += reader.offset
+        lastUnitLength = reader.offset
         return value
       } catch {
         // An error far from the end of the window is a real one: the unit never got there.
@@ -121,22 +124,62 @@ public struct SnapshotStreamParser {
   }
 
   mutating func run(into builder: inout TenantTableBuilder, path: String) throws(SnapshotError) -> TenantTable {
+    var errors = SnapshotParser.FieldErrors()
+    let version = try walk(
+      errors: &errors,
+      shop: { shop, _ in shop?.add(to: &builder) },  // before the next unit: the slices point into the window
+      key: { key, _ in key?.add(to: &builder) })
+    builder.version = version ?? ""
+    var table: TenantTable? = nil
+    var semantic: [SnapshotValidationError.Violation] = []
+    do { table = try builder.finish() } catch { semantic = error.violations }
+    let all = (errors.error?.violations ?? []) + semantic
+    guard all.isEmpty, let table else { throw .invalid(SnapshotValidationError(violations: all)) }
+    return table
+  }
+
+  /// What ``walk(errors:topLevel:shop:key:)`` reports besides elements.
+  enum Event {
+    /// A top-level key other than `shops`/`apiKeys`, with its raw value.
+    case field(String, UnsafeRawBufferPointer)
+    case arrayStart(String)
+    case arrayEnd(String)
+  }
+
+  /// Walks the document one unit at a time, calling `shop` and `key` with each element parsed and
+  /// its raw bytes (valid only during the call), and `event` for the rest; returns `version`.
+  mutating func walk(
+    errors: inout SnapshotParser.FieldErrors,
+    event: (Event) throws -> Void = { _ in },
+    shop: (SnapshotParser.ParsedShop?, UnsafeRawBufferPointer) throws -> Void,
+    key: (SnapshotParser.ParsedKey?, UnsafeRawBufferPointer) throws -> Void
+  ) throws(SnapshotError) -> String? {
     try fill()
     var version: String? = nil
     var sawShops = false
     var sawKeys = false
-    var errors = SnapshotParser.FieldErrors()
+
+    /// Calls `body` on the bytes of the unit just parsed (they stay in the window until the next unit).
+    func lastUnit<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws(SnapshotError) -> R {
+      do {
+        return try body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(window)[(start - lastUnitLength)..<start]))
+      } catch let e as SnapshotError {
+        throw e
+      } catch {
+        throw .unreadable(path: "", reason: "\(error)")
+      }
+    }
 
     try unit { (r) throws(JSONReader.ParseError) in try r.expect(UInt8(ascii: "{")) }
     var more = try unit { (r) throws(JSONReader.ParseError) -> Bool in !(try r.consume(UInt8(ascii: "}"))) }
     while more {
-      let key = try unit { (r) throws(JSONReader.ParseError) -> String in
+      let name = try unit { (r) throws(JSONReader.ParseError) -> String in
         guard try r.peek() == UInt8(ascii: "\"") else { throw r.error("expected an object key") }
         let k = try r.readString()
         try r.expect(UInt8(ascii: ":"))
         return k
       }
-      switch key {
+      switch name {
       case "version":
         let v = try unit { (r) throws(JSONReader.ParseError) -> String? in
           if try r.peek() == UInt8(ascii: "\"") { return try r.readString() }
@@ -145,7 +188,7 @@ public struct SnapshotStreamParser {
         }
         if let v { version = v } else { errors.add("version must be a string") }
       case "shops", "apiKeys":
-        let isShops = key == "shops"
+        let isShops = name == "shops"
         if isShops { sawShops = true } else { sawKeys = true }
         let isArray = try unit { (r) throws(JSONReader.ParseError) -> Bool in
           if try r.peek() == UInt8(ascii: "[") {
@@ -156,28 +199,29 @@ public struct SnapshotStreamParser {
           return false
         }
         guard isArray else {
-          errors.add("\(key) must be an array")
+          errors.add("\(name) must be an array")
           break
         }
+        try lastUnit { _ in try event(.arrayStart(name)) }
         var index = 0
         var elements = try unit { (r) throws(JSONReader.ParseError) -> Bool in !(try r.consume(UInt8(ascii: "]"))) }
         while elements {
           if isShops {
-            let (shop, local) = try unit { (r) throws(JSONReader.ParseError) -> (SnapshotParser.ParsedShop?, SnapshotParser.FieldErrors) in
+            let (parsed, local) = try unit { (r) throws(JSONReader.ParseError) -> (SnapshotParser.ParsedShop?, SnapshotParser.FieldErrors) in
               var local = SnapshotParser.FieldErrors()
               let s = try SnapshotParser.parseShop(&r, index: index, errors: &local)
               return (s, local)
             }
             errors.merge(local)
-            shop?.add(to: &builder)  // before the next unit: the slices point into the window
+            try lastUnit { raw in try shop(parsed, raw) }
           } else {
-            let (k, local) = try unit { (r) throws(JSONReader.ParseError) -> (SnapshotParser.ParsedKey?, SnapshotParser.FieldErrors) in
+            let (parsed, local) = try unit { (r) throws(JSONReader.ParseError) -> (SnapshotParser.ParsedKey?, SnapshotParser.FieldErrors) in
               var local = SnapshotParser.FieldErrors()
               let k = try SnapshotParser.parseKey(&r, index: index, errors: &local)
               return (k, local)
             }
             errors.merge(local)
-            k?.add(to: &builder)
+            try lastUnit { raw in try key(parsed, raw) }
           }
           index += 1
           entries += 1
@@ -187,8 +231,10 @@ public struct SnapshotStreamParser {
             return false
           }
         }
+        try lastUnit { _ in try event(.arrayEnd(name)) }
       default:
         try unit { (r) throws(JSONReader.ParseError) in try r.skipValue() }
+        try lastUnit { raw in try event(.field(name, raw)) }
       }
       more = try unit { (r) throws(JSONReader.ParseError) -> Bool in
         if try r.consume(UInt8(ascii: ",")) { return true }
@@ -210,13 +256,45 @@ public struct SnapshotStreamParser {
     if version == nil { errors.add("version is missing") }
     if !sawShops { errors.add("shops is missing") }
     if !sawKeys { errors.add("apiKeys is missing") }
-    builder.version = version ?? ""
-    var table: TenantTable? = nil
-    var semantic: [SnapshotValidationError.Violation] = []
-    do { table = try builder.finish() } catch { semantic = error.violations }
-    let all = (errors.error?.violations ?? []) + semantic
-    guard all.isEmpty, let table else { throw .invalid(SnapshotValidationError(violations: all)) }
-    return table
+    return version
+  }
+
+  /// Walks the snapshot file at `path` (see ``walk(errors:event:shop:key:)``); throws on malformed
+  /// JSON or field errors.
+  static func walk(
+    path: String, event: (Event) throws -> Void = { _ in },
+    shop: (SnapshotParser.ParsedShop?, UnsafeRawBufferPointer) throws -> Void,
+    key: (SnapshotParser.ParsedKey?, UnsafeRawBufferPointer) throws -> Void
+  ) throws(SnapshotError) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var parser = SnapshotStreamParser(fd: fd, windowSize: windowSize)
+    defer { parser.window.deallocate() }
+    var errors = SnapshotParser.FieldErrors()
+    let version = try parser.walk(errors: &errors, event: event, shop: shop, key: key)
+    if let e = errors.error { throw .invalid(e) }
+    return version ?? ""
+  }
+
+  /// The snapshot's `version`, read from the start of the file when it comes first (as it does in
+  /// every file this gateway writes), else by walking the document.
+  public static func version(path: String) throws(SnapshotError) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+    var head = [UInt8](repeating: 0, count: 4096)
+    let n = head.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
+    close(fd)
+    if n > 0 {
+      let found = head.withUnsafeBytes { raw -> String? in
+        var r = JSONReader(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+        guard (try? r.expect(UInt8(ascii: "{"))) != nil, (try? r.readString()) == "version", (try? r.expect(UInt8(ascii: ":"))) != nil
+        else { return nil }
+        return try? r.readString()
+      }
+      if let found { return found }
+    }
+    return try walk(path: path, shop: { _, _ in }, key: { _, _ in })
   }
 }
 

@@ -49,7 +49,7 @@ struct Check: ParsableCommand {
 }
 
 struct Keys: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "API key helpers.", subcommands: [Hash.self])
+  static let configuration = CommandConfiguration(abstract: "API key helpers and edits.", subcommands: [Hash.self, Add.self, Revoke.self])
 
   struct Hash: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the sha256 (lower-case hex) of a key read from stdin, as the snapshot stores it.")

@@ -119,15 +119,16 @@ enum SystemdNotify {
 
 /// The snapshot's background source (file watcher or control-plane poller), stopped last.
 struct SnapshotSourceService: Service, CustomStringConvertible {
-  let watcher: SnapshotFileWatcher?
+  let changeSource: FileChangeSource?
   let urlSource: SnapshotURLSource?
+  let pollInterval: Double
   var description: String { "SnapshotSourceService" }
 
   func run() async throws {
-    watcher?.start()
+    changeSource?.start(snapshotPollInterval: pollInterval)
     urlSource?.start()
     try? await gracefulShutdown()
-    watcher?.stop()
+    changeSource?.stop()
     urlSource?.stop()
   }
 }

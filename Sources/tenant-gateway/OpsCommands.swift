@@ -30,8 +30,9 @@ struct Lookup: ParsableCommand {
 
   static func explain(options: ConfigOptions, host: String, keyFromStdin: Bool, json: Bool) throws {
     let config = try loadConfig(options)
-    guard let path = config.snapshot.path else { throw CommandFailure("snapshot.path is not set") }
-    let table = try SnapshotStreamParser.parse(path: path, platform: config.platformHosts)
+    guard config.snapshot.path != nil else { throw CommandFailure("snapshot.path is not set") }
+    // The snapshot with its journal: what a gateway started now would serve.
+    let table = try OfflineTable(config: config).load()
     var digest: KeyDigest? = nil
     if keyFromStdin {
       var key = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
@@ -57,50 +58,8 @@ struct Lookup: ParsableCommand {
 /// `domains add|remove|list|lookup`: custom domain edits to the snapshot file.
 struct Domains: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Edit a shop's custom domains in the snapshot file (validated whole, written atomically, then reloaded).",
+    abstract: "Edit a shop's custom domains (each edit one change set: through the running gateway, or to the journal).",
     subcommands: [Add.self, Remove.self, List.self, LookupDomain.self])
-
-  struct Add: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Map HOST to SHOP (shop id or subdomain).")
-    @OptionGroup var options: ConfigOptions
-    @Argument var host: String
-    @Argument var shop: String
-    func run() throws {
-      try SnapshotEdit.run(options) { doc, config in
-        guard let normal = HostName.normalize(host) else { throw CommandFailure("\(host) is not a host name") }
-        guard let i = doc.shopIndex(shop) else { throw CommandFailure("no shop with id or subdomain \(shop)") }
-        if let owner = doc.domainOwners[normal] { throw CommandFailure("\(normal) is already mapped to shop \(owner)") }
-        var shops = doc.shops
-        var domains = shops[i]["customDomains"] as? [String] ?? []
-        domains.append(normal)
-        shops[i]["customDomains"] = domains
-        doc.shops = shops
-        return "mapped \(normal) to shop \(shops[i]["id"] as? String ?? shop)"
-      }
-    }
-  }
-
-  struct Remove: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Unmap HOST.")
-    @OptionGroup var options: ConfigOptions
-    @Argument var host: String
-    func run() throws {
-      try SnapshotEdit.run(options) { doc, _ in
-        guard let normal = HostName.normalize(host) else { throw CommandFailure("\(host) is not a host name") }
-        var shops = doc.shops
-        for i in shops.indices {
-          let domains = shops[i]["customDomains"] as? [String] ?? []
-          let kept = domains.filter { (HostName.normalize($0) ?? $0) != normal }
-          if kept.count != domains.count {
-            shops[i]["customDomains"] = kept
-            doc.shops = shops
-            return "removed \(normal) from shop \(shops[i]["id"] as? String ?? "?")"
-          }
-        }
-        throw CommandFailure("\(normal) is not mapped")
-      }
-    }
-  }
 
   struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List a shop's subdomain and custom domains.")
@@ -108,11 +67,9 @@ struct Domains: ParsableCommand {
     @Argument var shop: String
     func run() throws {
       let config = try loadConfig(options)
-      let doc = try SnapshotDocument.read(config.snapshot.path ?? "")
-      guard let i = doc.shopIndex(shop) else { throw CommandFailure("no shop with id or subdomain \(shop)") }
-      let s = doc.shops[i]
-      if let sub = s["subdomain"] as? String { print("\(sub).\(config.platform.domain)\tsubdomain") }
-      for d in s["customDomains"] as? [String] ?? [] { print("\(d)\tcustom domain") }
+      let state = try EditTarget.open(config).shop(shop)
+      print("\(state.shop.subdomain).\(config.platform.domain)\tsubdomain")
+      for d in state.shop.customDomains { print("\(d)\tcustom domain") }
     }
   }
 
@@ -126,55 +83,8 @@ struct Domains: ParsableCommand {
   }
 }
 
-/// A locked, validated, atomic edit of the snapshot file followed by a reload.
-enum SnapshotEdit {
-  static func run(_ options: ConfigOptions, _ edit: (inout SnapshotDocument, GatewayConfig) throws -> String) throws {
-    let config = try loadConfig(options)
-    guard let path = config.snapshot.path else { throw CommandFailure("snapshot.path is not set (edits need a file source)") }
-    // Serialise concurrent edits: an exclusive lock on a sibling file, held across read-modify-write.
-    let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard lockFD >= 0 else { throw CommandFailure("cannot open \(path).lock: \(String(cString: strerror(errno)))") }
-    defer { close(lockFD) }
-    guard flock(lockFD, LOCK_EX) == 0 else { throw CommandFailure("cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
-    defer { flock(lockFD, LOCK_UN) }
-
-    var doc = try SnapshotDocument.read(path)
-    let message = try edit(&doc, config)
-    let stamp = ISO8601DateFormatter().string(from: Date())
-    doc.root["version"] = "\(doc.version.split(separator: "+").first.map(String.init) ?? doc.version)+edit-\(stamp)"
-    let data = try doc.data()
-    // Validate the whole result exactly as the gateway would, before it replaces the file.
-    do {
-      _ = try SnapshotParser.parse(Array(data), platform: config.platformHosts)
-    } catch {
-      printError("the edited snapshot would be rejected:\n\(error)")
-      throw ExitCode(1)
-    }
-    try AtomicFile.write(Array(data), to: path)
-    print(message)
-    print(AdminClient.reload(config))
-  }
-}
-
-/// Asks a running gateway to reload, through its admin listener (plain HTTP on loopback).
+/// Plain HTTP/1.1 to the gateway's admin listener on loopback (the edit commands).
 enum AdminClient {
-  static func reload(_ config: GatewayConfig) -> String {
-    var token = ""
-    if let file = config.admin.tokenFile, let data = FileManager.default.contents(atPath: file) {
-      token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-    let addr = config.admin.address
-    var request = "POST /admin/reload HTTP/1.1\r\nHost: \(addr)\r\nContent-Length: 0\r\nConnection: close\r\n"
-    if !token.isEmpty { request += "Authorization: Bearer \(token)\r\n" }
-    request += "\r\n"
-    guard let response = send(request, host: addr.host, port: addr.port) else {
-      return "reload: the gateway's admin listener (\(addr)) did not answer; a running gateway picks the file up on its next poll"
-    }
-    let status = response.split(separator: " ").dropFirst().first.map(String.init) ?? "?"
-    let body = response.components(separatedBy: "\r\n\r\n").dropFirst().joined()
-    return "reload: HTTP \(status) \(body)"
-  }
-
   static func send(_ request: String, host: String, port: Int) -> String? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }

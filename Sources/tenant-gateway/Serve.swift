@@ -77,11 +77,9 @@ struct Serve: AsyncParsableCommand {
       ])
     }
     let reloadSource: @Sendable () -> Result<TenantTable, SnapshotError>
-    var watcher: SnapshotFileWatcher? = nil
-    let trigger = ReloadTrigger()
-    var urlSource: SnapshotURLSource? = nil
     let urlBox = NIOLockedValueBox<SnapshotURLSource?>(nil)
-    let watcherBox = NIOLockedValueBox<SnapshotFileWatcher?>(nil)
+    var urlSource: SnapshotURLSource? = nil
+    var changeSource: FileChangeSource? = nil
     if config.snapshot.url != nil {
       reloadSource = { [loader] in
         guard let source = urlBox.withLockedValue({ $0 }) else { return .failure(.unreadable(path: loader.path, reason: "not started")) }
@@ -91,10 +89,12 @@ struct Serve: AsyncParsableCommand {
         }
       }
     } else {
-      reloadSource = { [loader] in
-        defer { watcherBox.withLockedValue { $0 }?.noteLoaded() }
-        return loader.reload(into: store)
-      }
+      // The file source and its journal: every table change goes through its queue.
+      let source = FileChangeSource(
+        loader: loader, journalPath: config.snapshot.journalPath ?? loader.path + ".changes", store: store,
+        compactAfterBytes: config.snapshot.compactAfterBytes, logger: logger)
+      changeSource = source
+      reloadSource = { source.reload() }
     }
 
     // Built and its admin listener bound before the first load: a slow or hanging snapshot source
@@ -103,6 +103,7 @@ struct Serve: AsyncParsableCommand {
     do {
       server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
       server.configSource = (options.config, options.overrides)
+      server.changeSource = changeSource
       try server.startAdmin()
     } catch { throw fail(error) }
 
@@ -123,18 +124,13 @@ struct Serve: AsyncParsableCommand {
       }
       urlSource = source
       urlBox.withLockedValue { $0 = source }
-    } else {
+    } else if let changeSource {
       do {
-        try loader.loadAtStart(into: store)
+        try changeSource.loadAtStart()
       } catch {
         printError("\(outcome.origin(of: "snapshot.path", file: file)): snapshot.path: cannot load \(loader.path) (nor a last-known-good copy): \(error)")
         throw ExitCode(1)
       }
-      // Reload on change (a cheap stat poll), on SIGHUP and on POST /admin/reload.
-      let w = SnapshotFileWatcher(path: loader.path, interval: config.snapshot.pollIntervalSeconds) { trigger.fire() }
-      w.noteLoaded()
-      watcher = w
-      watcherBox.withLockedValue { $0 = w }
     }
     let status = store.status
     if let e = status.lastError {
@@ -146,13 +142,13 @@ struct Serve: AsyncParsableCommand {
     ])
 
     do { try server.startListeners() } catch { throw fail(error) }
-    trigger.set { _ = server.reload() }
     SystemdNotify.send("READY=1\nSTATUS=serving \(status.version)\nMAINPID=\(getpid())")
 
     let drainTimeout = TimeAmount.nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9))
     var groupConfig = ServiceGroupConfiguration(
       services: [
-        .init(service: SnapshotSourceService(watcher: watcher, urlSource: urlSource)),
+        .init(service: SnapshotSourceService(
+          changeSource: changeSource, urlSource: urlSource, pollInterval: config.snapshot.pollIntervalSeconds)),
         .init(service: SignalActions(server: server)),
         .init(service: GatewayService(server: server, drainTimeout: drainTimeout, logger: logger)),
       ],
@@ -180,12 +176,4 @@ func prepareDevelopmentCertificate(_ config: GatewayConfig, logger: Logger) thro
 
 func printError(_ message: String) {
   FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// Lets the file watcher call the server, which is created after it.
-final class ReloadTrigger: @unchecked Sendable {
-  private let lock = NSLock()
-  private var action: (() -> Void)?
-  func set(_ action: @escaping () -> Void) { lock.withLock { self.action = action } }
-  func fire() { lock.withLock { action }?() }
 }

@@ -2,11 +2,36 @@ import ArgumentParser
 import Foundation
 import GatewayConfig
 import GatewayCore
+import GatewayObservability
 import GatewaySnapshot
 
 struct SnapshotCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "snapshot", abstract: "Snapshot tools.", subcommands: [Diff.self, Stats.self])
+    commandName: "snapshot", abstract: "Snapshot tools.", subcommands: [Diff.self, Stats.self, Compact.self])
+
+  /// `snapshot compact`: fold the journal into the snapshot file (streamed, atomic, crash-safe).
+  struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Fold the change journal into snapshot.path (streamed, bounded memory, atomic rename) and leave an empty journal.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: .hidden) var stopAfter: String?
+
+    func run() throws {
+      let config = try loadConfig(options)
+      guard let path = config.snapshot.path, let journalPath = config.snapshot.journalPath else {
+        throw CommandFailure("snapshot compact needs a file source (snapshot.path)")
+      }
+      let step = stopAfter.flatMap(SnapshotCompactor.Step.init(rawValue:))
+      let outcome: SnapshotCompactor.Outcome
+      do {
+        outcome = try SnapshotCompactor.compact(snapshotPath: path, journal: ChangeJournal(path: journalPath), stopAfter: step)
+      } catch {
+        throw CommandFailure("compaction failed, nothing changed: \(error)")
+      }
+      let rss = ProcessStats.read().residentMemoryBytes >> 20
+      print("compacted: version \(outcome.version), \(outcome.folded) change sets folded, \(outcome.kept) kept, \(String(format: "%.2f", outcome.seconds)) s, \(rss) MB RSS")
+    }
+  }
 
   /// `snapshot stats`: load a snapshot and report time and memory (scripts/bench-snapshot.sh uses it).
   struct Stats: ParsableCommand {

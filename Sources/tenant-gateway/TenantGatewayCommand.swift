@@ -8,7 +8,10 @@ struct TenantGatewayCommand: AsyncParsableCommand {
     commandName: "tenant-gateway",
     abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",
     version: BuildInfo.version,
-    subcommands: [Serve.self, Check.self, Lookup.self, Domains.self, SnapshotCommand.self, Keys.self, DemoUpstream.self])
+    subcommands: [
+      Serve.self, Check.self, Lookup.self, Apply.self, Domains.self, Keys.self, Shops.self, SnapshotCommand.self,
+      DemoUpstream.self,
+    ])
 }
 
 /// Options shared by commands that read `gateway.conf`.
