@@ -191,6 +191,12 @@ public final class FileChangeSource: @unchecked Sendable {
     guard now != snapshotSignature, now != nil else { return }
     if let v = try? SnapshotStreamParser.version(path: loader.path), applied.contains(v), !onLastKnownGood {
       snapshotSignature = now
+      // The folded lines are gone from the journal: forget their versions (the set would otherwise
+      // grow with every edit for the life of the process). Keep what the journal may still show.
+      if let contents = try? journal.read() {
+        let keep = Set(contents.lines.map(\.version)).union([v, store.current.version])
+        applied = applied.intersection(keep)
+      }
       logger.info("snapshot compacted; nothing to reload", metadata: ["version": "\(v)"])
       return
     }

@@ -171,4 +171,31 @@ struct ChangeJournalTests {
     try h.startPrewritten()
     #expect(try h.curl("bibi-saree.platform.localhost", "/").errorCode == "shop_suspended")
   }
+
+  @Test("Past snapshot.compact_after_bytes the gateway compacts by itself, keeps serving every edit, and reloads nothing")
+  func autoCompaction() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    try h.writeConfig()
+    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+    text = text.replacingOccurrences(of: "snapshot: {path: \(h.snapshotPath),", with: "snapshot: {compact_after_bytes: 4096, path: \(h.snapshotPath),")
+    try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+    try h.startPrewritten()
+    // 40 edits of ~200 bytes: the journal passes 4 KiB at least once.
+    let r = try h.python("edit_latency.py", [String(h.adminPort), "admin", "40"])
+    #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+    try h.waitFor(timeout: 10) { (try? h.admin("/admin/snapshot").json?["changes"] as? [String: Any])?["compactions"] as? Int ?? 0 >= 1 }
+    let snap = try h.admin("/admin/snapshot").json
+    #expect(snap?["reloadsAccepted"] as? Int == 1, "a compaction is not a reload: \(snap ?? [:])")
+    let file = try String(contentsOfFile: h.snapshotPath, encoding: .utf8)
+    #expect(file.contains("lat-"), "the folded edits are in the snapshot file")
+    // Every edit still resolves, and a restart from the compacted pair serves them all.
+    let version = snap?["version"] as? String
+    h.signal(SIGTERM)
+    while h.gatewayRunning { usleep(20_000) }
+    try h.startPrewritten(upstream: false)
+    #expect(try Self.version(h) == version)
+    let shops = try h.admin("/admin/snapshot").json?["shops"] as? Int ?? 0
+    #expect(shops == 3 + 40, "\(shops)")
+  }
 }
