@@ -37,6 +37,7 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
   ],
   targets: [
     // Pure, I/O-free: host normalisation, tenant table, resolver, refusals. No NIO.
@@ -85,6 +86,19 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // The PostgreSQL source (PRODUCT.md §6): the platform's own rows, followed through LISTEN and an outbox.
+    .target(
+      name: "GatewayPostgres",
+      dependencies: [
+        "GatewayCore", "GatewaySnapshot",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
     // Counters and the admin listener.
     .target(
       name: "GatewayObservability",
@@ -126,6 +140,7 @@ let package = Package(
       name: "tenant-gateway",
       dependencies: [
         "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayServer", "GatewayObservability",
+        "GatewayPostgres",
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),

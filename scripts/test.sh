@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 missing_tools() {
   missing=()
-  for tool in curl openssl h2load wrk python3 haproxy promtool node gnuplot; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in curl openssl h2load wrk python3 haproxy promtool node gnuplot psql; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null || missing+=("postgresql-15 (initdb)")
   python3 -c "import h2, jwt, websockets, sslyze" 2>/dev/null || missing+=("python3 modules h2, PyJWT, websockets and sslyze")
 }
 missing_tools

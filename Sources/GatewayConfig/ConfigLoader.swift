@@ -36,7 +36,8 @@ public enum ConfigLoader {
     "listen.address", "listen.proxy_protocol", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
     "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
     "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "snapshot.changes_path",
-    "snapshot.compact_after_bytes", "upstreams.default", "upstreams.test",
+    "snapshot.compact_after_bytes", "snapshot.postgres.url", "snapshot.postgres.password_file", "snapshot.postgres.schema",
+    "snapshot.postgres.tls", "snapshot.postgres.ca_file", "snapshot.postgres.poll_interval_s", "upstreams.default", "upstreams.test",
     "policy.refuse_secret_key_in_browser", "cors.max_age_s", "tenant_header.name", "tenant_header.issuer",
     "tenant_header.ttl_seconds", "tenant_header.trust_request_id", "access_log.path", "publishable_key_header",
     "limits.per_key_rps", "limits.per_shop_rps", "limits.burst", "limits.max_header_bytes",
@@ -297,13 +298,33 @@ struct ConfigDecoder {
       snapshot.pollIntervalSeconds = snC.double("poll_interval_s", default: 5, range: 0.1...86400)
       snapshot.changesPath = snC.string("changes_path").flatMap { $0.isEmpty ? nil : absolute($0) }
       snapshot.compactAfterBytes = snC.int("compact_after_bytes", default: 64 << 20, range: 4096...(1 << 40))
-      if snapshot.path == nil && snapshot.url == nil { snC.fail("path", "snapshot.path or snapshot.url must be set") }
+      if let pgC = snC.child("postgres") {
+        var pg = GatewayConfig.Postgres(url: "")
+        pg.url = pgC.string("url", default: "")
+        pg.passwordFile = pgC.string("password_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+        pg.schema = pgC.string("schema", default: "tenant_gateway")
+        pg.tls = pgC.string("tls", default: "prefer")
+        pg.caFile = pgC.string("ca_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+        pg.pollIntervalSeconds = pgC.double("poll_interval_s", default: 5, range: 0.05...86400)
+        if !["disable", "prefer", "require"].contains(pg.tls) { pgC.fail("tls", "must be disable, prefer or require") }
+        if !pg.url.isEmpty && !(pg.url.hasPrefix("postgres://") || pg.url.hasPrefix("postgresql://")) {
+          pgC.fail("url", "must be a postgres:// URL")
+        }
+        if pg.schema.isEmpty || !pg.schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) || pg.schema.first!.isNumber {
+          pgC.fail("schema", "must be a plain SQL identifier (letters, digits, _)")
+        }
+        pgC.finish()
+        if !pg.url.isEmpty { snapshot.postgres = pg }
+      }
+      let sources = [snapshot.path != nil, snapshot.url != nil, snapshot.postgres != nil].filter { $0 }.count
+      if sources == 0 { snC.fail("path", "one of snapshot.path, snapshot.url or snapshot.postgres.url must be set") }
+      if sources > 1 { snC.fail("path", "set exactly one of snapshot.path, snapshot.url and snapshot.postgres.url") }
       if let u = snapshot.url, !(u.hasPrefix("http://") || u.hasPrefix("https://")) {
         snC.fail("url", "must be an http:// or https:// URL")
       }
       snC.finish()
     } else {
-      diag.errors.append(ConfigError(path: "snapshot.path", reason: "snapshot.path or snapshot.url must be set"))
+      diag.errors.append(ConfigError(path: "snapshot.path", reason: "one of snapshot.path, snapshot.url or snapshot.postgres.url must be set"))
     }
 
     // limits (read early: clusters default their timeouts from it)

@@ -133,8 +133,22 @@ public struct GatewayConfig: Sendable {
     public var changesPath: String? = nil
     /// `snapshot.compact_after_bytes`: the journal size past which the gateway compacts it.
     public var compactAfterBytes: Int = 64 << 20
+    /// `snapshot.postgres` when its `url` is set (PRODUCT.md §6 "The PostgreSQL source").
+    public var postgres: Postgres? = nil
     /// The file source's journal: `changes_path`, or `<path>.changes`.
     public var journalPath: String? { changesPath ?? path.map { $0 + ".changes" } }
+  }
+  /// `snapshot.postgres`.
+  public struct Postgres: Sendable {
+    /// `postgres://user[:password]@host[:port]/database`.
+    public var url: String
+    public var passwordFile: String? = nil
+    public var schema: String = "tenant_gateway"
+    /// `disable`, `prefer` or `require`.
+    public var tls: String = "prefer"
+    public var caFile: String? = nil
+    /// The backstop poll of the outbox (a notification can be lost).
+    public var pollIntervalSeconds: Double = 5
   }
   public struct RouteSpec: Sendable, Equatable {
     public var route: Route

@@ -96,6 +96,20 @@ struct ViolationLog {
   }
 
   var isEmpty: Bool { order.isEmpty }
+
+  mutating func merge(_ other: ViolationLog) {
+    for rule in other.order {
+      let v = other.byRule[rule]!
+      if var mine = byRule[rule] {
+        mine.count += v.count
+        for e in v.examples where mine.examples.count < SnapshotValidationError.examplesPerRule { mine.examples.append(e) }
+        byRule[rule] = mine
+      } else {
+        order.append(rule)
+        byRule[rule] = v
+      }
+    }
+  }
   var error: SnapshotValidationError { .init(violations: order.map { byRule[$0]! }) }
 }
 
@@ -136,6 +150,32 @@ public struct TenantTableBuilder {
   var pendingKeys: [PendingKey] = []
   var keyCount = 0
   var violations = ViolationLog()
+  /// Tolerant mode: entities left out, with their reasons (see ``addShop(id:subdomain:customDomains:headlessMode:allowedOrigins:status:rateLimit:)``).
+  public private(set) var refusals: [Refusal] = []
+  let tolerant: Bool
+  /// Key ids seen so far (tolerant mode refuses a repeated id at once; strict mode reports it in finish()).
+  var keyIDIndexWhileBuilding = SlotIndex(expected: 64)
+
+  /// A shop or key a tolerant build left out.
+  public struct Refusal: Error, Sendable, Equatable {
+    public enum Entity: String, Sendable { case shop, apiKey = "api_key" }
+    public var entity: Entity
+    public var id: String
+    public var reasons: [String]
+    public init(entity: Entity, id: String, reasons: [String]) {
+      self.entity = entity
+      self.id = id
+      self.reasons = reasons
+    }
+  }
+
+  mutating func keyViolation(_ id: UnsafeRawBufferPointer, _ rule: String, _ example: @autoclosure () -> String) {
+    if tolerant {
+      refusals.append(Refusal(entity: .apiKey, id: string(id), reasons: ["\(rule): \(example())"]))
+    } else {
+      violations.add(rule, example())
+    }
+  }
 
   /// A key whose shop was not known when it was added.
   struct PendingKey {
@@ -154,10 +194,11 @@ public struct TenantTableBuilder {
   ///   - seed: hash seed; random per process by default.
   public init(
     version: String = "", platform: PlatformHosts? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max),
-    lineage: UInt64 = UInt64.random(in: 1...UInt64.max)
+    lineage: UInt64 = UInt64.random(in: 1...UInt64.max), tolerant: Bool = false
   ) {
     self.version = version
     self.lineage = lineage
+    self.tolerant = tolerant
     self.platform = platform
     self.reservedSubdomains = platform?.reservedSubdomains ?? []
     self.seed = seed
@@ -199,22 +240,28 @@ public struct TenantTableBuilder {
   }
 
   /// Adds one shop from raw field bytes (the snapshot parser's path: no `String` per field).
+  ///
+  /// Every rule is checked before anything is stored. In strict mode (snapshots, change sets) a
+  /// broken rule is recorded and ``finish()`` throws; in tolerant mode (a database source, where
+  /// one bad row must not hide the others) the shop is left out and listed in ``refusals``.
   public mutating func addShop(
     id: UnsafeRawBufferPointer, subdomain rawSubdomain: UnsafeRawBufferPointer, customDomains: [String],
     headlessMode: Bool, allowedOrigins: [String], status: UnsafeRawBufferPointer, rateLimit: RateLimitOverride?
   ) {
     let index = shopIDs.count
+    let seed = self.seed
+    var local = ViolationLog()
     if !Self.isValidIdentifier(id) {
-      violations.add("invalid_shop_id", "shop[\(index)] id \(quoted(id))")
+      local.add("invalid_shop_id", "shop[\(index)] id \(quoted(id))")
     }
     // Subdomain: one lowercase DNS label, not the first label of an API or dashboard host.
     var label = [UInt8](rawSubdomain)
     for j in label.indices where label[j] >= UInt8(ascii: "A") && label[j] <= UInt8(ascii: "Z") { label[j] |= 0x20 }
     let labelValid = Self.isValidLabel(label)
     if !labelValid {
-      violations.add("invalid_subdomain", "shop[\(index)] (\(string(id))) subdomain \(quoted(rawSubdomain)) is not one DNS label")
+      local.add("invalid_subdomain", "shop[\(index)] (\(string(id))) subdomain \(quoted(rawSubdomain)) is not one DNS label")
     } else if !reservedSubdomains.isEmpty, reservedSubdomains.contains(String(decoding: label, as: UTF8.self)) {
-      violations.add(
+      local.add(
         "reserved_subdomain",
         "shop[\(index)] (\(string(id))) subdomain \(quoted(rawSubdomain)) is the first label of an API or dashboard host")
     }
@@ -223,77 +270,97 @@ public struct TenantTableBuilder {
     } else if bytesEqual(status, "suspended") {
       flags |= TenantTable.flagSuspended
     } else {
-      violations.add("invalid_status", "shop[\(index)] (\(string(id))) status \(quoted(status))")
+      local.add("invalid_status", "shop[\(index)] (\(string(id))) status \(quoted(status))")
     }
-
-    shopIDs.append(id)
-    let seed = self.seed
-    let idDuplicate = shopIDIndex.insert(
-      hash: hashBytes(id, seed: seed), index: index, matches: { shopIDs.equals($0, id) },
-      rehash: { [shopIDs] i in shopIDs.withElement(i) { hashBytes($0, seed: seed) } })
-    if let other = idDuplicate {
-      violations.add("duplicate_shop_id", "shop[\(index)] and shop[\(other)] both have id \(quoted(id))")
+    if let other = shopIDIndex.find(hash: hashBytes(id, seed: seed), matches: { shopIDs.equals($0, id) }) {
+      local.add("duplicate_shop_id", "shop[\(index)] and shop[\(other)] both have id \(quoted(id))")
     }
-    subdomains.append(label)
     if labelValid {
-      let subDuplicate = label.withUnsafeBytes { l in
-        subdomainIndex.insert(
-          hash: hashBytes(l, seed: seed), index: index, matches: { subdomains.equals($0, l) },
-          rehash: { [subdomains] i in subdomains.withElement(i) { hashBytes($0, seed: seed) } })
-      }
-      if let other = subDuplicate {
-        violations.add(
+      let other = label.withUnsafeBytes { l in subdomainIndex.find(hash: hashBytes(l, seed: seed)) { subdomains.equals($0, l) } }
+      if let other {
+        local.add(
           "duplicate_subdomain",
           "shop[\(index)] (\(string(id))) and shop[\(other)] (\(shopIDs.string(other))) both have subdomain \(quoted(label))")
       }
     }
-    shopFlags.append(flags)
+    var normalOrigins: [String] = []
     for origin in allowedOrigins {
       if let normal = Origin.normalize(origin, allowTrailingSlash: true) {
-        origins.append(normal)
+        normalOrigins.append(normal)
       } else {
-        violations.add("invalid_origin", "shop[\(index)] (\(string(id))) allowedOrigins entry \(quoted(origin))")
+        local.add("invalid_origin", "shop[\(index)] (\(string(id))) allowedOrigins entry \(quoted(origin))")
       }
     }
-    originStarts.append(UInt32(origins.count))
-    if let rate = rateLimit {
-      if rate.rps == 0 {
-        violations.add("invalid_rate_limit", "shop[\(index)] (\(string(id))) rateLimit.rps must be positive")
-      }
-      rateLimitShops[Int32(index)] = rate
+    if let rate = rateLimit, rate.rps == 0 {
+      local.add("invalid_rate_limit", "shop[\(index)] (\(string(id))) rateLimit.rps must be positive")
     }
+    var normalDomains: [String] = []
     for domain in customDomains {
       guard let normal = HostName.normalize(domain), !normal.hasPrefix("["), normal.contains("."), !domain.contains(":") else {
-        violations.add("invalid_custom_domain", "shop[\(index)] (\(string(id))) custom domain \(quoted(domain))")
+        local.add("invalid_custom_domain", "shop[\(index)] (\(string(id))) custom domain \(quoted(domain))")
         continue
       }
       if let platform {
         if platform.apiHosts.contains(normal) || platform.dashboardHosts.contains(normal) {
-          violations.add(
+          local.add(
             "custom_domain_is_platform_host",
             "shop[\(index)] (\(string(id))) custom domain \(quoted(normal)) is an API or dashboard host")
           continue
         }
         if platform.isUnderPlatformDomain(normal) {
-          violations.add(
+          local.add(
             "custom_domain_under_platform_domain",
             "shop[\(index)] (\(string(id))) custom domain \(quoted(normal)) is under the platform domain \(platform.domain)")
           continue
         }
       }
+      var n = normal
+      let other = n.withUTF8 { raw -> Int? in
+        let b = UnsafeRawBufferPointer(raw)
+        return domainIndex.find(hash: hashBytes(b, seed: seed)) { domains.equals($0, b) }
+      }
+      if let other {
+        local.add(
+          "duplicate_custom_domain",
+          "\(quoted(normal)) is mapped by shop \(shopIDs.string(Int(domainShopIDs[other]))) and shop \(string(id))")
+      } else if normalDomains.contains(normal) {
+        local.add("duplicate_custom_domain", "\(quoted(normal)) is mapped twice by shop \(string(id))")
+      } else {
+        normalDomains.append(normal)
+      }
+    }
+    if tolerant && !local.isEmpty {
+      refusals.append(Refusal(entity: .shop, id: string(id), reasons: local.error.description.split(separator: "\n").map(String.init)))
+      return
+    }
+    violations.merge(local)
+
+    // Store: nothing below can fail.
+    shopIDs.append(id)
+    _ = shopIDIndex.insert(
+      hash: hashBytes(id, seed: seed), index: index, matches: { _ in false },
+      rehash: { [shopIDs] i in shopIDs.withElement(i) { hashBytes($0, seed: seed) } })
+    subdomains.append(label)
+    if labelValid {
+      label.withUnsafeBytes { l in
+        _ = subdomainIndex.insert(
+          hash: hashBytes(l, seed: seed), index: index, matches: { subdomains.equals($0, l) },
+          rehash: { [subdomains] i in subdomains.withElement(i) { hashBytes($0, seed: seed) } })
+      }
+    }
+    shopFlags.append(flags)
+    for o in normalOrigins { origins.append(o) }
+    originStarts.append(UInt32(origins.count))
+    if let rate = rateLimit { rateLimitShops[Int32(index)] = rate }
+    for normal in normalDomains {
       let d = domains.append(normal)
       domainShopIDs.append(Int32(index))
       var n = normal
-      let dup = n.withUTF8 { raw in
+      n.withUTF8 { raw in
         let b = UnsafeRawBufferPointer(raw)
-        return domainIndex.insert(
+        _ = domainIndex.insert(
           hash: hashBytes(b, seed: seed), index: d, matches: { domains.equals($0, b) },
           rehash: { [domains] i in domains.withElement(i) { hashBytes($0, seed: seed) } })
-      }
-      if let other = dup {
-        violations.add(
-          "duplicate_custom_domain",
-          "\(quoted(normal)) is mapped by shop \(shopIDs.string(Int(domainShopIDs[other]))) and shop \(string(id))")
       }
     }
     domainStarts.append(UInt32(domains.count))
@@ -329,11 +396,11 @@ public struct TenantTableBuilder {
     let n = keyCount
     keyCount += 1
     guard Self.isValidIdentifier(id) else {
-      violations.add("invalid_key_id", "apiKeys[\(n)] id \(quoted(id))")
+      keyViolation(id, "invalid_key_id", "apiKeys[\(n)] id \(quoted(id))")
       return
     }
     guard let digest = KeyDigest(hexBytes: sha256) else {
-      violations.add("invalid_key_sha256", "apiKeys[\(n)] (\(string(id))) sha256 is not 64 hex digits")
+      keyViolation(id, "invalid_key_sha256", "apiKeys[\(n)] (\(string(id))) sha256 is not 64 hex digits")
       return
     }
     var flags: UInt8 = 0
@@ -341,14 +408,14 @@ public struct TenantTableBuilder {
     } else if bytesEqual(kind, "publishable") {
       flags |= 1
     } else {
-      violations.add("invalid_key_kind", "apiKeys[\(n)] (\(string(id))) kind \(quoted(kind))")
+      keyViolation(id, "invalid_key_kind", "apiKeys[\(n)] (\(string(id))) kind \(quoted(kind))")
       return
     }
     if bytesEqual(mode, "live") {
     } else if bytesEqual(mode, "test") {
       flags |= 2
     } else {
-      violations.add("invalid_key_mode", "apiKeys[\(n)] (\(string(id))) mode \(quoted(mode))")
+      keyViolation(id, "invalid_key_mode", "apiKeys[\(n)] (\(string(id))) mode \(quoted(mode))")
       return
     }
     let shopIndex = shopIDIndex.find(hash: hashBytes(shopID, seed: seed)) { shopIDs.equals($0, shopID) }
@@ -362,7 +429,11 @@ public struct TenantTableBuilder {
 
   private mutating func insertKey(idBytes: UnsafeRawBufferPointer, label: () -> String, shop: Int, digest: KeyDigest, flags: UInt8, revoked: Bool) {
     if revokedDigests.contains(digest) || keyIndex.find(hash: digest.bucketHash, matches: { keyDigests[$0] == digest }) != nil {
-      violations.add("duplicate_key_sha256", "\(label()) repeats the sha256 of an earlier key")
+      keyViolation(idBytes, "duplicate_key_sha256", "\(label()) repeats the sha256 of an earlier key")
+      return
+    }
+    if tolerant, !revoked, keyIDIndexWhileBuilding.find(hash: hashBytes(idBytes, seed: seed), matches: { keyIDs.equals($0, idBytes) }) != nil {
+      keyViolation(idBytes, "duplicate_key_id", "\(label()) repeats the id of an earlier key")
       return
     }
     if revoked {
@@ -375,6 +446,11 @@ public struct TenantTableBuilder {
     keyShops.append(Int32(shop))
     keyFlags.append(flags)
     keyIDs.append(idBytes)
+    if tolerant {
+      _ = keyIDIndexWhileBuilding.insert(
+        hash: hashBytes(idBytes, seed: seed), index: index, matches: { _ in false },
+        rehash: { [keyIDs, seed] i in keyIDs.withElement(i) { hashBytes($0, seed: seed) } })
+    }
     _ = keyIndex.insert(
       hash: digest.bucketHash, index: index, matches: { _ in false },
       rehash: { [keyDigests] i in keyDigests[i].bucketHash })
@@ -392,7 +468,11 @@ public struct TenantTableBuilder {
         return shopIDIndex.find(hash: hashBytes(b, seed: seed)) { shopIDs.equals($0, b) }
       }
       guard let shopIndex else {
-        violations.add("key_for_unknown_shop", "\(key.label) names shop \(quoted(key.shopID)), which does not exist")
+        if tolerant {
+          refusals.append(Refusal(entity: .apiKey, id: key.id, reasons: ["key_for_unknown_shop: \(key.label) names shop \(quoted(key.shopID)), which does not exist or was refused"]))
+        } else {
+          violations.add("key_for_unknown_shop", "\(key.label) names shop \(quoted(key.shopID)), which does not exist")
+        }
         continue
       }
       var id = key.id

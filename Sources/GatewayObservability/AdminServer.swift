@@ -289,7 +289,12 @@ public enum AdminJSON {
     out += ",\"lastError\":"
     if let e = s.lastChangeError { out += stringArray(e) } else { out += "null" }
     out += ",\"overlayShops\":\(s.overlayShops),\"overlayHidden\":\(s.overlayHidden),\"folds\":\(s.folds)"
-    out += ",\"compactions\":\(s.compactions),\"journalBytes\":\(s.journalBytes)}"
+    out += ",\"compactions\":\(s.compactions),\"journalBytes\":\(s.journalBytes)"
+    out += ",\"sourceState\":"
+    if let st = s.sourceState { JSONText.appendQuoted(st, to: &out) } else { out += "null" }
+    out += ",\"lastSeq\":" + (s.lastSeq.map { "\($0)" } ?? "null")
+    out += ",\"resyncs\":\(s.resyncs),\"lagSeconds\":" + (s.lastChangeLagSeconds.map { String(format: "%.4f", $0) } ?? "null")
+    out += ",\"refusedEntities\":\(stringArray(s.refusedEntities))}"
     out += "}"
     return out
   }
@@ -509,6 +514,21 @@ public enum PrometheusText {
     out += "# HELP tenant_gateway_journal_compactions_total Journal compactions by the gateway.\n"
     out += "# TYPE tenant_gateway_journal_compactions_total counter\n"
     out += "tenant_gateway_journal_compactions_total \(s.compactions)\n"
+    out += "# HELP tenant_gateway_source_connected 1 when the database source is connected (0 while reconnecting).\n"
+    out += "# TYPE tenant_gateway_source_connected gauge\n"
+    out += "tenant_gateway_source_connected \(s.sourceState == nil || s.sourceState == "connected" ? 1 : 0)\n"
+    out += "# HELP tenant_gateway_source_last_seq The last outbox seq read from the database source.\n"
+    out += "# TYPE tenant_gateway_source_last_seq gauge\n"
+    out += "tenant_gateway_source_last_seq \(s.lastSeq ?? 0)\n"
+    out += "# HELP tenant_gateway_source_resyncs_total Whole re-reads of the database source.\n"
+    out += "# TYPE tenant_gateway_source_resyncs_total counter\n"
+    out += "tenant_gateway_source_resyncs_total \(s.resyncs)\n"
+    out += "# HELP tenant_gateway_source_refused_entities Database rows refused (each keeps its previous record).\n"
+    out += "# TYPE tenant_gateway_source_refused_entities gauge\n"
+    out += "tenant_gateway_source_refused_entities \(s.refusedEntities.count)\n"
+    out += "# HELP tenant_gateway_change_lag_seconds Commit (outbox insert) to served, for the last change set.\n"
+    out += "# TYPE tenant_gateway_change_lag_seconds gauge\n"
+    out += "tenant_gateway_change_lag_seconds \(s.lastChangeLagSeconds ?? 0)\n"
     out += "# HELP tenant_gateway_journal_bytes Size of the change journal.\n"
     out += "# TYPE tenant_gateway_journal_bytes gauge\n"
     out += "tenant_gateway_journal_bytes \(s.journalBytes)\n"

@@ -667,8 +667,10 @@ struct AdminBackendImpl: AdminBackend {
   func applyChanges(_ body: [UInt8]) -> EventLoopFuture<AdminResponse> {
     let loop = server.group.next()
     guard let source = server.changeSource else {
-      return loop.makeSucceededFuture(AdminResponse(status: 409, json: AdminJSON.error(
-        "source_is_authoritative", "the snapshot comes from a URL: send edits to the control plane")))
+      let message = server.config.snapshot.postgres != nil
+        ? "the tenants come from PostgreSQL: edit the rows there (the gateway follows them)"
+        : "the snapshot comes from a URL: send edits to the control plane"
+      return loop.makeSucceededFuture(AdminResponse(status: 409, json: AdminJSON.changeRefused("source_is_authoritative", [message])))
     }
     let logger = server.logger
     return server.reloadPool.runIfActive(eventLoop: loop) {

@@ -26,9 +26,7 @@ public final class FileChangeSource: @unchecked Sendable {
   /// Where the follower has read the journal to.
   private var followIdentity: ChangeJournal.FileIdentity?
   private var followOffset = 0
-  /// The table a running fold started from, and the change sets applied after it.
-  private var foldBase: TenantTable?
-  private var sinceFold: [ChangeSet] = []
+  private let folder: OverlayFolder
   private var compacting = false
   /// Serving the last-known-good copy because the snapshot file is broken: the journal is not followed.
   private var onLastKnownGood = false
@@ -45,6 +43,7 @@ public final class FileChangeSource: @unchecked Sendable {
     self.compactAfterBytes = compactAfterBytes
     self.logger = logger
     self.stateJournal = ChangeJournal(path: loader.lastKnownGoodPath + ".changes")
+    self.folder = OverlayFolder(queue: queue, store: store, platform: loader.platform, logger: logger)
   }
 
   // MARK: start and reload
@@ -317,7 +316,7 @@ public final class FileChangeSource: @unchecked Sendable {
       return
     }
     for c in changes { applied.insert(c.version) }
-    if foldBase != nil { sinceFold += changes }
+    folder.noteApplied(changes)
     try? stateJournal.withLock { _ = try stateJournal.append(lines, creatingFor: current.version) }
     maybeFold()
     maybeCompact()
@@ -330,35 +329,7 @@ public final class FileChangeSource: @unchecked Sendable {
 
   // MARK: background work
 
-  /// Folds a grown overlay into a new base off the queue, then re-applies what landed meanwhile.
-  private func maybeFold() {
-    let table = store.current
-    guard foldBase == nil, table.wantsFold else { return }
-    foldBase = table
-    sinceFold = []
-    let platform = loader.platform
-    DispatchQueue.global(qos: .utility).async { [self] in
-      let started = Date()
-      let folded = Result { () throws(SnapshotValidationError) -> TenantTable in try table.folded(platform: platform) }
-      queue.async { [self] in
-        defer {
-          foldBase = nil
-          sinceFold = []
-        }
-        let current = store.current
-        guard case .success(let flat) = folded, current.lineage == flat.lineage else { return }
-        guard let next = try? flat.applying(sinceFold, platform: platform), next.version == current.version else {
-          logger.error("fold result does not match the serving table; dropped", metadata: ["version": "\(current.version)"])
-          return
-        }
-        if store.publish(changed: next, replacing: current, changeSets: 0) {
-          logger.info("overlay folded into a new base", metadata: [
-            "version": "\(next.version)", "shops": "\(next.shopCount)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
-          ])
-        }
-      }
-    }
-  }
+  private func maybeFold() { folder.maybeFold() }
 
   /// Compacts the journal past `compact_after_bytes`, off the queue (the follower then sees a
   /// snapshot whose version is already applied, and a journal it has already read).
@@ -386,6 +357,62 @@ public final class FileChangeSource: @unchecked Sendable {
         compacting = false
         checkSnapshotFile()
         catchUp()
+      }
+    }
+  }
+}
+
+/// Folds a grown overlay into a new flat base in the background, for a source that applies change
+/// sets on a serial queue: the fold runs off the queue; back on it, the change sets applied
+/// meanwhile are re-applied to the folded base, which is published only if the serving table is
+/// still of the same lineage and version.
+public final class OverlayFolder: @unchecked Sendable {
+  let queue: DispatchQueue
+  let store: SnapshotStore
+  let platform: PlatformHosts
+  let logger: Logger
+  // Queue-confined.
+  private var base: TenantTable?
+  private var since: [ChangeSet] = []
+
+  public init(queue: DispatchQueue, store: SnapshotStore, platform: PlatformHosts, logger: Logger) {
+    self.queue = queue
+    self.store = store
+    self.platform = platform
+    self.logger = logger
+  }
+
+  /// Call on the queue after publishing change sets.
+  public func noteApplied(_ changes: [ChangeSet]) {
+    if base != nil { since += changes }
+  }
+
+  /// Call on the queue: starts a fold when the serving table's overlay has grown.
+  public func maybeFold() {
+    let table = store.current
+    guard base == nil, table.wantsFold else { return }
+    base = table
+    since = []
+    let platform = self.platform
+    DispatchQueue.global(qos: .utility).async { [self] in
+      let started = Date()
+      let folded = Result { () throws(SnapshotValidationError) -> TenantTable in try table.folded(platform: platform) }
+      queue.async { [self] in
+        defer {
+          base = nil
+          since = []
+        }
+        let current = store.current
+        guard case .success(let flat) = folded, current.lineage == flat.lineage else { return }
+        guard let next = try? flat.applying(since, platform: platform), next.version == current.version else {
+          logger.error("fold result does not match the serving table; dropped", metadata: ["version": "\(current.version)"])
+          return
+        }
+        if store.publish(changed: next, replacing: current, changeSets: 0, isFold: true) {
+          logger.info("overlay folded into a new base", metadata: [
+            "version": "\(next.version)", "shops": "\(next.shopCount)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
+          ])
+        }
       }
     }
   }

@@ -36,8 +36,15 @@ public struct SnapshotStatus: Sendable {
   public var compactions = 0
   /// The journal's size in bytes (file source).
   public var journalBytes = 0
-  /// The change source's state: `following <path>` for a journal.
+  /// The change source's state: `following <path>` for a journal, `postgres <db> connected`.
   public var changeSource: String? = nil
+  /// The database source: `connected` or `reconnecting since <time>`.
+  public var sourceState: String? = nil
+  /// The last outbox `seq` read, and whole re-reads since start.
+  public var lastSeq: Int64? = nil
+  public var resyncs = 0
+  /// Database rows refused (entity, id, reasons), at most 100.
+  public var refusedEntities: [String] = []
 }
 
 /// Holds the serving ``TenantTable`` and swaps it atomically (PRODUCT.md §6).
@@ -89,19 +96,19 @@ public final class SnapshotStore: Sendable {
 
   /// Publishes the result of change sets (or of a fold) with one atomic swap, but only if `expected`
   /// is still the serving table; false when something else was published meanwhile.
-  public func publish(changed table: TenantTable, replacing expected: TenantTable, changeSets: Int, lag: Double? = nil) -> Bool {
+  public func publish(changed table: TenantTable, replacing expected: TenantTable, changeSets: Int, lag: Double? = nil, isFold: Bool = false) -> Bool {
     let old = box.load(ordering: .acquiring)
     guard old.table === expected else { return false }
     guard box.compareExchange(expected: old, desired: Box(table), ordering: .acquiringAndReleasing).exchanged else { return false }
     generationCounter.wrappingIncrement(ordering: .releasing)
     statusLock.withLock {
       noteTable(table)
-      if changeSets > 0 {
+      if isFold {
+        _status.folds += 1
+      } else if changeSets > 0 {
         _status.changeSetsApplied += changeSets
         _status.lastChangeAt = Date().timeIntervalSince1970
         if let lag { _status.lastChangeLagSeconds = lag }
-      } else {
-        _status.folds += 1
       }
     }
     return true

@@ -2,16 +2,18 @@ import ArgumentParser
 import Foundation
 import GatewayConfig
 import GatewayCore
+import GatewayPostgres
 import GatewayServer
+import Logging
 import GatewaySnapshot
 
-struct Check: ParsableCommand {
+struct Check: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Validate gateway.conf, its key and certificate files, and the snapshot (like nginx -t).")
 
   @OptionGroup var options: ConfigOptions
 
-  func run() throws {
+  func run() async throws {
     let file = options.config
     let outcome = ConfigLoader.load(path: file, overrides: options.overrides)
     var problems = outcome.errors.map { $0.message(file: file) }
@@ -36,6 +38,26 @@ struct Check: ParsableCommand {
           print("snapshot \(path): version \(table.version), \(table.shopCount) shops, \(table.customDomainCount) custom domains, \(table.keyCount) live keys")
         } catch {
           problems.append(contentsOf: error.messages.map { "\(outcome.origin(of: "snapshot.path", file: file)): snapshot.path: \(path): \($0)" })
+        }
+      }
+      if let pg = config.snapshot.postgres {
+        // Connects and reads both views as serve would.
+        let origin = outcome.origin(of: "snapshot.postgres.url", file: file)
+        do {
+          let password = try PostgresSettings.password(pg)
+          var quiet = Logger(label: "check")
+          quiet.logLevel = .critical
+          switch await PostgresSource.probe(PostgresSettings.resolve(pg, password: password), platform: config.platformHosts, logger: quiet) {
+          case .success(let read):
+            print("postgres \(PostgresSettings.resolve(pg, password: nil).displayName): read in \(String(format: "%.2f", read.seconds)) s: \(read.table.shopCount) shops, \(read.table.customDomainCount) custom domains, \(read.table.keyCount) live keys, outbox seq \(read.seq)")
+            for r in read.refusals.prefix(20) {
+              print("warning: \(origin): \(r.entity.rawValue) \(r.id) refused: \(r.reasons.joined(separator: "; "))")
+            }
+          case .failure(let e):
+            problems.append("\(origin): snapshot.postgres.url: cannot read the database: \(e)")
+          }
+        } catch {
+          problems.append("\(origin): \(error)")
         }
       }
     }

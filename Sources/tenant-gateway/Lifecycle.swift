@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GatewayServer
+import GatewayPostgres
 import GatewaySnapshot
 import Logging
 import NIOCore
@@ -121,13 +122,23 @@ enum SystemdNotify {
 struct SnapshotSourceService: Service, CustomStringConvertible {
   let changeSource: FileChangeSource?
   let urlSource: SnapshotURLSource?
+  let postgres: PostgresSource?
   let pollInterval: Double
   var description: String { "SnapshotSourceService" }
 
   func run() async throws {
     changeSource?.start(snapshotPollInterval: pollInterval)
     urlSource?.start()
-    try? await gracefulShutdown()
+    if let postgres {
+      // Follows the database until the graceful shutdown cancels it.
+      await withTaskGroup(of: Void.self) { group in
+        group.addTask { await postgres.run() }
+        try? await gracefulShutdown()
+        group.cancelAll()
+      }
+    } else {
+      try? await gracefulShutdown()
+    }
     changeSource?.stop()
     urlSource?.stop()
   }

@@ -4,6 +4,7 @@ import Foundation
 import GatewayConfig
 import GatewayCore
 import GatewayObservability
+import GatewayPostgres
 import GatewayServer
 import GatewaySnapshot
 import Logging
@@ -80,7 +81,19 @@ struct Serve: AsyncParsableCommand {
     let urlBox = NIOLockedValueBox<SnapshotURLSource?>(nil)
     var urlSource: SnapshotURLSource? = nil
     var changeSource: FileChangeSource? = nil
-    if config.snapshot.url != nil {
+    var postgresSource: PostgresSource? = nil
+    if let pg = config.snapshot.postgres {
+      let password: String?
+      do { password = try PostgresSettings.password(pg) } catch { throw fail(error) }
+      let source = PostgresSource(
+        settings: PostgresSettings.resolve(pg, password: password), store: store, platform: config.platformHosts,
+        stateDirectory: config.snapshot.stateDir, group: group, logger: logger)
+      postgresSource = source
+      reloadSource = {
+        source.requestResync()
+        return .success(store.current)
+      }
+    } else if config.snapshot.url != nil {
       reloadSource = { [loader] in
         guard let source = urlBox.withLockedValue({ $0 }) else { return .failure(.unreadable(path: loader.path, reason: "not started")) }
         switch source.fetchNow() {
@@ -124,6 +137,13 @@ struct Serve: AsyncParsableCommand {
       }
       urlSource = source
       urlBox.withLockedValue { $0 = source }
+    } else if let postgresSource {
+      do {
+        try await postgresSource.loadAtStart()
+      } catch {
+        printError("\(outcome.origin(of: "snapshot.postgres.url", file: file)): snapshot.postgres.url: \(error)")
+        throw ExitCode(1)
+      }
     } else if let changeSource {
       do {
         try changeSource.loadAtStart()
@@ -148,7 +168,7 @@ struct Serve: AsyncParsableCommand {
     var groupConfig = ServiceGroupConfiguration(
       services: [
         .init(service: SnapshotSourceService(
-          changeSource: changeSource, urlSource: urlSource, pollInterval: config.snapshot.pollIntervalSeconds)),
+          changeSource: changeSource, urlSource: urlSource, postgres: postgresSource, pollInterval: config.snapshot.pollIntervalSeconds)),
         .init(service: SignalActions(server: server)),
         .init(service: GatewayService(server: server, drainTimeout: drainTimeout, logger: logger)),
       ],
@@ -176,4 +196,22 @@ func prepareDevelopmentCertificate(_ config: GatewayConfig, logger: Logger) thro
 
 func printError(_ message: String) {
   FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// `snapshot.postgres` as the source's settings; the password from `password_file`, else
+/// `PGPASSWORD`, else the URL.
+enum PostgresSettings {
+  static func password(_ pg: GatewayConfig.Postgres) throws -> String? {
+    if let file = pg.passwordFile {
+      guard let data = FileManager.default.contents(atPath: file) else {
+        throw ConfigError(path: "snapshot.postgres.password_file", reason: "cannot read \(file)")
+      }
+      return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    return ProcessInfo.processInfo.environment["PGPASSWORD"]
+  }
+
+  static func resolve(_ pg: GatewayConfig.Postgres, password: String?) -> PostgresSource.Settings {
+    PostgresSource.Settings(url: pg.url, password: password, schema: pg.schema, tls: pg.tls, caFile: pg.caFile, pollInterval: pg.pollIntervalSeconds)
+  }
 }
