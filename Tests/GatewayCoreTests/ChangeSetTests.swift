@@ -170,3 +170,33 @@ struct ChangeSetTests {
     #expect(!allowed("https://acme.com"))
   }
 }
+
+@Suite("Tolerant builds (a database source): a row that breaks a rule is left out alone")
+struct TolerantBuildTests {
+  @Test("Broken shops and keys are refused with their ids; every other row builds; strict mode still refuses the whole")
+  func tolerant() throws {
+    func build(tolerant: Bool) -> (TenantTable?, [TenantTableBuilder.Refusal]) {
+      var b = TenantTableBuilder(version: "pg:1", platform: Fixture.platform, tolerant: tolerant)
+      b.addShop(ShopInput(id: "good", subdomain: "good", customDomains: ["good.example"]))
+      b.addShop(ShopInput(id: "reserved", subdomain: "api"))
+      b.addShop(ShopInput(id: "dupdomain", subdomain: "dup", customDomains: ["good.example"]))
+      b.addShop(ShopInput(id: "badstatus", subdomain: "bs", status: "paused"))
+      b.addKey(KeyInput(id: "k1", shopID: "good", sha256: KeyDigest.of(key: "a").hex, kind: "secret", mode: "live"))
+      b.addKey(KeyInput(id: "k2", shopID: "reserved", sha256: KeyDigest.of(key: "b").hex, kind: "secret", mode: "live"))
+      b.addKey(KeyInput(id: "k3", shopID: "good", sha256: KeyDigest.of(key: "a").hex, kind: "secret", mode: "live"))
+      b.addKey(KeyInput(id: "k4", shopID: "good", sha256: "nothex", kind: "secret", mode: "live"))
+      let t = try? b.finish()
+      return (t, b.refusals)
+    }
+    let (t, refusals) = build(tolerant: true)
+    let table = try #require(t)
+    #expect(table.shopCount == 1 && table.keyCount == 1)
+    #expect(table.shop(idOrSubdomain: "good") != nil)
+    #expect(Set(refusals.map { "\($0.entity.rawValue):\($0.id)" })
+      == ["shop:reserved", "shop:dupdomain", "shop:badstatus", "api_key:k2", "api_key:k3", "api_key:k4"])
+    #expect(refusals.first { $0.id == "reserved" }?.reasons.joined().contains("reserved_subdomain") == true)
+    #expect(refusals.first { $0.id == "k2" }?.reasons.joined().contains("key_for_unknown_shop") == true)
+    let (strict, none) = build(tolerant: false)
+    #expect(strict == nil && none.isEmpty)
+  }
+}

@@ -223,4 +223,36 @@ struct PostgresSourceTests {
     #expect(try h.admin("/admin/lookup?host=pruned3.platform.localhost").json?["shopId"] as? String == "00000000-0000-4000-8000-0000000000c6")
     #expect(h.changes["resyncs"] as? Int ?? 0 >= 1)
   }
+
+  @Test("A fleet: three gateways on one database each serve a commit < 100 ms after it (p99 over 30 commits), one connection each")
+  func fleet() throws {
+    let pg = try PostgresServer()
+    defer { pg.stop() }
+    try pg.seedSample()
+    var gateways: [GatewayHarness] = []
+    defer { for g in gateways { g.stop() } }
+    for i in 0..<3 {
+      let h = try GatewayHarness()
+      try h.writePostgresConfig(pg)
+      if i == 0 { try h.startPrewritten() } else { try h.startPrewritten(upstream: false) }
+      gateways.append(h)
+    }
+    var lags: [Double] = []
+    for n in 0..<30 {
+      let id = String(format: "00000000-0000-4000-8000-%012d", 900 + n)
+      try pg.sql("INSERT INTO \"Shop\" (id, subdomain) VALUES ('\(id)', 'fleet\(n)')")
+      let seq = try pg.sql("SELECT max(seq) FROM tenant_gateway.changes")
+      for g in gateways {
+        try g.waitFor(timeout: 5) { (g.changes["lastSeq"] as? Int).map(String.init) == seq }
+        #expect(try g.admin("/admin/lookup?host=fleet\(n).platform.localhost").json?["shopId"] as? String == id)
+        lags.append(g.changes["lagSeconds"] as? Double ?? 1e9)
+      }
+    }
+    lags.sort()
+    let p50 = lags[lags.count / 2], p99 = lags[min(lags.count - 1, lags.count * 99 / 100)]
+    print("fleet of 3: commit → served p50 \(Int(p50 * 1000)) ms, p99 \(Int(p99 * 1000)) ms over \(lags.count) (gateway, commit) pairs")
+    #expect(p99 < 0.1, "\(lags)")
+    let connections = try pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'platform' AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+    #expect(connections == "3", "one connection per gateway: \(connections)")
+  }
 }
