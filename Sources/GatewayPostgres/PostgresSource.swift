@@ -411,34 +411,8 @@ public final class PostgresSource: @unchecked Sendable {
     }
     let shopIDs = Array(Set(rows.filter { $0.entity == "shop" }.map(\.id)))
     let keyIDs = Array(Set(rows.filter { $0.entity == "api_key" }.map(\.id)))
-    var shops: [String: Result<ShopInput, TenantTableBuilder.Refusal>] = [:]
-    var keys: [String: Result<KeyInput, TenantTableBuilder.Refusal>] = [:]
-    if !shopIDs.isEmpty {
-      var b = PostgresBindings()
-      b.append(shopIDs)
-      for try await row in try await conn.query(PostgresQuery(unsafeSQL: Self.shopSelect(schema, where: "WHERE id::text = ANY($1)"), binds: b), logger: logger) {
-        let r = Self.shop(row)
-        let id: String
-        switch r {
-        case .success(let s): id = s.id
-        case .failure(let f): id = f.id
-        }
-        shops[id] = r
-      }
-    }
-    if !keyIDs.isEmpty {
-      var b = PostgresBindings()
-      b.append(keyIDs)
-      for try await row in try await conn.query(PostgresQuery(unsafeSQL: Self.keySelect(schema, where: "WHERE id::text = ANY($1)"), binds: b), logger: logger) {
-        let r = Self.key(row)
-        let id: String
-        switch r {
-        case .success(let k): id = k.id
-        case .failure(let f): id = f.id
-        }
-        keys[id] = r
-      }
-    }
+    let shops = try await reread(conn, shopIDs, select: Self.shopSelect, decode: Self.shop, id: \.id)
+    let keys = try await reread(conn, keyIDs, select: Self.keySelect, decode: Self.key, id: \.id)
     let oldestChange = rows.map(\.at).min() ?? Date().timeIntervalSince1970
     queue.sync {
       let highest = max(cursor.seq, rows.map(\.seq).max() ?? cursor.seq)
@@ -473,6 +447,26 @@ public final class PostgresSource: @unchecked Sendable {
       cursor.advance(past: rows.map(\.seq), now: Date())
       noteState()
     }
+  }
+
+  /// The current rows of `ids` (absent ids: deleted), each decoded or refused.
+  private func reread<T>(
+    _ conn: PostgresConnection, _ ids: [String], select: (String, String) -> String,
+    decode: (PostgresRow) -> Result<T, TenantTableBuilder.Refusal>, id: (T) -> String
+  ) async throws -> [String: Result<T, TenantTableBuilder.Refusal>] {
+    guard !ids.isEmpty else { return [:] }
+    var binds = PostgresBindings()
+    binds.append(ids)
+    var out: [String: Result<T, TenantTableBuilder.Refusal>] = [:]
+    let query = PostgresQuery(unsafeSQL: select(schema, "WHERE id::text = ANY($1)"), binds: binds)
+    for try await row in try await conn.query(query, logger: logger) {
+      let r = decode(row)
+      switch r {
+      case .success(let value): out[id(value)] = r
+      case .failure(let refusal): out[refusal.id] = r
+      }
+    }
+    return out
   }
 
   /// Applies a change set; when it is refused, each entity alone, so only the ones that break a rule

@@ -99,24 +99,19 @@ enum EditTarget {
     }
   }
 
+  /// The shop document of `GET /admin/shops/…`, read by the change-set parser (the same field
+  /// rules as a snapshot's records).
   static func decodeShopDocument(_ body: String) throws -> ShopState {
     guard let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
-      let version = json["version"] as? String, let s = json["shop"] as? [String: Any]
+      let version = json["version"] as? String, let shop = json["shop"]
     else { throw CommandFailure("the gateway's shop document is not what this command expects: \(body.prefix(200))") }
-    var rate: RateLimitOverride? = nil
-    if let r = s["rateLimit"] as? [String: Any], let rps = r["rps"] as? Int {
-      rate = RateLimitOverride(rps: UInt32(rps), burst: UInt32(r["burst"] as? Int ?? rps))
+    let asChange: [String: Any] = ["version": version, "shops": [shop], "apiKeys": json["apiKeys"] ?? []]
+    let change: ChangeSet
+    do { change = try ChangeSetCodec.decode(Array(try JSONSerialization.data(withJSONObject: asChange))) } catch {
+      throw CommandFailure("the gateway's shop document does not parse: \(error)")
     }
-    let shop = ShopInput(
-      id: s["id"] as? String ?? "", subdomain: s["subdomain"] as? String ?? "", customDomains: s["customDomains"] as? [String] ?? [],
-      headlessMode: s["headlessMode"] as? Bool ?? false, allowedOrigins: s["allowedOrigins"] as? [String] ?? [],
-      status: s["status"] as? String ?? "active", rateLimit: rate)
-    let keys = (json["apiKeys"] as? [[String: Any]] ?? []).map { k in
-      KeyInput(
-        id: k["id"] as? String ?? "", shopID: k["shopId"] as? String ?? "", sha256: k["sha256"] as? String ?? "",
-        kind: k["kind"] as? String ?? "", mode: k["mode"] as? String ?? "", revoked: k["revoked"] as? Bool ?? false)
-    }
-    return ShopState(version: version, shop: shop, keys: keys)
+    guard let s = change.shops.first else { throw CommandFailure("the gateway's shop document has no shop") }
+    return ShopState(version: version, shop: s, keys: change.apiKeys)
   }
 
   /// A fresh change-set version: time, then randomness (two shells never collide).
