@@ -23,16 +23,17 @@ struct ExhaustionTests {
           .filter { $0.hasPrefix("tenant_gateway_open_connections{") }
           .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
         maxOpen = max(maxOpen, open)
-        usleep(300_000)
+        usleep(100_000)
       }
       let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any] ?? [:]
       #expect((stats["opened"] as? Int ?? 0) + (stats["setup_failed"] as? Int ?? 0) == 5000, "\(stats)")
-      #expect(stats["opened"] as? Int ?? 0 >= 4000, "\(stats)")
+      #expect(stats["opened"] as? Int ?? 0 >= 4500, "\(stats)")
       // Every stalled connection is closed by the gateway's timeouts (2 s for the head, 2 s between
-      // body bytes, dripped every 3 s): none lives past a few seconds (10 s allows for a CPU shared with 5 000 Python clients);
-      // only the newest remain at the end.
-      #expect((stats["max_lifetime_s"] as? Double ?? 99) < 10, "\(stats)")
-      #expect((stats["max_open_age_at_end_s"] as? Double ?? 99) < 10, "\(stats)")
+      // body bytes, dripped every 3 s, swept every 250 ms): measured 2.3-2.8 s on an idle machine,
+      // so 6 s leaves room for a CPU shared with the client and CI, and still fails if a timeout
+      // stops working (the next drip would keep the connection alive to the end of the run).
+      #expect((stats["max_lifetime_s"] as? Double ?? 99) < 6, "\(stats)")
+      #expect((stats["max_open_age_at_end_s"] as? Double ?? 99) < 6, "\(stats)")
       #expect(statuses.count >= 10 && statuses.allSatisfy { $0 == 200 }, "well-behaved client: \(statuses)")
       #expect(maxRSS > 0 && maxRSS < Self.rssBoundKiB, "RSS peaked at \(maxRSS) KiB")
       print("slowloris: \(stats), well-behaved requests \(statuses.count), peak RSS \(maxRSS / 1024) MiB, peak open HTTP connections \(maxOpen)")
