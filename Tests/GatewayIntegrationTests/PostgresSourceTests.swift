@@ -18,8 +18,12 @@ final class PostgresServer: @unchecked Sendable {
 
   /// Inserts the sample snapshot's shops, domains and keys.
   func seedSample() throws {
-    let sql = try Shell.run("python3", [Paths.clients.appendingPathComponent("seed_postgres.py").path,
-                                        Paths.packageRoot.appendingPathComponent("samples/tenants.json").path])
+    try seed(snapshot: Paths.packageRoot.appendingPathComponent("samples/tenants.json").path)
+  }
+
+  /// Inserts the shops, domains and keys of a snapshot file.
+  func seed(snapshot: String) throws {
+    let sql = try Shell.run("python3", [Paths.clients.appendingPathComponent("seed_postgres.py").path, snapshot])
     let file = directory.appendingPathComponent("seed.sql")
     try sql.stdout.write(to: file, atomically: true, encoding: .utf8)
     let r = try Shell.run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "platform", "-q", "-v", "ON_ERROR_STOP=1", "-f", file.path])
