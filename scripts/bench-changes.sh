@@ -151,7 +151,7 @@ if [ "$PG" = 1 ]; then
   PGDIR="$WORK/pg"; rm -rf "$PGDIR"; PGPORT=$((PORT + 3))
   bash scripts/pg-test-server.sh start "$PGDIR" "$PGPORT"
   trap 'bash scripts/pg-test-server.sh stop "$PGDIR"' EXIT
-  python3 Tests/GatewayIntegrationTests/clients/seed_postgres.py "$RUN/tenants.json" --copy > "$RUN/seed.sql"
+  python3 Tests/GatewayIntegrationTests/clients/seed_postgres.py "$WORK/snapshot-$N.json" --copy > "$RUN/seed.sql"
   PG_SEED_S=$(python3 -c '
 import subprocess, sys, time
 t = time.monotonic()
