@@ -39,14 +39,19 @@ t = time.monotonic(); r = subprocess.run(sys.argv[1:], capture_output=True, text
 if r.returncode: sys.stderr.write(r.stdout + r.stderr); sys.exit(r.returncode)
 print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))' "$@"; }
 
-START=$(date +%s.%N)
-"$BIN" serve --config "$RUN/gateway.conf" --log-level warning > "$RUN/gateway.log" 2>&1 &
-GW=$!
+# Starts the gateway with CONFIG (log to LOG), sets GW and READY (seconds until /readyz is 200).
+serve_until_ready() {  # CONFIG LOG
+  local start; start=$(date +%s.%N)
+  "$BIN" serve --config "$1" --log-level warning > "$2" 2>&1 &
+  GW=$!
+  until curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null; do
+    kill -0 $GW 2>/dev/null || { cat "$2"; exit 1; }; sleep 0.1
+  done
+  READY=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$start" "$(date +%s.%N)")
+}
+
+serve_until_ready "$RUN/gateway.conf" "$RUN/gateway.log"
 trap 'kill $GW 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null; do
-  kill -0 $GW 2>/dev/null || { cat "$RUN/gateway.log"; exit 1; }; sleep 0.1
-done
-READY=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$(date +%s.%N)")
 RSS0=$(rss $GW)
 
 read -r CMD_S CMD_MB < <(timed "$BIN" domains add bench-added.example shop7 --config "$RUN/gateway.conf")
@@ -160,14 +165,10 @@ print("%.1f" % (time.monotonic() - t))' "$PGPORT" "$RUN/seed.sql")
   sed -e "s|snapshot: {path: $RUN/tenants.json, state_dir: $RUN/var}|snapshot: {postgres: {url: \"postgres://postgres@127.0.0.1:$PGPORT/platform\", tls: disable}, state_dir: $RUN/var-pg}|" \
     "$RUN/gateway.conf" > "$RUN/gateway-pg.conf"
   grep -q "postgres:" "$RUN/gateway-pg.conf" || { echo "could not edit the snapshot line" >&2; exit 1; }
-  START=$(date +%s.%N)
-  "$BIN" serve --config "$RUN/gateway-pg.conf" --log-level warning > "$RUN/gateway-pg.log" 2>&1 &
-  GW=$!
+  GATEWAY_READY="$READY"
+  serve_until_ready "$RUN/gateway-pg.conf" "$RUN/gateway-pg.log"
   trap 'kill $GW 2>/dev/null || true; bash scripts/pg-test-server.sh stop "$PGDIR"' EXIT
-  until curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null; do
-    kill -0 $GW 2>/dev/null || { cat "$RUN/gateway-pg.log"; exit 1; }; sleep 0.1
-  done
-  PG_READY=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$(date +%s.%N)")
+  PG_READY="$READY"; READY="$GATEWAY_READY"
   PG_RSS=$(rss $GW)
   PG_LAT=$(python3 - "$ADMIN" "$PGPORT" "$EDITS" <<'PY'
 import json, subprocess, sys, time, urllib.request
