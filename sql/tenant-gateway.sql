@@ -13,6 +13,12 @@
 --   * put a trigger on every table those views read, calling tenant_gateway.note_change('shop', <shop id>)
 --     or tenant_gateway.note_change('api_key', <key id>) for the OLD and the NEW row of each change
 --     (a domain or origin table notes its shop; a key moving shops notes the key).
+--   * index every column a view's subquery filters on: the start read runs that subquery once per
+--     shop, so without an index it scans the whole table each time (20 s at 20 000 shops, hours at
+--     a million; with the index, seconds).
+--   * index each view's id as the view spells it (here id::text): the gateway re-reads changed rows
+--     with WHERE id::text = ANY(...), and without that index every commit scans the table (100 ms
+--     and more per change at a million shops; with it, 0.1 ms).
 -- The gateway only ever SELECTs from the views and the outbox; grant it exactly that (below).
 --
 -- PRUNING THE OUTBOX: rows are needed only until every gateway has read them. Delete old ones from a
@@ -21,6 +27,13 @@
 --   DELETE FROM tenant_gateway.changes WHERE changed_at < now() - interval '7 days';
 
 CREATE SCHEMA IF NOT EXISTS tenant_gateway;
+
+-- The shops view gathers each shop's domains by "shopId" (also what ON DELETE CASCADE looks up). On
+-- a large live table, create it first with CREATE INDEX CONCURRENTLY (outside a transaction), and this
+-- line finds it there.
+CREATE INDEX IF NOT EXISTS "Domain_shopId_idx" ON "Domain" ("shopId");
+-- The shops view exposes the uuid as text; the re-read of a changed shop filters on that text.
+CREATE INDEX IF NOT EXISTS "Shop_id_text_idx" ON "Shop" ((id::text));
 
 CREATE OR REPLACE VIEW tenant_gateway.shops AS
 SELECT s.id::text AS id,

@@ -136,6 +136,8 @@ struct SnapshotSourceService: Service, CustomStringConvertible {
         try? await gracefulShutdown()
         group.cancelAll()
       }
+      // A stop leaves the last-known-good copy and its journal as current as the table.
+      postgres.flushPersistence()
     } else {
       try? await gracefulShutdown()
     }
