@@ -82,12 +82,19 @@ struct Serve: AsyncParsableCommand {
     var urlSource: SnapshotURLSource? = nil
     var changeSource: FileChangeSource? = nil
     var postgresSource: PostgresSource? = nil
+    var databaseGroup: MultiThreadedEventLoopGroup? = nil
     if let pg = config.snapshot.postgres {
       let password: String?
       do { password = try PostgresSettings.password(pg) } catch { throw fail(error) }
+      // Its own event loop, not the server's: the server's loops shut down at the end of the drain,
+      // and the database follower stops after that (the table keeps following edits while
+      // requests drain). On a shut-down loop its connection could never close, and the process
+      // hung at exit. It also keeps database I/O off the request loops.
+      let databaseLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+      databaseGroup = databaseLoop
       let source = PostgresSource(
         settings: PostgresSettings.resolve(pg, password: password), store: store, platform: config.platformHosts,
-        stateDirectory: config.snapshot.stateDir, group: group, logger: logger)
+        stateDirectory: config.snapshot.stateDir, group: databaseLoop, logger: logger)
       postgresSource = source
       reloadSource = {
         source.requestResync()
@@ -178,6 +185,7 @@ struct Serve: AsyncParsableCommand {
     // A safety net above the drain's own limit: past it the group is cancelled.
     groupConfig.maximumGracefulShutdownDuration = .seconds(config.limits.drainTimeoutSeconds + 10)
     try await ServiceGroup(configuration: groupConfig).run()
+    try? await databaseGroup?.shutdownGracefully()
   }
 }
 

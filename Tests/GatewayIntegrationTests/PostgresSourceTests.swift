@@ -142,6 +142,14 @@ struct PostgresSourceTests {
     #expect(metrics.contains("tenant_gateway_source_last_seq \(try pg.sql("SELECT max(seq) FROM tenant_gateway.changes"))"))
     // One connection per gateway.
     #expect(try pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'platform' AND pid <> pg_backend_pid() AND backend_type = 'client backend'") == "1")
+
+    // SIGTERM with the connection open and notifications handled: the process exits, cleanly and
+    // soon (it used to hang at exit: the follower's connection was on the server's event loops,
+    // already shut down by the drain, so it could never close).
+    h.signal(SIGTERM)
+    let stopDeadline = Date().addingTimeInterval(5)
+    while h.gatewayRunning && Date() < stopDeadline { usleep(20_000) }
+    #expect(h.gatewayExitStatus == 0, "still running 5 s after SIGTERM, or failed: \(String(describing: h.gatewayExitStatus))\n\(h.gatewayLogTail)")
   }
 
   @Test("Out-of-order commits: a change that commits after a higher seq was read is not lost")
