@@ -31,6 +31,10 @@ tenant_header: {signing_keys: [{kid: b-1, alg: HS256, secret_file: $RUN/hs.key}]
 access_log: {path: ""}
 CONF
 head -c 32 /dev/urandom | base64 > "$RUN/hs.key"; chmod 600 "$RUN/hs.key"
+# Progress on stderr, so a slow step shows where it is.
+step() { echo "[$(date +%T)] $*" >&2; }
+# Fails the run (not hangs it) when a wait passes its bound.
+deadline() { [ "$(date +%s)" -lt "$1" ] || { echo "timed out: $2" >&2; exit 1; }; }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status"; }
 # Max RSS (MB) and wall seconds of a command: "seconds mb".
 timed() { python3 -c '
@@ -44,20 +48,24 @@ serve_until_ready() {  # CONFIG LOG
   local start; start=$(date +%s.%N)
   "$BIN" serve --config "$1" --log-level warning > "$2" 2>&1 &
   GW=$!
+  local until=$(( $(date +%s) + 600 ))
   until curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null; do
-    kill -0 $GW 2>/dev/null || { cat "$2"; exit 1; }; sleep 0.1
+    kill -0 $GW 2>/dev/null || { cat "$2"; exit 1; }; deadline $until "gateway ready ($1)"; sleep 0.1
   done
   READY=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$start" "$(date +%s.%N)")
 }
 
+step "starting the gateway on $N shops"
 serve_until_ready "$RUN/gateway.conf" "$RUN/gateway.log"
 trap 'kill $GW 2>/dev/null || true' EXIT
 RSS0=$(rss $GW)
 
+step "ready in $READY s; one domains add, then $EDITS edits each way"
 read -r CMD_S CMD_MB < <(timed "$BIN" domains add bench-added.example shop7 --config "$RUN/gateway.conf")
 ADMIN_LAT=$(python3 Tests/GatewayIntegrationTests/clients/edit_latency.py "$ADMIN" admin "$EDITS")
 JOURNAL_LAT=$(python3 Tests/GatewayIntegrationTests/clients/edit_latency.py "$ADMIN" journal "$EDITS" "$RUN/tenants.json.changes")
 
+step "journal burst of $BURST change sets"
 # A burst: BURST change sets appended at once (each maps a new domain to an existing shop).
 python3 - "$RUN/tenants.json.changes" "$BURST" <<'PY'
 import json, sys, fcntl, os
@@ -92,12 +100,16 @@ json.dump({"resolved": ok, "failed": failed}, open(out, "w"))
 PY
 LOADER=$!
 B0=$(date +%s.%N)
-until [ "$(curl -s "http://127.0.0.1:$ADMIN/admin/snapshot" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')" = "burst-$((BURST - 1))" ]; do sleep 0.05; done
+B_UNTIL=$(( $(date +%s) + 300 ))
+until [ "$(curl -s "http://127.0.0.1:$ADMIN/admin/snapshot" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null)" = "burst-$((BURST - 1))" ]; do
+  deadline $B_UNTIL "burst applied (snapshot: $(curl -s "http://127.0.0.1:$ADMIN/admin/snapshot"))"; sleep 0.05
+done
 RATE=$(python3 -c "import sys; print(int(int(sys.argv[3]) / (float(sys.argv[2]) - float(sys.argv[1]))))" "$B0" "$(date +%s.%N)" "$BURST")
 wait $LOADER
 sleep 1
 RSS1=$(rss $GW)
 kill $GW; wait $GW 2>/dev/null || true; trap - EXIT
+step "snapshot compact"
 read -r COMPACT_S COMPACT_MB < <(timed "$BIN" snapshot compact --config "$RUN/gateway.conf")
 
 # HAProxy's runtime API on the same hosts (2N entries): `add map` over the stats socket, then one
@@ -116,11 +128,12 @@ frontend f
   bind 127.0.0.1:$HP_PORT
   http-request return status 200 content-type text/plain lf-string "%[req.hdr(host),lower,map($WORK/hosts-$N.map,unknown)]"
 CFG
-HP0=$(date +%s.%N)
+step "haproxy with the $((N * 2))-entry host map"
+HP0=$(date +%s.%N); HP_UNTIL=$(( $(date +%s) + 300 ))
 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 &
 HP=$!
 trap 'kill $HP 2>/dev/null || true' EXIT
-until curl -s -o /dev/null "http://127.0.0.1:$HP_PORT/"; do kill -0 $HP 2>/dev/null || { cat "$RUN/haproxy.log"; exit 1; }; sleep 0.05; done
+until curl -s -o /dev/null "http://127.0.0.1:$HP_PORT/"; do kill -0 $HP 2>/dev/null || { cat "$RUN/haproxy.log"; exit 1; }; deadline $HP_UNTIL "haproxy ready"; sleep 0.05; done
 HP_READY=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$HP0" "$(date +%s.%N)")
 HP_RSS=$(rss $HP)
 HP_LAT=$(python3 - "$RUN/haproxy.sock" "$HP_PORT" "$WORK/hosts-$N.map" "$EDITS" <<'PY'
@@ -153,6 +166,7 @@ kill $HP; wait $HP 2>/dev/null || true; trap - EXIT
 if [ "$PG" = 1 ]; then
   # The same shops, domains and keys in a real PostgreSQL: the gateway reads both views at start
   # (streamed, one REPEATABLE READ transaction), then follows commits.
+  step "postgres: start, seed, gateway from the database"
   PGDIR="$WORK/pg"; rm -rf "$PGDIR"; PGPORT=$((PORT + 3))
   bash scripts/pg-test-server.sh start "$PGDIR" "$PGPORT"
   trap 'bash scripts/pg-test-server.sh stop "$PGDIR"' EXIT
