@@ -99,6 +99,24 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // ACME (RFC 8555) for custom domains: JWS, the order and renewal state machines, the
+    // tls-alpn-01 certificate, the CSR, storage; and the small driver that carries them out.
+    .target(
+      name: "GatewayACME",
+      dependencies: [
+        "GatewaySigning",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+        // The driver's HTTP(S) exchanges with the CA (ACMEHTTP).
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ],
+      swiftSettings: strict
+    ),
     // Counters and the admin listener.
     .target(
       name: "GatewayObservability",
@@ -119,7 +137,7 @@ let package = Package(
       name: "GatewayServer",
       dependencies: [
         "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayUpstream",
-        "GatewayObservability",
+        "GatewayObservability", "GatewayACME",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -140,7 +158,7 @@ let package = Package(
       name: "tenant-gateway",
       dependencies: [
         "GatewayCore", "GatewayConfig", "GatewaySnapshot", "GatewaySigning", "GatewayServer", "GatewayObservability",
-        "GatewayPostgres",
+        "GatewayPostgres", "GatewayACME",
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -157,6 +175,16 @@ let package = Package(
     ),
     .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
     .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"], swiftSettings: strict),
+    .testTarget(
+      name: "GatewayACMETests",
+      dependencies: [
+        "GatewayACME", "GatewaySigning",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+      ],
+      swiftSettings: strict
+    ),
     .testTarget(name: "GatewaySnapshotTests", dependencies: ["GatewaySnapshot"], swiftSettings: strict),
     .testTarget(
       name: "GatewaySigningTests",

@@ -1,0 +1,219 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// The challenges being answered now, for the listeners to read: tls-alpn-01 certificates by
+/// domain (the TLS listener), http-01 key authorizations by token (the plain-HTTP listener).
+/// Only an order in progress puts anything here, and it takes it out when it ends.
+public final class ChallengeResponder: Sendable {
+  private struct State {
+    var tlsALPN: [String: ChallengeCertificate] = [:]
+    var http01: [String: String] = [:]
+  }
+  private let state = NIOLockedValueBox(State())
+
+  public init() {}
+
+  /// Makes `challenge` answerable (the tls-alpn-01 certificate is built here, once).
+  public func provision(_ challenge: ACMEPendingChallenge) throws {
+    switch challenge.type {
+    case .tlsALPN01:
+      let cert = try ChallengeCertificate(domain: challenge.domain, keyAuthorization: challenge.keyAuthorization)
+      state.withLockedValue { $0.tlsALPN[challenge.domain] = cert }
+    case .http01:
+      state.withLockedValue { $0.http01[challenge.token] = challenge.keyAuthorization }
+    }
+  }
+
+  public func withdraw(_ challenge: ACMEPendingChallenge) {
+    state.withLockedValue {
+      switch challenge.type {
+      case .tlsALPN01: $0.tlsALPN[challenge.domain] = nil
+      case .http01: $0.http01[challenge.token] = nil
+      }
+    }
+  }
+
+  /// The challenge certificate for a normalised server name, while its order waits for validation.
+  public func tlsALPNCertificate(for domain: String) -> ChallengeCertificate? {
+    state.withLockedValue { $0.tlsALPN[domain] }
+  }
+
+  /// The body for `/.well-known/acme-challenge/<token>`, while its order waits for validation.
+  public func http01KeyAuthorization(token: String) -> String? {
+    state.withLockedValue { $0.http01[token] }
+  }
+
+  public var pendingCount: Int { state.withLockedValue { $0.tlsALPN.count + $0.http01.count } }
+}
+
+/// A certificate an order brought back: the chain as the CA sent it and the order's own key.
+public struct IssuedCertificate: Sendable {
+  public let domain: String
+  public let chainPEM: String
+  public let keyPEM: String
+}
+
+/// The ACME driver (RFC 8555): the account, the nonce pool, signing, and an order run by carrying
+/// out ``ACMEOrderStateMachine``'s actions. Every decision is the state machine's; this type only
+/// does the I/O it asks for.
+public actor ACMEClient {
+  public struct Settings: Sendable {
+    public var directoryURL: String
+    public var contact: [String]
+    public var caFile: String
+    public var externalAccountBinding: ExternalAccountBinding?
+    public var challengeTypes: [ACMEChallengeType]
+
+    public init(directoryURL: String, contact: [String], caFile: String, externalAccountBinding: ExternalAccountBinding?, challengeTypes: [ACMEChallengeType]) {
+      self.directoryURL = directoryURL
+      self.contact = contact
+      self.caFile = caFile
+      self.externalAccountBinding = externalAccountBinding
+      self.challengeTypes = challengeTypes
+    }
+  }
+
+  let settings: Settings
+  let http: ACMEHTTP
+  let storage: ACMEStorage
+  let key: ACMEAccountKey
+  let responder: ChallengeResponder
+  private var directory: ACMEDirectory?
+  private var accountURL: String?
+  /// Replay-Nonce values not used yet (RFC 8555 §7.2); every response refills it.
+  private var nonces: [String] = []
+  /// Requests sent (for metrics and the tests' accounting).
+  public private(set) var requestsSent = 0
+
+  public init(settings: Settings, storage: ACMEStorage, responder: ChallengeResponder, group: EventLoopGroup) throws {
+    self.settings = settings
+    self.storage = storage
+    self.responder = responder
+    self.http = try ACMEHTTP(group: group, caFile: settings.caFile)
+    self.key = try storage.accountKey()
+    self.accountURL = storage.accountURL(for: settings.directoryURL)
+  }
+
+  /// The account's thumbprint (the second half of every key authorization).
+  public nonisolated var thumbprint: String { key.thumbprint }
+
+  // MARK: an order
+
+  /// Orders a certificate for `domain` and returns it with its key. Challenges are provisioned on
+  /// `responder` only while the order needs them; they are withdrawn whether it succeeds or not.
+  public func order(domain: String) async throws -> IssuedCertificate {
+    do {
+      return try await runOrder(domain: domain)
+    } catch ACMEError.problem(let p, _) where p.code == "accountDoesNotExist" {
+      // The CA forgot the account (a test CA restarted, an account deactivated): register again, once.
+      accountURL = nil
+      return try await runOrder(domain: domain)
+    }
+  }
+
+  private func runOrder(domain: String) async throws -> IssuedCertificate {
+    let dir = try await loadDirectory()
+    let kid = try await account(dir)
+    let request = try CertificateRequest(domain: domain)
+    var machine = ACMEOrderStateMachine(.init(
+      domain: domain, challengeTypes: settings.challengeTypes, accountThumbprint: key.thumbprint, csrDER: request.der))
+    var provisioned: [ACMEPendingChallenge] = []
+    defer { for c in provisioned { responder.withdraw(c) } }
+    var action = machine.start(newOrderURL: dir.newOrder)
+    while true {
+      switch action {
+      case .send(let r):
+        do {
+          let response = try await post(r.url, payload: r.payload, signer: .kid(kid), acceptPEM: r.acceptsPEMChain)
+          action = machine.received(response)
+        } catch ACMEError.transport(let reason) {
+          action = machine.transportFailed(reason)
+        }
+      case .provision(let challenge):
+        try responder.provision(challenge)
+        provisioned.append(challenge)
+        action = machine.challengeProvisioned()
+      case .wait(let seconds):
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        action = machine.waited()
+      case .finished(let chain):
+        return IssuedCertificate(domain: domain, chainPEM: chain, keyPEM: request.privateKey.pemRepresentation)
+      case .failed(let error):
+        throw error
+      }
+    }
+  }
+
+  // MARK: directory, account, nonces
+
+  func loadDirectory() async throws -> ACMEDirectory {
+    if let directory { return directory }
+    let reply = try await exchange { try await self.http.send(.GET, self.settings.directoryURL, accept: "application/json") }
+    guard reply.status == 200 else { throw ACMEError.transport("the directory \(settings.directoryURL) answered \(reply.status)") }
+    let dir = try ACMEResponse(status: 200, body: reply.body).decode(ACMEDirectory.self)
+    if dir.meta?.externalAccountRequired == true && settings.externalAccountBinding == nil {
+      throw ACMEError.invalidConfiguration("the CA requires external account binding (tls.acme.eab_kid and eab_hmac_key_file)")
+    }
+    directory = dir
+    return dir
+  }
+
+  /// The account URL: stored, or registered now (newAccount, signed with the JWK).
+  func account(_ dir: ACMEDirectory) async throws -> String {
+    if let accountURL { return accountURL }
+    var payload: [String: Any] = ["termsOfServiceAgreed": true]
+    if !settings.contact.isEmpty {
+      payload["contact"] = settings.contact.map { $0.contains(":") ? $0 : "mailto:" + $0 }
+    }
+    if let eab = settings.externalAccountBinding {
+      payload["externalAccountBinding"] = try JSONSerialization.jsonObject(with: JWS.externalAccountBinding(eab, url: dir.newAccount, key: key))
+    }
+    let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
+    let response = try await post(dir.newAccount, payload: body, signer: .jwk, acceptPEM: false)
+    if let problem = response.problem { throw ACMEError.problem(problem, retryAfter: response.retryAfter) }
+    guard let url = response.location else { throw ACMEError.malformedResponse("newAccount without Location") }
+    try storage.saveAccountURL(url, for: settings.directoryURL)
+    accountURL = url
+    return url
+  }
+
+  private func nonce() async throws -> String {
+    if let n = nonces.popLast() { return n }
+    let dir = try await loadDirectory()
+    // The exchange puts the fresh nonce in the pool.
+    _ = try await exchange { try await self.http.send(.HEAD, dir.newNonce) }
+    guard let n = nonces.popLast() else { throw ACMEError.malformedResponse("newNonce without Replay-Nonce") }
+    return n
+  }
+
+  /// A signed POST; `badNonce` is retried with the nonce the refusal carried (RFC 8555 §6.5).
+  func post(_ url: String, payload: Data?, signer: JWSSigner, acceptPEM: Bool) async throws -> ACMEResponse {
+    for attempt in 0..<5 {
+      let body = try JWS.sign(payload: payload, url: url, nonce: try await nonce(), signer: signer, key: key)
+      let reply = try await exchange {
+        try await self.http.send(.POST, url, body: Array(body), accept: acceptPEM ? "application/pem-certificate-chain" : nil)
+      }
+      let response = ACMEResponse(
+        status: reply.status, location: reply.headers.first(name: "Location"),
+        retryAfter: reply.headers.first(name: "Retry-After").flatMap { RetryAfter.parse($0, now: Date()) },
+        body: reply.body)
+      if response.problem?.code == "badNonce" && attempt < 4 { continue }
+      return response
+    }
+    throw ACMEError.malformedResponse("badNonce five times in a row")
+  }
+
+  /// One HTTP exchange; its Replay-Nonce goes to the pool.
+  private func exchange(_ send: @Sendable () async throws -> ACMEHTTP.Reply) async throws -> ACMEHTTP.Reply {
+    requestsSent += 1
+    let reply: ACMEHTTP.Reply
+    do { reply = try await send() } catch let e as ACMEHTTP.Failure { throw ACMEError.transport(e.description) }
+    if let n = reply.headers.first(name: "Replay-Nonce") {
+      nonces.append(n)
+      if nonces.count > 32 { nonces.removeFirst(nonces.count - 32) }
+    }
+    return reply
+  }
+}
