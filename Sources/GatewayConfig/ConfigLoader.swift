@@ -33,7 +33,10 @@ public enum ConfigLoader {
 
   /// Every scalar key that environment variables and `--set` may override.
   public static let scalarKeyPaths: [String] = [
-    "listen.address", "listen.proxy_protocol", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
+    "listen.address", "listen.proxy_protocol", "listen.http_address", "listen.https_redirect_port",
+    "tls.acme.directory_url", "tls.acme.contact", "tls.acme.ca_file", "tls.acme.storage_dir", "tls.acme.renew_before_days",
+    "tls.acme.handshake_wait_s", "tls.acme.max_orders_per_hour", "tls.acme.max_concurrent_orders", "tls.acme.eab_kid",
+    "tls.acme.eab_hmac_key_file", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
     "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
     "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "snapshot.changes_path",
     "snapshot.compact_after_bytes", "snapshot.postgres.url", "snapshot.postgres.password_file", "snapshot.postgres.schema",
@@ -184,6 +187,11 @@ struct ConfigDecoder {
         diag.errors.append(ConfigError(path: "listen.proxy_protocol_from[\(i)]", reason: "\"\(text)\" is not an address or CIDR block"))
       }
     }
+    var httpAddress: SocketAddressSpec? = nil
+    if let text = listenC?.string("http_address"), !text.isEmpty {
+      httpAddress = address(listenC, "http_address", default: nil, section: "listen")
+    }
+    let redirectPort = listenC?.int("https_redirect_port", default: 443, range: 1...65535) ?? 443
     if proxyProtocol && proxyFrom.isEmpty {
       listenC?.fail("proxy_protocol_from", "must list the load balancers' addresses when proxy_protocol is true (a PROXY header from anyone else would let them choose their client address)")
     }
@@ -201,6 +209,7 @@ struct ConfigDecoder {
     var minVersion = "1.2"
     var generateDev = false
     var ciphers: [String] = []
+    var acme: GatewayConfig.ACME? = nil
     if let tlsC = root.child("tls") {
       if let items = tlsC.items("certificates") {
         for item in items {
@@ -227,6 +236,10 @@ struct ConfigDecoder {
               + TLSCipherSuites.known.map(\.openssl).joined(separator: ", ") + ")"
           diag.errors.append(ConfigError(path: "tls.ciphers[\(i)]", reason: reason))
         }
+      }
+      if let acmeC = tlsC.child("acme") {
+        acme = Self.acme(acmeC, absolute: absolute)
+        acmeC.finish()
       }
       tlsC.finish()
     } else {
@@ -525,14 +538,43 @@ struct ConfigDecoder {
       return Result(config: nil, errors: diag.errors, unknownKeys: diag.unknownKeys, warnings: warnings)
     }
     let config = GatewayConfig(
-      listen: .init(address: listenAddress, proxyProtocol: proxyProtocol, proxyProtocolFrom: proxyFrom), admin: .init(address: adminAddress, tokenFile: tokenFile),
+      listen: .init(
+        address: listenAddress, proxyProtocol: proxyProtocol, proxyProtocolFrom: proxyFrom, httpAddress: httpAddress,
+        httpsRedirectPort: redirectPort),
+      admin: .init(address: adminAddress, tokenFile: tokenFile),
       tls: .init(
         certificates: certificates, customDomainCertsDir: customDir, minVersion: minVersion, generateDevCertificate: generateDev,
-        ciphers: ciphers),
+        ciphers: ciphers, acme: acme),
       platform: platform, sessions: sessions, snapshot: snapshot, upstreams: upstreams, routes: routes,
       routesAreDefault: routesAreDefault, policy: policy, cors: cors, tenantHeader: tenantHeader, accessLog: accessLog,
       publishableKeyHeader: pkHeader, limits: limits, baseDirectory: baseDirectory)
     return Result(config: config, errors: [], unknownKeys: diag.unknownKeys, warnings: warnings)
+  }
+
+  /// `tls.acme` (PRODUCT.md §7, §10); nil (off) when `directory_url` is empty.
+  static func acme(_ c: ConfigCursor, absolute: (String) -> String) -> GatewayConfig.ACME? {
+    let url = c.string("directory_url", default: "")
+    var a = GatewayConfig.ACME(directoryURL: url, storageDir: absolute(c.string("storage_dir", default: "var/acme")))
+    let contact = c.string("contact", default: "")
+    a.contact = contact.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+    a.caFile = c.string("ca_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+    if let list = c.strings("challenges") {
+      a.challenges = list
+      for (i, name) in list.enumerated() where !["tls-alpn-01", "http-01"].contains(name) {
+        c.fail("challenges[\(i)]", "\"\(name)\" is not a challenge the gateway answers (tls-alpn-01, http-01)")
+      }
+      if list.isEmpty { c.fail("challenges", "must list tls-alpn-01, http-01 or both") }
+    }
+    a.renewBeforeDays = c.int("renew_before_days", default: 30, range: 1...365)
+    a.handshakeWaitSeconds = c.double("handshake_wait_s", default: 10, range: 0...60)
+    a.maxOrdersPerHour = c.int("max_orders_per_hour", default: 300, range: 0...100_000)
+    a.maxConcurrentOrders = c.int("max_concurrent_orders", default: 8, range: 1...256)
+    a.eabKid = c.string("eab_kid").flatMap { $0.isEmpty ? nil : $0 }
+    a.eabHMACKeyFile = c.string("eab_hmac_key_file").flatMap { $0.isEmpty ? nil : absolute($0) }
+    if (a.eabKid == nil) != (a.eabHMACKeyFile == nil) { c.fail("eab_kid", "eab_kid and eab_hmac_key_file go together") }
+    guard !url.isEmpty else { return nil }
+    if !url.hasPrefix("https://") && !url.hasPrefix("http://") { c.fail("directory_url", "must be an https:// URL") }
+    return a
   }
 
   /// RFC 9110 token characters (header names).

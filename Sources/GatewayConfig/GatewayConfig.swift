@@ -95,6 +95,10 @@ public struct GatewayConfig: Sendable {
     public var proxyProtocol: Bool = false
     /// `listen.proxy_protocol_from`: the load balancers trusted to send it; anyone else is closed.
     public var proxyProtocolFrom: [CIDRBlock] = []
+    /// `listen.http_address` (PRODUCT.md §10): plain HTTP for ACME http-01 and a 308 to https; nil: off.
+    public var httpAddress: SocketAddressSpec? = nil
+    /// `listen.https_redirect_port`: the port the 308 names (omitted from the URL when 443).
+    public var httpsRedirectPort: Int = 443
   }
   public struct Admin: Sendable {
     public var address: SocketAddressSpec
@@ -113,6 +117,29 @@ public struct GatewayConfig: Sendable {
     public var generateDevCertificate: Bool
     /// TLS 1.2 cipher suites, OpenSSL names; `[]`: Mozilla "intermediate" (ECDHE + AEAD only).
     public var ciphers: [String] = []
+    /// `tls.acme` (PRODUCT.md §10); nil when `directory_url` is empty.
+    public var acme: ACME? = nil
+  }
+  /// `tls.acme`: certificates for custom domains from an ACME CA (RFC 8555).
+  public struct ACME: Sendable, Equatable {
+    public var directoryURL: String
+    /// Contact addresses (`mailto:` added when missing).
+    public var contact: [String] = []
+    /// PEM file of the CAs trusted for the ACME server's HTTPS; nil: the system store.
+    public var caFile: String? = nil
+    /// Account key, certificates (`<domain>.pem` + `<domain>.key`) and per-domain locks.
+    public var storageDir: String
+    /// In order of preference: `tls-alpn-01`, `http-01`.
+    public var challenges: [String] = ["tls-alpn-01", "http-01"]
+    public var renewBeforeDays: Int = 30
+    /// Longest wait (seconds) of a handshake for a mapped domain whose first certificate is on its way.
+    public var handshakeWaitSeconds: Double = 10
+    public var maxOrdersPerHour: Int = 300
+    /// Orders running at once.
+    public var maxConcurrentOrders: Int = 8
+    /// External account binding (RFC 8555 §7.3.4): the CA's key id and a file with its base64url HMAC key.
+    public var eabKid: String? = nil
+    public var eabHMACKeyFile: String? = nil
   }
   public struct Platform: Sendable {
     public var apiHosts: [String]

@@ -113,6 +113,51 @@ struct ConfigLoaderTests {
     }
   }
 
+  @Test("tls.acme and listen.http_address (§10): off by default, every key decoded, bad values named")
+  func acme() throws {
+    let off = try #require(ConfigLoader.load(yaml: Self.minimal, baseDirectory: "/etc/tgw").config)
+    #expect(off.tls.acme == nil)
+    #expect(off.listen.httpAddress == nil)
+    #expect(off.listen.httpsRedirectPort == 443)
+    let yaml = Self.minimal
+      .replacingOccurrences(of: "listen: {address: \"127.0.0.1:8443\"}",
+                            with: "listen: {address: \"127.0.0.1:8443\", http_address: \"127.0.0.1:8080\", https_redirect_port: 8443}")
+      .replacingOccurrences(of: "tls: {certificates: [{cert: c.pem, key: c.key}]}", with: """
+        tls:
+          certificates: [{cert: c.pem, key: c.key}]
+          acme: {directory_url: "https://127.0.0.1:14000/dir", contact: "ops@example.com", ca_file: pebble.minica.pem,
+                 challenges: [http-01], renew_before_days: 20, handshake_wait_s: 2.5, max_orders_per_hour: 50}
+        """)
+    let outcome = ConfigLoader.load(yaml: yaml, baseDirectory: "/etc/tgw")
+    let c = try #require(outcome.config, "\(outcome.errors)")
+    #expect(outcome.warnings.isEmpty, "\(outcome.warnings)")
+    #expect(c.listen.httpAddress != nil)
+    #expect(c.listen.httpsRedirectPort == 8443)
+    let a = try #require(c.tls.acme)
+    #expect(a.directoryURL == "https://127.0.0.1:14000/dir")
+    #expect(a.contact == ["ops@example.com"])
+    #expect(a.caFile == "/etc/tgw/pebble.minica.pem")
+    #expect(a.storageDir == "/etc/tgw/var/acme")
+    #expect(a.challenges == ["http-01"])
+    #expect(a.renewBeforeDays == 20)
+    #expect(a.handshakeWaitSeconds == 2.5)
+    #expect(a.maxOrdersPerHour == 50)
+    #expect(a.maxConcurrentOrders == 8)
+    // Overrides reach the nested keys.
+    let set = try #require(ConfigLoader.load(yaml: yaml, baseDirectory: "/", overrides: ["tls.acme.max_orders_per_hour=7"]).config)
+    #expect(set.tls.acme?.maxOrdersPerHour == 7)
+    let dns = ConfigLoader.load(yaml: yaml.replacingOccurrences(of: "[http-01]", with: "[http-01, dns-01]"), baseDirectory: "/")
+    #expect(dns.errors.contains { $0.path == "tls.acme.challenges[1]" }, "\(dns.errors)")
+    for (bad, path) in [
+      ("tls.acme.renew_before_days=0", "tls.acme.renew_before_days"), ("tls.acme.handshake_wait_s=600", "tls.acme.handshake_wait_s"),
+      ("tls.acme.directory_url=ftp://ca", "tls.acme.directory_url"), ("tls.acme.eab_kid=kid-1", "tls.acme.eab_kid"),
+      ("listen.https_redirect_port=0", "listen.https_redirect_port"),
+    ] {
+      let o = ConfigLoader.load(yaml: yaml, baseDirectory: "/", overrides: [bad])
+      #expect(o.errors.contains { $0.path == path }, "\(bad): \(o.errors)")
+    }
+  }
+
   @Test("tls.ciphers: OpenSSL or IANA names become OpenSSL names; unknown and TLS 1.3 names are errors with their index")
   func ciphers() throws {
     func load(_ list: String) -> ConfigLoader.Outcome {
