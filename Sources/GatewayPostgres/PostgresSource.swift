@@ -528,7 +528,10 @@ public final class PostgresSource: @unchecked Sendable {
     if accepted.entityCount > 0 || next !== current {
       for s in accepted.shops { refused["shop:\(s.id)"] = nil }
       for k in accepted.apiKeys { refused["api_key:\(k.id)"] = nil }
-      guard store.publish(changed: next, replacing: current, changeSets: accepted.entityCount > 0 ? 1 : 0, lag: lag) else {
+      guard store.publish(
+        changed: next, replacing: current, changeSets: accepted.entityCount > 0 ? 1 : 0, lag: lag,
+        touchedShops: accepted.shops.map(\.id) + accepted.removeShops)
+      else {
         logger.error("the table changed under the database follower; change dropped", metadata: ["version": "\(change.version)"])
         return
       }

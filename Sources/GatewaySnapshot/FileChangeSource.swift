@@ -311,7 +311,8 @@ public final class FileChangeSource: @unchecked Sendable {
   }
 
   private func publish(_ next: TenantTable, replacing current: TenantTable, changes: [ChangeSet], lines: [String]) {
-    guard store.publish(changed: next, replacing: current, changeSets: changes.count) else {
+    let touched = changes.flatMap { $0.shops.map(\.id) + $0.removeShops }
+    guard store.publish(changed: next, replacing: current, changeSets: changes.count, touchedShops: touched) else {
       logger.error("the table changed under the change queue; change sets dropped", metadata: ["version": "\(next.version)"])
       return
     }

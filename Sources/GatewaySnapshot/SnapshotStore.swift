@@ -80,10 +80,33 @@ public final class SnapshotStore: Sendable {
   /// True once a snapshot has been loaded (for `/readyz`).
   public var isReady: Bool { generation > 0 }
 
+  /// What a publish changed, for observers that follow the table (ACME orders for new domains).
+  public enum TableChange: Sendable {
+    /// A whole new table (load, reload, resync): compare everything.
+    case whole(TenantTable)
+    /// Change sets: only the shops they named (replaced, inserted or removed) can differ.
+    case shops(old: TenantTable, new: TenantTable, ids: [String])
+  }
+
+  private let observerLock = NSLock()
+  nonisolated(unsafe) private var observers: [@Sendable (TableChange) -> Void] = []
+
+  /// Calls `observer` after every publish, on the publishing thread: it must only note the
+  /// change and hand the work elsewhere. Folds (same content, new layout) are not reported.
+  public func observe(_ observer: @escaping @Sendable (TableChange) -> Void) {
+    observerLock.withLock { observers.append(observer) }
+  }
+
+  private func notify(_ change: TableChange) {
+    let list = observerLock.withLock { observers }
+    for o in list { o(change) }
+  }
+
   /// Publishes `table` with one atomic swap.
   public func publish(_ table: TenantTable, source: String) {
     box.store(Box(table), ordering: .releasing)
     generationCounter.wrappingIncrement(ordering: .releasing)
+    defer { notify(.whole(table)) }
     statusLock.withLock {
       noteTable(table)
       _status.loadedAt = Date().timeIntervalSince1970
@@ -96,11 +119,16 @@ public final class SnapshotStore: Sendable {
 
   /// Publishes the result of change sets (or of a fold) with one atomic swap, but only if `expected`
   /// is still the serving table; false when something else was published meanwhile.
-  public func publish(changed table: TenantTable, replacing expected: TenantTable, changeSets: Int, lag: Double? = nil, isFold: Bool = false) -> Bool {
+  /// `touchedShops`: the ids of the shops the change sets named (for observers).
+  public func publish(
+    changed table: TenantTable, replacing expected: TenantTable, changeSets: Int, lag: Double? = nil, isFold: Bool = false,
+    touchedShops: [String] = []
+  ) -> Bool {
     let old = box.load(ordering: .acquiring)
     guard old.table === expected else { return false }
     guard box.compareExchange(expected: old, desired: Box(table), ordering: .acquiringAndReleasing).exchanged else { return false }
     generationCounter.wrappingIncrement(ordering: .releasing)
+    defer { if !isFold && !touchedShops.isEmpty { notify(.shops(old: expected, new: table, ids: touchedShops)) } }
     statusLock.withLock {
       noteTable(table)
       if isFold {
