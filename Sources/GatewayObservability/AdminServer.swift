@@ -54,6 +54,30 @@ public protocol AdminBackend: Sendable {
   func upstreams() -> EventLoopFuture<String>
   /// (cluster, endpoint URL, healthy, ejections) for the metrics.
   var endpointHealth: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] { get }
+  /// `GET /admin/certificates[?host=H]` (PRODUCT.md §10): every domain ACME knows, or the one named;
+  /// nil when `tls.acme` is off.
+  func certificates(host: String?) -> [CertificateStatus]?
+}
+
+/// One custom domain's certificate as ACME sees it (PRODUCT.md §10).
+public struct CertificateStatus: Sendable, Equatable {
+  public var domain: String
+  /// `pending`, `valid`, `renewing`, `failed` or `not_eligible`.
+  public var state: String
+  public var issuer: String?
+  /// Unix time.
+  public var notAfter: Double?
+  public var lastError: String?
+  /// Unix time.
+  public var nextAttemptAt: Double?
+  public init(domain: String, state: String, issuer: String?, notAfter: Double?, lastError: String?, nextAttemptAt: Double?) {
+    self.domain = domain
+    self.state = state
+    self.issuer = issuer
+    self.notAfter = notAfter
+    self.lastError = lastError
+    self.nextAttemptAt = nextAttemptAt
+  }
 }
 
 /// The admin listener (PRODUCT.md §8): plain HTTP/1.1, loopback by default, optional bearer token.
@@ -215,6 +239,19 @@ final class AdminHandler: ChannelInboundHandler {
         return
       }
       respond(context, status: .ok, json: backend.lookup(host: host, keySHA256: query["key_sha256"]))
+    case (.GET, "/admin/certificates"):
+      let host = AdminQuery(head.uri)["host"].flatMap { $0.isEmpty ? nil : $0 }
+      guard let list = backend.certificates(host: host) else {
+        respond(context, status: .notFound, json: AdminJSON.error("acme_disabled", "tls.acme.directory_url is not set: the gateway orders no certificates"))
+        return
+      }
+      if host != nil, let one = list.first {
+        respond(context, status: .ok, json: AdminJSON.certificate(one))
+      } else if host != nil {
+        respond(context, status: .badRequest, json: AdminJSON.error("invalid_host", "host is not a valid host name"))
+      } else {
+        respond(context, status: .ok, json: AdminJSON.certificates(list))
+      }
     case (.GET, "/admin/upstreams"):
       backend.upstreams().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
         self.respond(context, status: .ok, json: (try? result.get()) ?? "{}")
@@ -299,6 +336,38 @@ public enum AdminJSON {
     return out
   }
 
+  /// `{"domain":…,"state":…,"issuer":…,"notAfter":…,"lastError":…,"nextAttemptAt":…}`, times in ISO 8601.
+  public static func certificate(_ c: CertificateStatus) -> String {
+    var out = "{\"domain\":"
+    JSONText.appendQuoted(c.domain, to: &out)
+    out += ",\"state\":"
+    JSONText.appendQuoted(c.state, to: &out)
+    func field(_ name: String, _ value: String?) {
+      out += ",\"\(name)\":"
+      if let value { JSONText.appendQuoted(value, to: &out) } else { out += "null" }
+    }
+    field("issuer", c.issuer)
+    field("notAfter", c.notAfter.map(iso8601))
+    field("lastError", c.lastError)
+    field("nextAttemptAt", c.nextAttemptAt.map(iso8601))
+    return out + "}"
+  }
+
+  /// `{"certificates":[…],"byState":{…}}`.
+  public static func certificates(_ list: [CertificateStatus]) -> String {
+    var out = "{\"certificates\":["
+    out.reserveCapacity(list.count * 160)
+    var byState: [String: Int] = ["pending": 0, "valid": 0, "renewing": 0, "failed": 0, "not_eligible": 0]
+    for (i, c) in list.enumerated() {
+      if i > 0 { out += "," }
+      out += certificate(c)
+      byState[c.state, default: 0] += 1
+    }
+    out += "],\"byState\":{"
+    out += byState.sorted(by: { $0.key < $1.key }).map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+    return out + "}}"
+  }
+
   /// `{"error":{"code":…,"message":…}}`, the shape of every admin error.
   public static func error(_ code: String, _ message: String) -> String {
     var out = "{\"error\":{\"code\":"
@@ -345,9 +414,14 @@ public enum AdminJSON {
     return out + "]"
   }
 
+  /// `2026-12-04T10:43:28Z`. By hand from `gmtime_r`: an `ISO8601DateFormatter` per call costs more
+  /// than the rest of a 50 000-domain `/admin/certificates` together.
   static func iso8601(_ t: Double) -> String {
-    let f = ISO8601DateFormatter()
-    return f.string(from: Date(timeIntervalSince1970: t))
+    var seconds = time_t(t.rounded(.down))
+    var tm = tm()
+    gmtime_r(&seconds, &tm)
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
   }
 }
 
@@ -470,6 +544,37 @@ public enum PrometheusText {
       out += "tenant_gateway_custom_certificate_lookups_total{result=\"cached\"} \(certs.hits)\n"
       out += "tenant_gateway_custom_certificate_lookups_total{result=\"loaded\"} \(certs.loads)\n"
       out += "tenant_gateway_custom_certificate_lookups_total{result=\"failed\"} \(certs.failures)\n"
+    }
+    if let acme = c.acme {
+      out += "# HELP tenant_gateway_acme_certificates Custom domains known to ACME, by state (PRODUCT.md §10).\n"
+      out += "# TYPE tenant_gateway_acme_certificates gauge\n"
+      for (state, n) in acme.byState.sorted(by: { $0.key < $1.key }) {
+        out += "tenant_gateway_acme_certificates{state=\"\(state)\"} \(n)\n"
+      }
+      out += "# HELP tenant_gateway_acme_orders_total ACME orders by result.\n"
+      out += "# TYPE tenant_gateway_acme_orders_total counter\n"
+      for (result, n) in acme.orders.sorted(by: { $0.key < $1.key }) {
+        out += "tenant_gateway_acme_orders_total{result=\"\(result)\"} \(n)\n"
+      }
+      out += "# HELP tenant_gateway_acme_orders_running ACME orders in progress.\n"
+      out += "# TYPE tenant_gateway_acme_orders_running gauge\n"
+      out += "tenant_gateway_acme_orders_running \(acme.running)\n"
+      if let soonest = acme.soonestNotAfter {
+        out += "# HELP tenant_gateway_acme_certificate_expiry_seconds The soonest notAfter of a served ACME certificate (Unix time).\n"
+        out += "# TYPE tenant_gateway_acme_certificate_expiry_seconds gauge\n"
+        out += "tenant_gateway_acme_certificate_expiry_seconds \(Int(soonest))\n"
+      }
+      out += "# HELP tenant_gateway_acme_challenge_handshakes_total tls-alpn-01 handshakes: answered with a challenge certificate, or closed (no challenge pending).\n"
+      out += "# TYPE tenant_gateway_acme_challenge_handshakes_total counter\n"
+      out += "tenant_gateway_acme_challenge_handshakes_total{result=\"answered\"} \(c.acmeChallengeHandshakes)\n"
+      out += "tenant_gateway_acme_challenge_handshakes_total{result=\"refused\"} \(c.acmeChallengeRefused)\n"
+    }
+    if !c.plainHTTP.isEmpty {
+      out += "# HELP tenant_gateway_plain_http_responses_total Answers of the plain-HTTP listener, by kind.\n"
+      out += "# TYPE tenant_gateway_plain_http_responses_total counter\n"
+      for (kind, n) in c.plainHTTP.sorted(by: { $0.key < $1.key }) {
+        out += "tenant_gateway_plain_http_responses_total{kind=\"\(kind)\"} \(n)\n"
+      }
     }
     if let log = c.accessLog {
       out += "# HELP tenant_gateway_access_log_lines_total Access-log lines queued for writing.\n"

@@ -22,6 +22,10 @@ public final class LoopCounters {
   public var connectionsAccepted = 0
   /// Connections closed for the PROXY protocol: `untrusted` (not from proxy_protocol_from), `malformed`.
   public var proxyProtocolRefused: [String: Int] = [:]
+  /// tls-alpn-01 validation handshakes answered with a challenge certificate, and `acme-tls/1`-only
+  /// handshakes closed because the name had no pending challenge.
+  public var acmeChallengeHandshakes = 0
+  public var acmeChallengeRefused = 0
   /// Request and response body bytes (what crossed the gateway, without heads and TLS framing).
   public var requestBodyBytes = 0
   public var responseBodyBytes = 0
@@ -74,6 +78,8 @@ public final class LoopCounters {
     s.tlsFailuresByReason = tlsFailuresByReason
     s.connectionsAccepted = connectionsAccepted
     s.proxyProtocolRefused = proxyProtocolRefused
+    s.acmeChallengeHandshakes = acmeChallengeHandshakes
+    s.acmeChallengeRefused = acmeChallengeRefused
     s.requestBodyBytes = requestBodyBytes
     s.responseBodyBytes = responseBodyBytes
     for (i, name) in clusterNames.enumerated() { s.clusters[name] = clusters[i] }
@@ -120,9 +126,16 @@ public struct CounterSnapshot: Sendable {
   public var connectionsRefusedAtLimit = 0
   public var connectionsAccepted = 0
   public var proxyProtocolRefused: [String: Int] = [:]
+  public var acmeChallengeHandshakes = 0
+  public var acmeChallengeRefused = 0
   public var requestBodyBytes = 0
   public var responseBodyBytes = 0
   public var clusters: [String: ClusterCounters] = [:]
+  /// `tls.acme` (process-wide; nil when off): domains by state, orders by result, orders running,
+  /// the soonest `notAfter` of an eligible domain's certificate (seconds since 1970).
+  public var acme: (byState: [String: Int], orders: [String: Int], running: Int, soonestNotAfter: Double?)?
+  /// The plain-HTTP listener (`listen.http_address`): answers by kind (challenge, redirect, refused).
+  public var plainHTTP: [String: Int] = [:]
   /// The soonest `notAfter` of the configured certificates (seconds since 1970; nil: unknown).
   public var soonestCertificateExpiry: Double?
   /// Access-log reopens (SIGUSR1).
@@ -165,6 +178,8 @@ public struct CounterSnapshot: Sendable {
     connectionsRefusedAtLimit += o.connectionsRefusedAtLimit
     connectionsAccepted += o.connectionsAccepted
     for (k, v) in o.proxyProtocolRefused { proxyProtocolRefused[k, default: 0] += v }
+    acmeChallengeHandshakes += o.acmeChallengeHandshakes
+    acmeChallengeRefused += o.acmeChallengeRefused
     requestBodyBytes += o.requestBodyBytes
     responseBodyBytes += o.responseBodyBytes
     for (k, v) in o.clusters { clusters[k, default: ClusterCounters()].add(v) }

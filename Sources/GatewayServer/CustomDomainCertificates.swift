@@ -151,6 +151,16 @@ final class CustomDomainCertificates: @unchecked Sendable {  // state behind `lo
     negative[name] = .now() + negativeTTL
   }
 
+  /// A domain's files were just written (an ACME order): serve them from the next handshake,
+  /// without waiting for a rescan.
+  func installed(_ name: String) {
+    lock.withLock {
+      available.insert(name)
+      cache[name] = nil
+      negative[name] = nil
+    }
+  }
+
   /// Re-lists the directory when it changed, and drops cached contexts whose files changed.
   func rescan() {
     let dirModified = Self.mtime(directory)

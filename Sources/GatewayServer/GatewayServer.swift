@@ -1,6 +1,7 @@
 import Atomics
 import Crypto
 import Foundation
+import GatewayACME
 import GatewayConfig
 import GatewayCore
 import GatewayObservability
@@ -28,6 +29,12 @@ public final class GatewayServer: @unchecked Sendable {
   let certificates: CertificateSet
   /// `tls.custom_domain_certs_dir`: certificates loaded by SNI on first use (nil: off).
   let customCertificates: CustomDomainCertificates?
+  /// `tls.acme`: certificates ordered for the table's custom domains (nil: off).
+  let acme: ACMECertificates?
+  /// The TLS settings every context shares (versions, ciphers, ALPN).
+  let tlsProfile: TLSProfile
+  /// `listen.http_address`: ACME http-01 and the redirect to https (nil: off).
+  let plainHTTP: PlainHTTPListener?
   private var certificateRescan: RepeatedTask?
   let settings: ServerSettings
   private let contexts: [ObjectIdentifier: LoopContext]
@@ -69,6 +76,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.reloadSource = reloadSource
     self.logger = logger
     self.certificates = try CertificateSet(config: config.tls)
+    self.tlsProfile = TLSProfile(config.tls)
     self.customCertificates = config.tls.customDomainCertsDir.map {
       CustomDomainCertificates(directory: $0, profile: TLSProfile(config.tls))
     }
@@ -98,6 +106,16 @@ public final class GatewayServer: @unchecked Sendable {
         perKeyRPS: UInt32(config.limits.perKeyRPS), perShopRPS: UInt32(config.limits.perShopRPS), burst: UInt32(config.limits.burst)))
     let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
     self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: loops)
+    let acme: ACMECertificates?
+    do {
+      let group = self.group
+      acme = try config.tls.acme.map {
+        try ACMECertificates(config: $0, profile: TLSProfile(config.tls), store: store, group: group, logger: logger)
+      }
+    } catch {
+      throw ConfigError(path: "tls.acme", reason: "\(error)")
+    }
+    self.acme = acme
     // Clusters: settings and endpoint health shared by every loop; pools per loop.
     var clusterStates: [String: ClusterState] = [:]
     for (name, cluster) in config.upstreams {
@@ -129,6 +147,12 @@ public final class GatewayServer: @unchecked Sendable {
         eventLoop: loop, store: store, signer: signer, sessions: sessions, settings: settings, clusters: pools, sweeper: sweeper, logger: logger)
     }
     self.contexts = contexts
+    let serverSettings = self.settings
+    self.plainHTTP = config.listen.httpAddress.map {
+      PlainHTTPListener(
+        address: $0, settings: serverSettings, platform: config.platformHosts, store: store, responder: acme?.responder,
+        httpsPort: config.listen.httpsRedirectPort, logger: logger)
+    }
   }
 
   /// Binds the admin listener and then the TLS listener.
@@ -166,6 +190,13 @@ public final class GatewayServer: @unchecked Sendable {
       }
       logger.info("custom-domain certificates indexed", metadata: ["directory": "\(custom.directory)", "domains": "\(custom.domainCount)"])
     }
+    if let acme {
+      acme.start()
+      logger.info("ACME on", metadata: [
+        "directory_url": "\(acme.config.directoryURL)", "storage_dir": "\(acme.config.storageDir)",
+        "challenges": "\(acme.config.challenges.joined(separator: ","))",
+      ])
+    }
     if let path = config.accessLog.path {
       let writer: AccessLogWriter
       do { writer = try AccessLogWriter(path: path) } catch {
@@ -199,7 +230,11 @@ public final class GatewayServer: @unchecked Sendable {
       throw ConfigError(path: "listen.address", reason: "cannot listen on \(address): \(BindFailure.describe(error))")
     }
     logger.info("listening", metadata: ["address": "\(address)", "event_loops": "\(contexts.count)"])
+    try plainHTTP?.start(group: group, contexts: contexts)
   }
+
+  /// The bound plain-HTTP port (`listen.http_address`), if any.
+  public var boundHTTPPort: Int? { plainHTTP?.boundPort }
 
   /// The bound TLS port (useful when configured as port 0).
   public var boundPort: Int? { listener?.localAddress?.port }
@@ -219,6 +254,7 @@ public final class GatewayServer: @unchecked Sendable {
     drainingFlag.store(true, ordering: .relaxed)
     logger.info("draining", metadata: ["open_connections": "\(openClientConnections)", "timeout_s": "\(Double(timeout.nanoseconds) / 1e9)"])
     try? await listener?.close().get()
+    plainHTTP?.stop()
     for ctx in contexts.values {
       ctx.eventLoop.execute {
         ctx.draining = true
@@ -240,11 +276,13 @@ public final class GatewayServer: @unchecked Sendable {
   public func shutdown() {
     guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
     try? listener?.close().wait()
+    plainHTTP?.stop()
     admin?.stop()
     for ctx in contexts.values {
       try? ctx.eventLoop.submit { ctx.accessLog?.flush() }.wait()
     }
     certificateRescan?.cancel()
+    acme?.stop()
     try? group.syncShutdownGracefully()
     try? reloadPool.syncShutdownGracefully()
     customCertificates?.shutdown()
@@ -410,6 +448,8 @@ public final class GatewayServer: @unchecked Sendable {
     }
     let writer = accessLogWriter
     let custom = customCertificates
+    let acme = self.acme
+    let plain = self.plainHTTP
     let soonestExpiry = certificates.entries.map(\.notAfter.timeIntervalSince1970).min()
     return EventLoopFuture.reduce(CounterSnapshot(), futures, on: group.next()) { total, next in
       var t = total
@@ -423,6 +463,11 @@ public final class GatewayServer: @unchecked Sendable {
       }
       t.soonestCertificateExpiry = soonestExpiry
       if let custom { t.customCertificates = custom.stats }
+      if let acme {
+        let st = acme.stats()
+        t.acme = (st.byState, st.orders, st.running, st.soonestNotAfter?.timeIntervalSince1970)
+      }
+      if let plain { t.plainHTTP = plain.counts() }
       return t
     }
   }
@@ -478,17 +523,46 @@ public final class GatewayServer: @unchecked Sendable {
         })
     }
 
-    /// The SNI handler picks the certificate; `clientAddress` is the peer's, or the one a trusted
+    let acme = self.acme
+    let profile = self.tlsProfile
+
+    /// A tls-alpn-01 validation (RFC 8737 §3): the challenge certificate, ALPN `acme-tls/1`, and
+    /// the connection closed once the handshake is done. It never reaches HTTP.
+    func addChallengeTLS(_ challenge: ChallengeCertificate) throws {
+      let context = try NIOSSLContext(configuration: profile.challengeConfiguration(challenge))
+      try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+      try channel.pipeline.syncOperations.addHandler(CloseAfterHandshake(onDone: { handshakeTimer.completed() }))
+      loop.counters.acmeChallengeHandshakes += 1
+    }
+
+    /// The ClientHello picks the certificate; `clientAddress` is the peer's, or the one a trusted
     /// load balancer's PROXY header named.
     func addSNI(clientAddress: String) throws {
-      let sni = SNIHandler { result in
-        var name: String? = nil
-        if case .hostname(let h) = result { name = HostName.normalize(h) }
+      let hello = ClientHelloHandler { serverName, alpn in
+        let name = serverName.flatMap(HostName.normalize)
+        // tls-alpn-01: a handshake offering only acme-tls/1 gets the challenge certificate when the
+        // name has one pending, and is closed otherwise (RFC 8737 §3: never another certificate).
+        if alpn == [ChallengeCertificate.alpnProtocol] {
+          guard let name, let challenge = acme?.responder.tlsALPNCertificate(for: name) else {
+            loop.counters.acmeChallengeRefused += 1
+            return channel.close()
+          }
+          return channel.eventLoop.makeCompletedFuture { try addChallengeTLS(challenge) }
+        }
         // A configured certificate (exact, then wildcard) wins; then the custom-domain directory;
-        // else the first configured certificate (PRODUCT.md §2).
-        if let name, certificates.match(name) == nil, let customCertificates {
-          // The lookup completes on this channel's loop, so the pipeline is changed on its loop.
-          return customCertificates.lookup(name, on: channel.eventLoop).assumeIsolated().flatMapThrowing { loaded in
+        // then ACME's storage (for a domain the table maps to an active shop); else the first
+        // configured certificate (PRODUCT.md §2, §10).
+        if let name, certificates.match(name) == nil, customCertificates != nil || acme != nil {
+          let loopBound = channel.eventLoop
+          let fromDirectory = customCertificates?.lookup(name, on: loopBound) ?? loopBound.makeSucceededFuture(nil)
+          // The lookups complete on this channel's loop, so the pipeline is changed on its loop.
+          return fromDirectory.flatMap { loaded -> EventLoopFuture<CustomDomainCertificates.Loaded?> in
+            if let loaded { return loopBound.makeSucceededFuture(loaded) }
+            guard let acme else { return loopBound.makeSucceededFuture(nil) }
+            return acme.certificate(for: name, on: loopBound, extendDeadline: { wait in
+              loopBound.execute { handshakeTimer.extend(to: .now() + wait) }
+            })
+          }.assumeIsolated().flatMapThrowing { loaded in
             let entry = certificates.entries[0]
             try addTLS(loaded?.context ?? entry.context, names: loaded?.names ?? entry.names, clientAddress: clientAddress)
           }.nonisolated()
@@ -496,7 +570,7 @@ public final class GatewayServer: @unchecked Sendable {
         let entry = certificates.entries[name.flatMap(certificates.match) ?? 0]
         return channel.eventLoop.makeCompletedFuture { try addTLS(entry.context, names: entry.names, clientAddress: clientAddress) }
       }
-      try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(sni))
+      try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(hello))
     }
 
     guard config.listen.proxyProtocol else {
@@ -562,6 +636,12 @@ final class HandshakeDeadline: Expirable, @unchecked Sendable {  // confined to 
   func completed() {
     deadline = nil
     channel = nil
+  }
+
+  /// Moves the deadline later (a handshake waiting for its domain's first ACME certificate).
+  func extend(to later: NIODeadline) {
+    guard let d = deadline, later > d else { return }
+    deadline = later
   }
 
   func checkDeadlines(now: NIODeadline) {
@@ -700,6 +780,20 @@ struct AdminBackendImpl: AdminBackend {
   var endpointHealth: [(cluster: String, endpoint: String, healthy: Bool, ejections: Int)] {
     server.clusters.sorted(by: { $0.key < $1.key }).flatMap { name, state in
       state.endpoints.map { (name, $0.health.name, $0.health.isHealthy, $0.health.ejectionCount) }
+    }
+  }
+
+  func certificates(host: String?) -> [CertificateStatus]? {
+    guard let acme = server.acme else { return nil }
+    var name: String? = nil
+    if let host {
+      guard let normalised = HostName.normalize(host) else { return [] }
+      name = normalised
+    }
+    return acme.entries(host: name).map {
+      CertificateStatus(
+        domain: $0.domain, state: $0.state, issuer: $0.issuer, notAfter: $0.notAfter?.timeIntervalSince1970,
+        lastError: $0.lastError, nextAttemptAt: $0.nextAttemptAt?.timeIntervalSince1970)
     }
   }
 

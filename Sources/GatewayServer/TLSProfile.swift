@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewayACME
 import NIOSSL
 
 /// The protocol settings every server certificate's TLS context gets: `tls.min_version`,
@@ -28,6 +29,17 @@ public struct TLSProfile: Sendable {
     tls.minimumTLSVersion = minimumVersion
     tls.cipherSuites = cipherSuites
     tls.applicationProtocols = ["h2", "http/1.1"]
+    return tls
+  }
+
+  /// The tls-alpn-01 validation handshake (RFC 8737 §3): the challenge certificate, and ALPN
+  /// `acme-tls/1` only, so nothing but a validation can complete on it.
+  func challengeConfiguration(_ challenge: ChallengeCertificate) throws -> TLSConfiguration {
+    let chain = try NIOSSLCertificate.fromPEMBytes(Array(challenge.certificatePEM.utf8))
+    let key = try NIOSSLPrivateKey(bytes: Array(challenge.privateKeyPEM.utf8), format: .pem)
+    var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+    tls.minimumTLSVersion = .tlsv12
+    tls.applicationProtocols = [ChallengeCertificate.alpnProtocol]
     return tls
   }
 }

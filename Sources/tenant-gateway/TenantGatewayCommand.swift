@@ -9,7 +9,7 @@ struct TenantGatewayCommand: AsyncParsableCommand {
     abstract: "Multi-tenant TLS edge proxy: resolves the shop of every request and forwards it with a signed X-Tenant header.",
     version: BuildInfo.version,
     subcommands: [
-      Serve.self, Check.self, Lookup.self, Apply.self, Domains.self, Keys.self, Shops.self, SnapshotCommand.self,
+      Serve.self, Check.self, Lookup.self, Apply.self, Domains.self, Keys.self, Shops.self, SnapshotCommand.self, Certs.self,
       DemoUpstream.self,
     ])
 }
