@@ -1,4 +1,5 @@
 import Foundation
+import SwiftASN1
 import X509
 
 #if canImport(Glibc)
@@ -57,7 +58,9 @@ public struct ACMEStorage: Sendable {
   public func issued(_ domain: String) -> CertificateScheduler.Issued? {
     guard let pem = try? String(contentsOfFile: certificatePath(domain), encoding: .utf8),
       FileManager.default.fileExists(atPath: keyPath(domain)),
-      let leaf = try? Certificate(pemEncoded: pem)
+      // The file is the whole chain, leaf first: `Certificate(pemEncoded:)` refuses several documents.
+      let first = try? PEMDocument.parseMultiple(pemString: pem).first(where: { $0.discriminator == "CERTIFICATE" }),
+      let leaf = try? Certificate(derEncoded: first.derBytes)
     else { return nil }
     return CertificateScheduler.Issued(notBefore: leaf.notValidBefore, notAfter: leaf.notValidAfter, issuer: Self.issuerName(leaf))
   }

@@ -8,6 +8,20 @@ import X509
 
 @Suite("The tls-alpn-01 challenge certificate (RFC 8737 §3) and the order's CSR")
 struct CertificateTests {
+  @Test("Storage reads a stored chain (leaf first, then the intermediate): certificates load at start without ordering")
+  func storedChainIsRead() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tgw-acme-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let storage = try ACMEStorage(directory: dir)
+    let leaf = try ChallengeCertificate(domain: "shop.example", keyAuthorization: "a.b")
+    let intermediate = try ChallengeCertificate(domain: "intermediate.example", keyAuthorization: "c.d")
+    try storage.store(domain: "shop.example", chainPEM: leaf.certificatePEM + "\n" + intermediate.certificatePEM, keyPEM: leaf.privateKeyPEM)
+    let issued = try #require(storage.issued("shop.example"))
+    #expect(issued.notAfter == (try Certificate(pemEncoded: leaf.certificatePEM)).notValidAfter)
+    #expect(storage.storedDomains() == ["shop.example"])
+    #expect(storage.issued("other.example") == nil)
+  }
+
   @Test("One dNSName, the critical acmeIdentifier with SHA-256 of the key authorization, self-signed")
   func challengeCertificate() throws {
     let made = try ChallengeCertificate(domain: "shop.example", keyAuthorization: "tok.THUMB")
