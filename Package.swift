@@ -104,7 +104,7 @@ let package = Package(
     .target(
       name: "GatewayACME",
       dependencies: [
-        "GatewaySigning",
+        "GatewayCore", "GatewaySigning",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -39,7 +40,7 @@ struct ACMEHTTP: Sendable {
   }
 
   func send(_ method: HTTPMethod, _ url: String, body: [UInt8]? = nil, contentType: String? = nil, accept: String? = nil) async throws -> Reply {
-    guard let parts = URLParts(url) else { throw Failure(description: "not an http(s) URL: \(url)") }
+    guard let parts = HTTPURL(url) else { throw Failure(description: "not an http(s) URL: \(url)") }
     let loop = group.next()
     let promise = loop.makePromise(of: Reply.self)
     let tls = self.tls
@@ -49,9 +50,7 @@ struct ACMEHTTP: Sendable {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           if parts.tls {
-            // SNI only for names (RFC 6066 §3: never an IP literal).
-            let sni = parts.host.first.map { $0.isLetter } == true ? parts.host : nil
-            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: sni))
+            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: parts.serverName))
           }
           try channel.pipeline.syncOperations.addHTTPClientHandlers()
           try channel.pipeline.syncOperations.addHandler(ReplyHandler(promise: promise, maxBodyBytes: maxBody, isHead: method == .HEAD))
@@ -137,43 +136,6 @@ struct ACMEHTTP: Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
       finish(.failure(Failure(description: "connection closed before the response ended")))
-    }
-  }
-
-  struct URLParts: Sendable {
-    var tls: Bool
-    var host: String
-    var port: Int
-    var target: String
-    var hostHeader: String
-
-    init?(_ url: String) {
-      let rest: Substring
-      if url.hasPrefix("https://") {
-        tls = true
-        rest = url.dropFirst(8)
-      } else if url.hasPrefix("http://") {
-        tls = false
-        rest = url.dropFirst(7)
-      } else {
-        return nil
-      }
-      let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-      let authority = rest[..<slash]
-      target = slash == rest.endIndex ? "/" : String(rest[slash...])
-      hostHeader = String(authority)
-      if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-        host = String(authority[authority.index(after: authority.startIndex)..<close])
-        let after = authority[authority.index(after: close)...]
-        port = after.hasPrefix(":") ? Int(after.dropFirst()) ?? -1 : (tls ? 443 : 80)
-      } else if let colon = authority.lastIndex(of: ":") {
-        host = String(authority[..<colon])
-        port = Int(authority[authority.index(after: colon)...]) ?? -1
-      } else {
-        host = String(authority)
-        port = tls ? 443 : 80
-      }
-      guard !host.isEmpty, (1...65535).contains(port) else { return nil }
     }
   }
 }

@@ -116,7 +116,7 @@ enum HTTPFetch {
   static let idleTimeout = TimeAmount.seconds(30)
 
   static func get(_ url: String, ifNoneMatch: String?, to path: String, maxBytes: Int, group: EventLoopGroup) throws -> Response {
-    guard let parts = URLParts(url) else { throw FetchError(description: "not an http(s) URL: \(url)") }
+    guard let parts = HTTPURL(url) else { throw FetchError(description: "not an http(s) URL: \(url)") }
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw FetchError(description: "cannot write \(path)") }
     defer { close(fd) }
@@ -127,7 +127,7 @@ enum HTTPFetch {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           if let sslContext {
-            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: parts.host))
+            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: parts.serverName))
           }
           try channel.pipeline.syncOperations.addHTTPClientHandlers()
           // A control plane that accepts and then goes quiet fails the fetch after `idleTimeout`
@@ -150,38 +150,6 @@ enum HTTPFetch {
     let response = try promise.futureResult.wait()
     channel.close(promise: nil)
     return response
-  }
-
-  struct URLParts {
-    var tls: Bool
-    var host: String
-    var port: Int
-    var target: String
-    var hostHeader: String
-    init?(_ url: String) {
-      let rest: Substring
-      if url.hasPrefix("https://") {
-        tls = true
-        rest = url.dropFirst(8)
-      } else if url.hasPrefix("http://") {
-        tls = false
-        rest = url.dropFirst(7)
-      } else {
-        return nil
-      }
-      let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-      let authority = rest[..<slash]
-      target = slash == rest.endIndex ? "/" : String(rest[slash...])
-      hostHeader = String(authority)
-      if let colon = authority.lastIndex(of: ":"), let p = Int(authority[authority.index(after: colon)...]) {
-        host = String(authority[..<colon])
-        port = p
-      } else {
-        host = String(authority)
-        port = tls ? 443 : 80
-      }
-      guard !host.isEmpty else { return nil }
-    }
   }
 
   final class FetchHandler: ChannelInboundHandler, @unchecked Sendable {
