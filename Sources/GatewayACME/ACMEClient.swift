@@ -6,16 +6,35 @@ import NIOHTTP1
 /// The challenges being answered now, for the listeners to read: tls-alpn-01 certificates by
 /// domain (the TLS listener), http-01 key authorizations by token (the plain-HTTP listener).
 /// Only an order in progress puts anything here, and it takes it out when it ends.
+///
+/// With a shared `storage_dir` (a fleet), the CA's validation connection may reach any gateway
+/// behind the balancer, not the one that placed the order. So each challenge is also written to
+/// `<storage_dir>/challenges/` while it is pending, and a gateway that has none in memory may read
+/// it from there. The caller decides when that is allowed (the table must map the name), because
+/// reading storage is exactly what a random SNI name must never cost.
 public final class ChallengeResponder: Sendable {
   private struct State {
     var tlsALPN: [String: ChallengeCertificate] = [:]
     var http01: [String: String] = [:]
+    /// Challenge certificates built from another gateway's files, by domain, with the key
+    /// authorization they were built for (a new order's file replaces the entry).
+    var fromShared: [String: (keyAuthorization: String, certificate: ChallengeCertificate)] = [:]
   }
   private let state = NIOLockedValueBox(State())
+  /// `<storage_dir>/challenges`, or nil when challenges stay in this process.
+  public let sharedDirectory: String?
+  /// A file older than this is a crashed holder's leftover, never an order still waiting.
+  static let sharedFileLifetime: TimeInterval = 3600
 
-  public init() {}
+  public init(sharedDirectory: String? = nil) {
+    self.sharedDirectory = sharedDirectory
+    if let sharedDirectory {
+      try? FileManager.default.createDirectory(atPath: sharedDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+  }
 
-  /// Makes `challenge` answerable (the tls-alpn-01 certificate is built here, once).
+  /// Makes `challenge` answerable (the tls-alpn-01 certificate is built here, once), and writes
+  /// it to the shared directory before the caller tells the CA to validate.
   public func provision(_ challenge: ACMEPendingChallenge) throws {
     switch challenge.type {
     case .tlsALPN01:
@@ -23,6 +42,9 @@ public final class ChallengeResponder: Sendable {
       state.withLockedValue { $0.tlsALPN[challenge.domain] = cert }
     case .http01:
       state.withLockedValue { $0.http01[challenge.token] = challenge.keyAuthorization }
+    }
+    if let path = sharedPath(challenge) {
+      try ACMEStorage.writeAtomically(Array("\(challenge.domain)\n\(challenge.keyAuthorization)\n".utf8), to: path, mode: 0o600)
     }
   }
 
@@ -33,6 +55,7 @@ public final class ChallengeResponder: Sendable {
       case .http01: $0.http01[challenge.token] = nil
       }
     }
+    if let path = sharedPath(challenge) { unlink(path) }
   }
 
   /// The challenge certificate for a normalised server name, while its order waits for validation.
@@ -45,7 +68,69 @@ public final class ChallengeResponder: Sendable {
     state.withLockedValue { $0.http01[token] }
   }
 
+  /// Another gateway's pending tls-alpn-01 challenge for `domain`, from the shared directory.
+  /// Reads a file: call it off the event loop, and only for a name the table maps.
+  public func sharedTLSALPNCertificate(for domain: String) -> ChallengeCertificate? {
+    guard let path = Self.fileName(type: .tlsALPN01, key: domain).flatMap(sharedFile),
+      let (named, keyAuthorization) = readShared(path), named == domain
+    else { return nil }
+    if let cached = state.withLockedValue({ $0.fromShared[domain] }), cached.keyAuthorization == keyAuthorization {
+      return cached.certificate
+    }
+    guard let cert = try? ChallengeCertificate(domain: domain, keyAuthorization: keyAuthorization) else { return nil }
+    state.withLockedValue {
+      // Bounded: one entry per mapped domain with a pending order somewhere in the fleet.
+      if $0.fromShared.count >= 4096 { $0.fromShared.removeAll() }
+      $0.fromShared[domain] = (keyAuthorization, cert)
+    }
+    return cert
+  }
+
+  /// Another gateway's pending http-01 answer for `token`, when it was placed for `host`. Reads a
+  /// file: call it off the event loop, and only for a host the table maps.
+  public func sharedHTTP01KeyAuthorization(token: String, host: String) -> String? {
+    guard let path = Self.fileName(type: .http01, key: token).flatMap(sharedFile),
+      let (named, keyAuthorization) = readShared(path), named == host
+    else { return nil }
+    return keyAuthorization
+  }
+
   public var pendingCount: Int { state.withLockedValue { $0.tlsALPN.count + $0.http01.count } }
+
+  /// `tls-alpn-01.<domain>` / `http-01.<token>`; nil for a key that could name another file (a
+  /// token is base64url, a domain a normalised host name; anything else is refused, not escaped).
+  static func fileName(type: ACMEChallengeType, key: String) -> String? {
+    guard !key.isEmpty, key.utf8.count <= 255, key.first != "." else { return nil }
+    let allowed: (UInt8) -> Bool
+    switch type {
+    case .tlsALPN01:
+      allowed = { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    case .http01:
+      allowed = { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+    guard key.utf8.allSatisfy(allowed) else { return nil }
+    return "\(type.rawValue).\(key)"
+  }
+
+  private func sharedPath(_ challenge: ACMEPendingChallenge) -> String? {
+    let key = challenge.type == .tlsALPN01 ? challenge.domain : challenge.token
+    return Self.fileName(type: challenge.type, key: key).flatMap(sharedFile)
+  }
+
+  private func sharedFile(_ name: String) -> String? {
+    sharedDirectory.map { ($0 as NSString).appendingPathComponent(name) }
+  }
+
+  /// The file's domain and key authorization, unless it is missing, malformed or a leftover.
+  private func readShared(_ path: String) -> (String, String)? {
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+      let modified = attributes[.modificationDate] as? Date, Date().timeIntervalSince(modified) < Self.sharedFileLifetime,
+      let text = try? String(contentsOfFile: path, encoding: .utf8)
+    else { return nil }
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else { return nil }
+    return (String(lines[0]), String(lines[1]))
+  }
 }
 
 /// A certificate an order brought back: the chain as the CA sent it and the order's own key.

@@ -564,6 +564,9 @@ public enum PrometheusText {
         out += "# TYPE tenant_gateway_acme_certificate_expiry_seconds gauge\n"
         out += "tenant_gateway_acme_certificate_expiry_seconds \(Int(soonest))\n"
       }
+      out += "# HELP tenant_gateway_acme_storage_reads_total Files read from storage_dir for handshakes and challenges (a name the table does not map never causes one).\n"
+      out += "# TYPE tenant_gateway_acme_storage_reads_total counter\n"
+      out += "tenant_gateway_acme_storage_reads_total \(acme.storageReads)\n"
       out += "# HELP tenant_gateway_acme_challenge_handshakes_total tls-alpn-01 handshakes: answered with a challenge certificate, or closed (no challenge pending).\n"
       out += "# TYPE tenant_gateway_acme_challenge_handshakes_total counter\n"
       out += "tenant_gateway_acme_challenge_handshakes_total{result=\"answered\"} \(c.acmeChallengeHandshakes)\n"

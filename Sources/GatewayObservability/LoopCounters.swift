@@ -133,7 +133,7 @@ public struct CounterSnapshot: Sendable {
   public var clusters: [String: ClusterCounters] = [:]
   /// `tls.acme` (process-wide; nil when off): domains by state, orders by result, orders running,
   /// the soonest `notAfter` of an eligible domain's certificate (seconds since 1970).
-  public var acme: (byState: [String: Int], orders: [String: Int], running: Int, soonestNotAfter: Double?)?
+  public var acme: (byState: [String: Int], orders: [String: Int], running: Int, soonestNotAfter: Double?, storageReads: Int)?
   /// The plain-HTTP listener (`listen.http_address`): answers by kind (challenge, redirect, refused).
   public var plainHTTP: [String: Int] = [:]
   /// The soonest `notAfter` of the configured certificates (seconds since 1970; nil: unknown).

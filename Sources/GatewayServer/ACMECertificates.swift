@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import GatewayACME
 import GatewayConfig
@@ -5,6 +6,7 @@ import GatewayCore
 import GatewaySnapshot
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import SwiftASN1
 import X509
@@ -31,6 +33,9 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   let logger: Logger
   /// Names this process in lock files.
   let holder: String
+  /// Reads another gateway's challenge files off the event loops.
+  private let pool: NIOThreadPool
+  private let sharedReads = ManagedAtomic<Int>(0)
   private let queue = DispatchQueue(label: "tenant-gateway.acme")
   private var scheduler: CertificateScheduler
   private var started = false
@@ -39,7 +44,10 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   private var waiters: [String: [@Sendable () -> Void]] = [:]
   private var timer: DispatchWorkItem?
   private var timerAt: Date?
-  private var orderResults: [String: Int] = ["issued": 0, "failed": 0, "held_elsewhere": 0]
+  /// `issued`: this gateway's order; `stored_elsewhere`: another fleet member's certificate found in
+  /// storage once the lock was taken (no order); `held_elsewhere`: the lock was taken; `failed`;
+  /// `not_eligible`: the table dropped the domain before its order began.
+  private var orderResults: [String: Int] = ["issued": 0, "failed": 0, "held_elsewhere": 0, "stored_elsewhere": 0, "not_eligible": 0]
   /// Most concurrent orders seen (for the closing note's "peak concurrent orders").
   private var peakRunning = 0
   /// Most waiters per domain: a handshake flood for one mapped domain cannot grow memory.
@@ -48,7 +56,10 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   init(config: GatewayConfig.ACME, profile: TLSProfile, store: SnapshotStore, group: EventLoopGroup, logger: Logger) throws {
     self.config = config
     self.storage = try ACMEStorage(directory: config.storageDir)
-    self.responder = ChallengeResponder()
+    // Challenges go to storage as well, so any gateway sharing it answers the CA (a fleet).
+    self.responder = ChallengeResponder(sharedDirectory: (config.storageDir as NSString).appendingPathComponent("challenges"))
+    self.pool = NIOThreadPool(numberOfThreads: 1)
+    pool.start()
     var eab: ExternalAccountBinding? = nil
     if let kid = config.eabKid, let file = config.eabHMACKeyFile {
       eab = try ExternalAccountBinding(keyID: kid, hmacKeyBase64URL: try String(contentsOfFile: file, encoding: .utf8))
@@ -138,6 +149,7 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       waiters = [:]
     }
     served.shutdown()
+    try? pool.syncShutdownGracefully()
   }
 
   private func tableChanged(whole eligible: Set<String>) {
@@ -162,8 +174,8 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
     peakRunning = max(peakRunning, scheduler.runningOrders)
     for domain in start {
       Task { [self] in
-        let outcome = await runOrder(domain)
-        queue.async { [self] in finished(domain, outcome) }
+        let (outcome, result) = await runOrder(domain)
+        queue.async { [self] in finished(domain, outcome, result: result) }
       }
     }
     arm(next)
@@ -184,48 +196,50 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
     queue.asyncAfter(deadline: .now() + max(0, next.timeIntervalSinceNow), execute: work)
   }
 
-  private func finished(_ domain: String, _ outcome: CertificateScheduler.Outcome) {
+  private func finished(_ domain: String, _ outcome: CertificateScheduler.Outcome, result: String) {
     scheduler.orderFinished(domain, outcome, now: Date())
+    orderResults[result, default: 0] += 1
     switch outcome {
+    case .issued(let issued) where result == "stored_elsewhere":
+      logger.info("certificate found in storage (another gateway ordered it)", metadata: ["domain": "\(domain)", "not_after": "\(issued.notAfter)"])
     case .issued(let issued):
-      orderResults["issued", default: 0] += 1
       logger.info("certificate issued", metadata: ["domain": "\(domain)", "not_after": "\(issued.notAfter)", "issuer": "\(issued.issuer)"])
     case .failed(let error):
-      orderResults["failed", default: 0] += 1
       logger.error("certificate order failed; retrying later, any current certificate keeps serving", metadata: [
         "domain": "\(domain)", "error": "\(error)",
         "next_attempt_at": "\(scheduler.domains[domain]?.nextAttemptAt.map { "\($0)" } ?? "-")",
       ])
     case .heldElsewhere:
-      orderResults["held_elsewhere", default: 0] += 1
+      break
     }
     if case .heldElsewhere = outcome {} else { release(waitersOf: domain) }
     pump()
   }
 
   /// One order, off the queue: the table again, the fleet lock, storage again, then the CA.
-  private func runOrder(_ domain: String) async -> CertificateScheduler.Outcome {
+  /// Returns the outcome for the scheduler and the `orders_total` result it counts as.
+  private func runOrder(_ domain: String) async -> (CertificateScheduler.Outcome, String) {
     // Invariant 7 at the moment it matters: the table may have changed since it was scheduled.
-    guard Self.isEligible(domain, in: store.current) else { return .heldElsewhere(retryAfter: 60) }
+    guard Self.isEligible(domain, in: store.current) else { return (.heldElsewhere(retryAfter: 60), "not_eligible") }
     guard let lock = DomainLock.tryAcquire(storage, domain: domain, holder: holder, lease: 600) else {
-      return .heldElsewhere(retryAfter: 5)
+      return (.heldElsewhere(retryAfter: 5), "held_elsewhere")
     }
     defer { lock.release() }
     // Another gateway of the fleet may have stored it while this one waited for the lock.
     if let issued = storage.issued(domain), !isDue(domain, issued) {
       served.installed(domain)
-      return .issued(issued)
+      return (.issued(issued), "stored_elsewhere")
     }
     do {
       let certificate = try await client.order(domain: domain)
       let issued = try Self.check(certificate)
       try storage.store(domain: domain, chainPEM: certificate.chainPEM, keyPEM: certificate.keyPEM)
       served.installed(domain)
-      return .issued(issued)
+      return (.issued(issued), "issued")
     } catch let e as ACMEError {
-      return .failed(e)
+      return (.failed(e), "failed")
     } catch {
-      return .failed(.malformedResponse("\(error)"))
+      return (.failed(.malformedResponse("\(error)")), "failed")
     }
   }
 
@@ -269,6 +283,27 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
         return served.lookup(name, on: loop)
       }
     }
+  }
+
+  /// The tls-alpn-01 certificate for a normalised name: this gateway's own pending challenge, or,
+  /// for a name the table maps, another fleet member's from the shared directory (read on the
+  /// pool). A name the table does not map costs one probe, never a file.
+  func challengeCertificate(for name: String, on loop: EventLoop) -> EventLoopFuture<ChallengeCertificate?> {
+    if let own = responder.tlsALPNCertificate(for: name) { return loop.makeSucceededFuture(own) }
+    guard Self.isEligible(name, in: store.current) else { return loop.makeSucceededFuture(nil) }
+    let responder = self.responder
+    sharedReads.wrappingIncrement(ordering: .relaxed)
+    return pool.runIfActive(eventLoop: loop) { responder.sharedTLSALPNCertificate(for: name) }.recover { _ in nil }
+  }
+
+  /// The http-01 body for `token` on `host` (normalised): this gateway's own, or, for a host the
+  /// table maps, another fleet member's placed for that host (read on the pool).
+  func http01Answer(token: String, host: String?, on loop: EventLoop) -> EventLoopFuture<String?> {
+    if let own = responder.http01KeyAuthorization(token: token) { return loop.makeSucceededFuture(own) }
+    guard let host, Self.isEligible(host, in: store.current) else { return loop.makeSucceededFuture(nil) }
+    let responder = self.responder
+    sharedReads.wrappingIncrement(ordering: .relaxed)
+    return pool.runIfActive(eventLoop: loop) { responder.sharedHTTP01KeyAuthorization(token: token, host: host) }.recover { _ in nil }
   }
 
   private func waitForFirstCertificate(_ name: String, on loop: EventLoop, timeout: TimeAmount) -> EventLoopFuture<Void> {
@@ -326,6 +361,8 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
     let peakRunning: Int
     let soonestNotAfter: Date?
     let pendingChallenges: Int
+    /// Certificate files loaded (or failed) for handshakes, plus shared challenge files read.
+    let storageReads: Int
   }
 
   func stats() -> Stats {
@@ -339,7 +376,7 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       }
       return Stats(
         byState: byState, orders: orderResults, running: scheduler.runningOrders, peakRunning: peakRunning, soonestNotAfter: soonest,
-        pendingChallenges: responder.pendingCount)
+        pendingChallenges: responder.pendingCount, storageReads: served.stats.loads + served.stats.failures + sharedReads.load(ordering: .relaxed))
     }
   }
 }

@@ -150,7 +150,7 @@ public final class GatewayServer: @unchecked Sendable {
     let serverSettings = self.settings
     self.plainHTTP = config.listen.httpAddress.map {
       PlainHTTPListener(
-        address: $0, settings: serverSettings, platform: config.platformHosts, store: store, responder: acme?.responder,
+        address: $0, settings: serverSettings, platform: config.platformHosts, store: store, acme: acme,
         httpsPort: config.listen.httpsRedirectPort, logger: logger)
     }
   }
@@ -465,7 +465,7 @@ public final class GatewayServer: @unchecked Sendable {
       if let custom { t.customCertificates = custom.stats }
       if let acme {
         let st = acme.stats()
-        t.acme = (st.byState, st.orders, st.running, st.soonestNotAfter?.timeIntervalSince1970)
+        t.acme = (st.byState, st.orders, st.running, st.soonestNotAfter?.timeIntervalSince1970, st.storageReads)
       }
       if let plain { t.plainHTTP = plain.counts() }
       return t
@@ -543,11 +543,18 @@ public final class GatewayServer: @unchecked Sendable {
         // tls-alpn-01: a handshake offering only acme-tls/1 gets the challenge certificate when the
         // name has one pending, and is closed otherwise (RFC 8737 §3: never another certificate).
         if alpn == [ChallengeCertificate.alpnProtocol] {
-          guard let name, let challenge = acme?.responder.tlsALPNCertificate(for: name) else {
+          guard let name, let acme else {
             loop.counters.acmeChallengeRefused += 1
             return channel.close()
           }
-          return channel.eventLoop.makeCompletedFuture { try addChallengeTLS(challenge) }
+          return acme.challengeCertificate(for: name, on: channel.eventLoop).assumeIsolated().flatMapThrowing { challenge in
+            guard let challenge else {
+              loop.counters.acmeChallengeRefused += 1
+              channel.close(promise: nil)
+              return
+            }
+            try addChallengeTLS(challenge)
+          }.nonisolated()
         }
         // A configured certificate (exact, then wildcard) wins; then the custom-domain directory;
         // then ACME's storage (for a domain the table maps to an active shop); else the first

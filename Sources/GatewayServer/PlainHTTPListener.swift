@@ -21,7 +21,8 @@ final class PlainHTTPListener: @unchecked Sendable {  // counters behind `lock`
   let settings: ServerSettings
   let platform: PlatformHosts
   let store: SnapshotStore
-  let responder: ChallengeResponder?
+  /// http-01 answers (nil: ACME off, so every challenge path is an ordinary request here).
+  let acme: ACMECertificates?
   let httpsPort: Int
   let logger: Logger
   private var channel: Channel?
@@ -30,14 +31,14 @@ final class PlainHTTPListener: @unchecked Sendable {  // counters behind `lock`
   private var answers: [String: Int] = [:]
 
   init(
-    address: SocketAddressSpec, settings: ServerSettings, platform: PlatformHosts, store: SnapshotStore, responder: ChallengeResponder?,
+    address: SocketAddressSpec, settings: ServerSettings, platform: PlatformHosts, store: SnapshotStore, acme: ACMECertificates?,
     httpsPort: Int, logger: Logger
   ) {
     self.address = address
     self.settings = settings
     self.platform = platform
     self.store = store
-    self.responder = responder
+    self.acme = acme
     self.httpsPort = httpsPort
     self.logger = logger
   }
@@ -118,16 +119,36 @@ final class PlainHTTPHandler: ChannelInboundHandler {
     answered = true
     timeout?.cancel()
     let started = NIODeadline.now()
+    // One table for the whole answer, its log line included.
     let table = store.current
-    let requestID = loop.requestIDs.next()
     let answer: PlainHTTPAnswer
     if head.uri.utf8.count > listener.settings.limits.maxURIBytes {
       answer = .refuse(.uriTooLong)
     } else {
       answer = PlainHTTPRouting.answer(
         target: head.uri, hostHeader: head.headers.first(name: "host"), platform: listener.platform, table: table,
-        httpsPort: listener.httpsPort, challenge: { [listener] token in listener.responder?.http01KeyAuthorization(token: token) })
+        httpsPort: listener.httpsPort, challenge: { [listener] token in listener.acme?.responder.http01KeyAuthorization(token: token) })
     }
+    // A token this gateway did not place may be another fleet member's: for a host the table maps,
+    // look in the shared storage (off the loop), then answer. Everything else answers at once.
+    if case .challenge = answer {
+    } else if let acme = listener.acme, head.uri.hasPrefix(PlainHTTPRouting.challengePrefix), head.uri.utf8.count <= listener.settings.limits.maxURIBytes {
+      let token = String(head.uri.dropFirst(PlainHTTPRouting.challengePrefix.count))
+      let host = head.headers.first(name: "host").flatMap(HostName.normalize)
+      acme.http01Answer(token: token, host: host, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+        if case .success(let body?) = result {
+          respond(context: context, head: head, answer: .challenge(keyAuthorization: body), started: started)
+        } else {
+          respond(context: context, head: head, answer: answer, started: started)
+        }
+      }
+      return
+    }
+    respond(context: context, head: head, answer: answer, started: started)
+  }
+
+  private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, answer: PlainHTTPAnswer, started: NIODeadline) {
+    let requestID = loop.requestIDs.next()
     var headers = HTTPHeaders([("X-Request-Id", requestID), ("Connection", "close")])
     let status: HTTPResponseStatus
     var body: String
