@@ -2,7 +2,7 @@
 # Runs every test: unit tests, and integration tests that start the real tenant-gateway binary on
 # loopback and talk to it with curl, h2load, openssl, Python h2 and PyJWT.
 # One build serves both: the integration tests run the tenant-gateway built next to them.
-# Needs: swift, curl, openssl, h2load (nghttp2-client), wrk, haproxy, promtool (prometheus), node,
+# Needs: swift, curl, openssl, h2load (nghttp2-client), wrk, haproxy, promtool (prometheus), node, pebble,
 #        gnuplot, python3 with h2, PyJWT, websockets + sslyze: on Debian, scripts/install-deps.sh
 #        installs them, and this script runs it when something is missing.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 missing_tools() {
   missing=()
-  for tool in curl openssl h2load wrk python3 haproxy promtool node gnuplot psql; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in curl openssl h2load wrk python3 haproxy promtool node gnuplot psql pebble pebble-challtestsrv; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null || missing+=("postgresql-15 (initdb)")
   python3 -c "import h2, jwt, websockets, sslyze" 2>/dev/null || missing+=("python3 modules h2, PyJWT, websockets and sslyze")
 }

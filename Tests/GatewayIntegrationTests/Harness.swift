@@ -367,6 +367,12 @@ final class GatewayHarness: @unchecked Sendable {
     return p
   }
 
+  /// Stops the gateway only (its directory, storage and upstream stay), for a restart.
+  func stopGateway() {
+    if let g = gateway { Self.terminate(g) }
+    gateway = nil
+  }
+
   func stop() {
     if let g = gateway { Self.terminate(g) }
     stopUpstream()
