@@ -60,6 +60,27 @@ public struct CertificateScheduler: Sendable {
   public private(set) var budget: OrderBudget
   public private(set) var domains: [String: Domain] = [:]
   private var running = 0
+  /// Domains waiting for their `nextAttemptAt`, soonest first. Entries are never removed in place:
+  /// one whose domain has changed since (another time, ordering, not eligible) is stale and is
+  /// dropped when it reaches the top, so every input stays O(log n) and ``due(now:)`` touches only
+  /// what is due — not all 50 000 domains on every pump.
+  private var waiting = BinaryHeap<WaitingEntry>()
+  /// Domains whose time has come, most urgent first, waiting for a concurrency slot or budget.
+  private var ready = BinaryHeap<ReadyEntry>()
+
+  struct WaitingEntry: Comparable, Sendable {
+    let at: Date
+    let name: String
+    static func < (a: Self, b: Self) -> Bool { (a.at, a.name) < (b.at, b.name) }
+  }
+
+  struct ReadyEntry: Comparable, Sendable {
+    /// No certificate yet (distantPast) before any renewal; among renewals the soonest expiry.
+    let urgency: Date
+    let name: String
+    let at: Date
+    static func < (a: Self, b: Self) -> Bool { (a.urgency, a.name) < (b.urgency, b.name) }
+  }
 
   public init(renewBeforeDays: Int, maxOrdersPerHour: Int, maxConcurrent: Int) {
     self.renewBeforeDays = renewBeforeDays
@@ -103,6 +124,7 @@ public struct CertificateScheduler: Sendable {
       d.lastError = nil
     }
     domains[domain] = d
+    schedule(domain)
   }
 
   /// An order started by ``due(now:)`` ended.
@@ -125,6 +147,7 @@ public struct CertificateScheduler: Sendable {
       d.nextAttemptAt = now.addingTimeInterval(after)
     }
     domains[domain] = d
+    schedule(domain)
   }
 
   // MARK: decisions
@@ -132,34 +155,36 @@ public struct CertificateScheduler: Sendable {
   /// The orders to start now, in order of urgency (no certificate first, then the soonest
   /// expiry), within the concurrency bound and the hourly budget; and when to ask again.
   public mutating func due(now: Date) -> (start: [String], nextCheck: Date?) {
-    var ready: [(name: String, urgency: Date)] = []
-    var next: Date? = nil
-    for (name, d) in domains where d.eligible && !d.ordering {
-      guard let at = d.nextAttemptAt else { continue }
-      if at <= now {
-        // No certificate yet sorts before any renewal; among renewals the soonest expiry first.
-        ready.append((name, d.certificate?.notAfter ?? .distantPast))
-      } else {
-        next = min(next ?? at, at)
-      }
+    // Everything whose time has come moves to `ready` (each entry once).
+    while let top = waiting.peek, top.at <= now {
+      waiting.pop()
+      guard isCurrent(top.name, at: top.at) else { continue }
+      ready.push(ReadyEntry(urgency: domains[top.name]!.certificate?.notAfter ?? .distantPast, name: top.name, at: top.at))
     }
-    ready.sort { ($0.urgency, $0.name) < ($1.urgency, $1.name) }
     var start: [String] = []
-    for (name, _) in ready {
-      guard running < maxConcurrent else { break }
-      guard budget.take(now: now) else {
-        let slot = budget.nextSlot(now: now)
-        next = min(next ?? slot, slot)
+    var next: Date? = nil
+    while let top = ready.peek {
+      guard isCurrent(top.name, at: top.at) else {
+        ready.pop()
+        continue
+      }
+      guard running < maxConcurrent else {
+        // The rest waits for a running order to finish (orderFinished, then due again).
+        next = now.addingTimeInterval(1)
         break
       }
-      domains[name]!.ordering = true
+      guard budget.take(now: now) else {
+        next = budget.nextSlot(now: now)
+        break
+      }
+      ready.pop()
+      domains[top.name]!.ordering = true
       running += 1
-      start.append(name)
+      start.append(top.name)
     }
-    if start.count < ready.count, running >= maxConcurrent {
-      // The rest waits for a running order to finish (orderFinished, then due again).
-      next = next.map { min($0, now.addingTimeInterval(1)) } ?? now.addingTimeInterval(1)
-    }
+    while let top = waiting.peek, !isCurrent(top.name, at: top.at) { waiting.pop() }
+    if let at = waiting.peek?.at { next = min(next ?? at, at) }
+    compactIfStale()
     return (start, next)
   }
 
@@ -172,6 +197,27 @@ public struct CertificateScheduler: Sendable {
 
   // MARK: helpers
 
+  /// An entry still describes the domain: eligible, not ordering, due at that time.
+  private func isCurrent(_ name: String, at: Date) -> Bool {
+    guard let d = domains[name] else { return false }
+    return d.eligible && !d.ordering && d.nextAttemptAt == at
+  }
+
+  /// Queues the domain for its `nextAttemptAt`, when it can be ordered at all.
+  private mutating func schedule(_ name: String) {
+    guard let d = domains[name], d.eligible, !d.ordering, let at = d.nextAttemptAt else { return }
+    waiting.push(WaitingEntry(at: at, name: name))
+  }
+
+  /// Stale entries pile up when domains change often (a flapping mapping); rebuilt from the
+  /// domains when the heaps hold far more than there are domains.
+  private mutating func compactIfStale() {
+    guard waiting.count + ready.count > 2 * domains.count + 1024 else { return }
+    waiting = BinaryHeap()
+    ready = BinaryHeap()
+    for name in domains.keys { schedule(name) }
+  }
+
   private mutating func markEligible(_ name: String, now: Date) {
     var d = domains[name] ?? Domain(eligible: true)
     let wasEligible = domains[name]?.eligible ?? false
@@ -182,11 +228,51 @@ public struct CertificateScheduler: Sendable {
     }
     if d.nextAttemptAt == nil { d.nextAttemptAt = d.certificate.map { renewalTime(name, $0) } ?? now }
     domains[name] = d
+    // Every eligible domain not ordering has a current entry in `waiting` or `ready` (an
+    // already eligible one has it); a newly eligible one gets its own here.
+    if !wasEligible { schedule(name) }
   }
 
   private func renewalTime(_ domain: String, _ issued: Issued) -> Date {
     RenewalSchedule.renewalTime(
       domain: domain,
       in: RenewalSchedule.window(notBefore: issued.notBefore, notAfter: issued.notAfter, renewBeforeDays: renewBeforeDays))
+  }
+}
+
+/// A binary min-heap: O(log n) push and pop, the smallest at `peek`.
+struct BinaryHeap<Element: Comparable & Sendable>: Sendable {
+  private var items: [Element] = []
+
+  var count: Int { items.count }
+  var peek: Element? { items.first }
+
+  mutating func push(_ e: Element) {
+    items.append(e)
+    var i = items.count - 1
+    while i > 0 {
+      let parent = (i - 1) / 2
+      guard items[i] < items[parent] else { break }
+      items.swapAt(i, parent)
+      i = parent
+    }
+  }
+
+  @discardableResult
+  mutating func pop() -> Element? {
+    guard !items.isEmpty else { return nil }
+    items.swapAt(0, items.count - 1)
+    let top = items.removeLast()
+    var i = 0
+    while true {
+      let l = 2 * i + 1, r = l + 1
+      var m = i
+      if l < items.count && items[l] < items[m] { m = l }
+      if r < items.count && items[r] < items[m] { m = r }
+      guard m != i else { break }
+      items.swapAt(i, m)
+      i = m
+    }
+    return top
   }
 }

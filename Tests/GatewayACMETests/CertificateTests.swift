@@ -135,6 +135,42 @@ struct CertificateSchedulerTests {
     return .init(notBefore: s, notAfter: s.addingTimeInterval(days * 86400), issuer: "Pebble Intermediate CA")
   }
 
+  @Test("A flapping mapping (removed and added 10 000 times, also while its order runs) is ordered once at a time, never twice")
+  func flappingDomain() {
+    var s = CertificateScheduler(renewBeforeDays: 30, maxOrdersPerHour: 1_000_000, maxConcurrent: 8)
+    s.setEligible(["steady.example"], now: now)
+    var started: [String] = []
+    for _ in 0..<10_000 {
+      s.eligibilityChanged(added: [], removed: ["flap.example"], now: now)
+      s.eligibilityChanged(added: ["flap.example"], removed: [], now: now)
+    }
+    started += s.due(now: now).start
+    #expect(started.sorted() == ["flap.example", "steady.example"])
+    // Flapping while its order runs starts nothing more.
+    for _ in 0..<100 {
+      s.eligibilityChanged(added: [], removed: ["flap.example"], now: now)
+      s.eligibilityChanged(added: ["flap.example"], removed: [], now: now)
+      #expect(s.due(now: now).start.isEmpty)
+    }
+    s.orderFinished("flap.example", .issued(issued()), now: now)
+    s.orderFinished("steady.example", .issued(issued()), now: now)
+    #expect(s.due(now: now).start.isEmpty)
+    #expect(s.runningOrders == 0)
+  }
+
+  @Test("50 000 domains with certificates and one new: due() starts exactly the new one, and the next check is the soonest renewal")
+  func manyDomainsOneDue() {
+    var s = CertificateScheduler(renewBeforeDays: 30, maxOrdersPerHour: 300, maxConcurrent: 8)
+    let names = (0..<50_000).map { "d\($0).example" }
+    for n in names { s.certificateLoaded(n, issued()) }
+    s.setEligible(Set(names + ["new.example"]), now: now)
+    let (start, next) = s.due(now: now)
+    #expect(start == ["new.example"])
+    let soonest = names.compactMap { s.domains[$0]?.nextAttemptAt }.min()
+    #expect(next == soonest)
+    #expect(s.due(now: now).start.isEmpty)
+  }
+
   @Test("An eligible domain without a certificate is ordered at once; one with a valid certificate is not")
   func newDomain() {
     var s = CertificateScheduler(renewBeforeDays: 30, maxOrdersPerHour: 300, maxConcurrent: 4)
