@@ -90,7 +90,7 @@ let package = Package(
     .target(
       name: "GatewayPostgres",
       dependencies: [
-        "GatewayCore", "GatewaySnapshot",
+        "GatewayCore", "GatewaySnapshot", "GatewayACME",
         .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

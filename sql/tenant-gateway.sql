@@ -19,7 +19,8 @@
 --   * index each view's id as the view spells it (here id::text): the gateway re-reads changed rows
 --     with WHERE id::text = ANY(...), and without that index every commit scans the table (100 ms
 --     and more per change at a million shops; with it, 0.1 ms).
--- The gateway only ever SELECTs from the views and the outbox; grant it exactly that (below).
+-- The gateway only ever SELECTs from the views and the outbox (and, with tls.acme.storage: postgres,
+-- writes its three ACME tables); grant it exactly that (below).
 --
 -- PRUNING THE OUTBOX: rows are needed only until every gateway has read them. Delete old ones from a
 -- cron job, keeping a margin (a gateway that was disconnected longer than the margin resyncs whole,
@@ -116,8 +117,35 @@ DROP TRIGGER IF EXISTS tenant_gateway_api_key ON "ApiKey";
 CREATE TRIGGER tenant_gateway_api_key AFTER INSERT OR UPDATE OR DELETE ON "ApiKey"
   FOR EACH ROW EXECUTE FUNCTION tenant_gateway.api_key_changed();
 
+-- ACME certificates for a fleet without a shared volume (PRODUCT.md §10, tls.acme.storage: postgres).
+-- The only tables the gateway writes. Key material: restrict who else may read them.
+CREATE TABLE IF NOT EXISTS tenant_gateway.certificates (
+  domain text PRIMARY KEY,
+  chain_pem text NOT NULL,          -- leaf first, as the CA sent it
+  key_pem text NOT NULL,            -- the certificate's private key
+  not_after timestamptz NOT NULL,
+  issuer text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- The fleet's one ACME account key per CA directory.
+CREATE TABLE IF NOT EXISTS tenant_gateway.acme_accounts (
+  directory_url text PRIMARY KEY,
+  key_pem text NOT NULL
+);
+-- Challenges pending validation, so any gateway answers the CA (rows live for seconds).
+CREATE TABLE IF NOT EXISTS tenant_gateway.acme_challenges (
+  name text PRIMARY KEY,            -- tls-alpn-01.<domain> or http-01.<token>
+  domain text NOT NULL,
+  key_authorization text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- A read-only role for the gateway (create it once, with a password of your choosing):
 --   CREATE ROLE gateway LOGIN PASSWORD '…';
 --   GRANT USAGE ON SCHEMA tenant_gateway TO gateway;
 --   GRANT SELECT ON ALL TABLES IN SCHEMA tenant_gateway TO gateway;   -- the views and the outbox
 -- Views run with their owner's rights, so the gateway needs no grant on "Shop", "Domain", "ApiKey".
+-- With tls.acme.storage: postgres, it also writes the three ACME tables (and takes advisory locks,
+-- which need no grant):
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_gateway.certificates, tenant_gateway.acme_accounts,
+--     tenant_gateway.acme_challenges TO gateway;

@@ -7,35 +7,35 @@ import NIOHTTP1
 /// domain (the TLS listener), http-01 key authorizations by token (the plain-HTTP listener).
 /// Only an order in progress puts anything here, and it takes it out when it ends.
 ///
-/// With a shared `storage_dir` (a fleet), the CA's validation connection may reach any gateway
-/// behind the balancer, not the one that placed the order. So each challenge is also written to
-/// `<storage_dir>/challenges/` while it is pending, and a gateway that has none in memory may read
-/// it from there. The caller decides when that is allowed (the table must map the name), because
-/// reading storage is exactly what a random SNI name must never cost.
+/// In a fleet, the CA's validation connection may reach any gateway behind the balancer, not the
+/// one that placed the order. So each challenge is also published to a ``ChallengeMirror`` (files
+/// in a shared `storage_dir`, or the PostgreSQL storage) while it is pending, and a gateway that
+/// has none in memory may read it there. The caller decides when that is allowed (the table must
+/// map the name), because a read is exactly what a random SNI name must never cost.
 public final class ChallengeResponder: Sendable {
   private struct State {
     var tlsALPN: [String: ChallengeCertificate] = [:]
     var http01: [String: String] = [:]
-    /// Challenge certificates built from another gateway's files, by domain, with the key
-    /// authorization they were built for (a new order's file replaces the entry).
-    var fromShared: [String: (keyAuthorization: String, certificate: ChallengeCertificate)] = [:]
+    /// Challenge certificates built from another member's challenge, by domain, with the key
+    /// authorization they were built for (a new order's challenge replaces the entry).
+    var fromMirror: [String: (keyAuthorization: String, certificate: ChallengeCertificate)] = [:]
   }
   private let state = NIOLockedValueBox(State())
-  /// `<storage_dir>/challenges`, or nil when challenges stay in this process.
-  public let sharedDirectory: String?
-  /// A file older than this is a crashed holder's leftover, never an order still waiting.
-  static let sharedFileLifetime: TimeInterval = 3600
+  /// Where challenges are shared with the fleet; nil: they stay in this process.
+  public let mirror: ChallengeMirror?
 
-  public init(sharedDirectory: String? = nil) {
-    self.sharedDirectory = sharedDirectory
-    if let sharedDirectory {
-      try? FileManager.default.createDirectory(atPath: sharedDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    }
+  public init(mirror: ChallengeMirror? = nil) {
+    self.mirror = mirror
   }
 
-  /// Makes `challenge` answerable (the tls-alpn-01 certificate is built here, once), and writes
-  /// it to the shared directory before the caller tells the CA to validate.
-  public func provision(_ challenge: ACMEPendingChallenge) throws {
+  /// Challenges shared through files in `sharedDirectory`.
+  public convenience init(sharedDirectory: String) {
+    self.init(mirror: FileChallengeMirror(directory: sharedDirectory))
+  }
+
+  /// Makes `challenge` answerable (the tls-alpn-01 certificate is built here, once), and publishes
+  /// it to the mirror before the caller tells the CA to validate.
+  public func provision(_ challenge: ACMEPendingChallenge) async throws {
     switch challenge.type {
     case .tlsALPN01:
       let cert = try ChallengeCertificate(domain: challenge.domain, keyAuthorization: challenge.keyAuthorization)
@@ -43,19 +43,19 @@ public final class ChallengeResponder: Sendable {
     case .http01:
       state.withLockedValue { $0.http01[challenge.token] = challenge.keyAuthorization }
     }
-    if let path = sharedPath(challenge) {
-      try ACMEStorage.writeAtomically(Array("\(challenge.domain)\n\(challenge.keyAuthorization)\n".utf8), to: path, mode: 0o600)
+    if let mirror, let name = Self.name(of: challenge) {
+      try await mirror.publish(name: name, domain: challenge.domain, keyAuthorization: challenge.keyAuthorization)
     }
   }
 
-  public func withdraw(_ challenge: ACMEPendingChallenge) {
+  public func withdraw(_ challenge: ACMEPendingChallenge) async {
     state.withLockedValue {
       switch challenge.type {
       case .tlsALPN01: $0.tlsALPN[challenge.domain] = nil
       case .http01: $0.http01[challenge.token] = nil
       }
     }
-    if let path = sharedPath(challenge) { unlink(path) }
+    if let mirror, let name = Self.name(of: challenge) { await mirror.withdraw(name: name) }
   }
 
   /// The challenge certificate for a normalised server name, while its order waits for validation.
@@ -68,29 +68,29 @@ public final class ChallengeResponder: Sendable {
     state.withLockedValue { $0.http01[token] }
   }
 
-  /// Another gateway's pending tls-alpn-01 challenge for `domain`, from the shared directory.
-  /// Reads a file: call it off the event loop, and only for a name the table maps.
-  public func sharedTLSALPNCertificate(for domain: String) -> ChallengeCertificate? {
-    guard let path = Self.fileName(type: .tlsALPN01, key: domain).flatMap(sharedFile),
-      let (named, keyAuthorization) = readShared(path), named == domain
+  /// Another member's pending tls-alpn-01 challenge for `domain`, from the mirror. Call it only
+  /// for a name the table maps.
+  public func sharedTLSALPNCertificate(for domain: String) async -> ChallengeCertificate? {
+    guard let mirror, let name = Self.fileName(type: .tlsALPN01, key: domain),
+      let (named, keyAuthorization) = await mirror.read(name: name), named == domain
     else { return nil }
-    if let cached = state.withLockedValue({ $0.fromShared[domain] }), cached.keyAuthorization == keyAuthorization {
+    if let cached = state.withLockedValue({ $0.fromMirror[domain] }), cached.keyAuthorization == keyAuthorization {
       return cached.certificate
     }
     guard let cert = try? ChallengeCertificate(domain: domain, keyAuthorization: keyAuthorization) else { return nil }
     state.withLockedValue {
       // Bounded: one entry per mapped domain with a pending order somewhere in the fleet.
-      if $0.fromShared.count >= 4096 { $0.fromShared.removeAll() }
-      $0.fromShared[domain] = (keyAuthorization, cert)
+      if $0.fromMirror.count >= 4096 { $0.fromMirror.removeAll() }
+      $0.fromMirror[domain] = (keyAuthorization, cert)
     }
     return cert
   }
 
-  /// Another gateway's pending http-01 answer for `token`, when it was placed for `host`. Reads a
-  /// file: call it off the event loop, and only for a host the table maps.
-  public func sharedHTTP01KeyAuthorization(token: String, host: String) -> String? {
-    guard let path = Self.fileName(type: .http01, key: token).flatMap(sharedFile),
-      let (named, keyAuthorization) = readShared(path), named == host
+  /// Another member's pending http-01 answer for `token`, when it was placed for `host`. Call it
+  /// only for a host the table maps.
+  public func sharedHTTP01KeyAuthorization(token: String, host: String) async -> String? {
+    guard let mirror, let name = Self.fileName(type: .http01, key: token),
+      let (named, keyAuthorization) = await mirror.read(name: name), named == host
     else { return nil }
     return keyAuthorization
   }
@@ -99,7 +99,7 @@ public final class ChallengeResponder: Sendable {
 
   /// `tls-alpn-01.<domain>` / `http-01.<token>`; nil for a key that could name another file (a
   /// token is base64url, a domain a normalised host name; anything else is refused, not escaped).
-  static func fileName(type: ACMEChallengeType, key: String) -> String? {
+  public static func fileName(type: ACMEChallengeType, key: String) -> String? {
     guard !key.isEmpty, key.utf8.count <= 255, key.first != "." else { return nil }
     let allowed: (UInt8) -> Bool
     switch type {
@@ -112,24 +112,8 @@ public final class ChallengeResponder: Sendable {
     return "\(type.rawValue).\(key)"
   }
 
-  private func sharedPath(_ challenge: ACMEPendingChallenge) -> String? {
-    let key = challenge.type == .tlsALPN01 ? challenge.domain : challenge.token
-    return Self.fileName(type: challenge.type, key: key).flatMap(sharedFile)
-  }
-
-  private func sharedFile(_ name: String) -> String? {
-    sharedDirectory.map { ($0 as NSString).appendingPathComponent(name) }
-  }
-
-  /// The file's domain and key authorization, unless it is missing, malformed or a leftover.
-  private func readShared(_ path: String) -> (String, String)? {
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-      let modified = attributes[.modificationDate] as? Date, Date().timeIntervalSince(modified) < Self.sharedFileLifetime,
-      let text = try? String(contentsOfFile: path, encoding: .utf8)
-    else { return nil }
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else { return nil }
-    return (String(lines[0]), String(lines[1]))
+  static func name(of challenge: ACMEPendingChallenge) -> String? {
+    fileName(type: challenge.type, key: challenge.type == .tlsALPN01 ? challenge.domain : challenge.token)
   }
 }
 
@@ -138,6 +122,11 @@ public struct IssuedCertificate: Sendable {
   public let domain: String
   public let chainPEM: String
   public let keyPEM: String
+  public init(domain: String, chainPEM: String, keyPEM: String) {
+    self.domain = domain
+    self.chainPEM = chainPEM
+    self.keyPEM = keyPEM
+  }
 }
 
 /// The ACME driver (RFC 8555): the account, the nonce pool, signing, and an order run by carrying
@@ -163,7 +152,7 @@ public actor ACMEClient {
   let settings: Settings
   let http: ACMEHTTP
   let storage: ACMEStorage
-  let key: ACMEAccountKey
+  private(set) var key: ACMEAccountKey
   let responder: ChallengeResponder
   private var directory: ACMEDirectory?
   private var accountURL: String?
@@ -182,7 +171,23 @@ public actor ACMEClient {
   }
 
   /// The account's thumbprint (the second half of every key authorization).
-  public nonisolated var thumbprint: String { key.thumbprint }
+  public var thumbprint: String { key.thumbprint }
+
+  /// The account key a fleet agreed on (``ACMEFleetStore/accountKey(directoryURL:proposed:)``):
+  /// used from now on and kept in `storage_dir`. A different key than the one in use forgets the
+  /// account URL; the next order registers, and the CA answers with the fleet's one account
+  /// (RFC 8555 §7.3.1: newAccount with a known key returns that account).
+  public func adoptAccountKey(pem: String) throws {
+    let adopted = try ACMEAccountKey(pem: pem)
+    guard adopted.thumbprint != key.thumbprint else { return }
+    key = adopted
+    try ACMEStorage.writeAtomically(Array(pem.utf8), to: storage.accountKeyPath, mode: 0o600)
+    try? FileManager.default.removeItem(atPath: storage.accountURLPath)
+    accountURL = nil
+  }
+
+  /// The key in use, PEM (to propose to a fleet store).
+  public var accountKeyPEM: String { key.pemRepresentation }
 
   // MARK: an order
 
@@ -205,8 +210,23 @@ public actor ACMEClient {
     var machine = ACMEOrderStateMachine(.init(
       domain: domain, challengeTypes: settings.challengeTypes, accountThumbprint: key.thumbprint, csrDER: request.der))
     var provisioned: [ACMEPendingChallenge] = []
-    defer { for c in provisioned { responder.withdraw(c) } }
-    var action = machine.start(newOrderURL: dir.newOrder)
+    let result: Result<IssuedCertificate, Error>
+    do {
+      result = .success(try await drive(&machine, newOrderURL: dir.newOrder, kid: kid, request: request, provisioned: &provisioned))
+    } catch {
+      result = .failure(error)
+    }
+    // Withdrawn either way (and from the fleet's mirror): a challenge never outlives its order.
+    for c in provisioned { await responder.withdraw(c) }
+    return try result.get()
+  }
+
+  private func drive(
+    _ machine: inout ACMEOrderStateMachine, newOrderURL: String, kid: String, request: CertificateRequest,
+    provisioned: inout [ACMEPendingChallenge]
+  ) async throws -> IssuedCertificate {
+    let domain = request.domain
+    var action = machine.start(newOrderURL: newOrderURL)
     while true {
       switch action {
       case .send(let r):
@@ -217,8 +237,8 @@ public actor ACMEClient {
           action = machine.transportFailed(reason)
         }
       case .provision(let challenge):
-        try responder.provision(challenge)
         provisioned.append(challenge)
+        try await responder.provision(challenge)
         action = machine.challengeProvisioned()
       case .wait(let seconds):
         try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))

@@ -19,6 +19,8 @@ public struct ACMEStorage: Sendable {
   }
 
   public var accountKeyPath: String { path("account.key") }
+  /// The registered account URL (`kid`) and the directory it belongs to.
+  public var accountURLPath: String { path("account.json") }
   func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
   public func certificatePath(_ domain: String) -> String { path(domain + ".pem") }
   public func keyPath(_ domain: String) -> String { path(domain + ".key") }
@@ -35,7 +37,7 @@ public struct ACMEStorage: Sendable {
 
   /// The account URL (`kid`) registered with `directoryURL`, if one was.
   public func accountURL(for directoryURL: String) -> String? {
-    guard let data = FileManager.default.contents(atPath: path("account.json")),
+    guard let data = FileManager.default.contents(atPath: accountURLPath),
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: String], json["directory"] == directoryURL
     else { return nil }
     return json["kid"]
@@ -43,7 +45,7 @@ public struct ACMEStorage: Sendable {
 
   public func saveAccountURL(_ kid: String, for directoryURL: String) throws {
     let data = try JSONSerialization.data(withJSONObject: ["directory": directoryURL, "kid": kid], options: [.sortedKeys])
-    try Self.writeAtomically(Array(data), to: path("account.json"), mode: 0o600)
+    try Self.writeAtomically(Array(data), to: accountURLPath, mode: 0o600)
   }
 
   /// Stores an issued chain and its key. The key goes first: a crash between the two renames

@@ -36,7 +36,7 @@ public enum ConfigLoader {
     "listen.address", "listen.proxy_protocol", "listen.http_address", "listen.https_redirect_port",
     "tls.acme.directory_url", "tls.acme.contact", "tls.acme.ca_file", "tls.acme.storage_dir", "tls.acme.renew_before_days",
     "tls.acme.handshake_wait_s", "tls.acme.max_orders_per_hour", "tls.acme.max_concurrent_orders", "tls.acme.eab_kid",
-    "tls.acme.eab_hmac_key_file", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
+    "tls.acme.eab_hmac_key_file", "tls.acme.storage", "admin.address", "admin.token_file", "tls.custom_domain_certs_dir", "tls.min_version",
     "tls.generate_dev_certificate", "platform.domain", "sessions.cookie_name", "sessions.issuer", "snapshot.path",
     "snapshot.url", "snapshot.state_dir", "snapshot.poll_interval_s", "snapshot.changes_path",
     "snapshot.compact_after_bytes", "snapshot.postgres.url", "snapshot.postgres.password_file", "snapshot.postgres.schema",
@@ -520,6 +520,9 @@ struct ConfigDecoder {
       }
       tC.finish()
     }
+    if acme?.storage == "postgres" && snapshot.postgres == nil {
+      diag.errors.append(ConfigError(path: "tls.acme.storage", reason: "postgres keeps certificates in the snapshot.postgres database, and snapshot.postgres.url is not set"))
+    }
     if tenantHeader.signingKeys.isEmpty {
       diag.errors.append(ConfigError(path: "tenant_header.signing_keys", reason: "must list at least one key"))
     }
@@ -572,6 +575,8 @@ struct ConfigDecoder {
     a.eabKid = c.string("eab_kid").flatMap { $0.isEmpty ? nil : $0 }
     a.eabHMACKeyFile = c.string("eab_hmac_key_file").flatMap { $0.isEmpty ? nil : absolute($0) }
     if (a.eabKid == nil) != (a.eabHMACKeyFile == nil) { c.fail("eab_kid", "eab_kid and eab_hmac_key_file go together") }
+    a.storage = c.string("storage", default: "dir")
+    if !["dir", "postgres"].contains(a.storage) { c.fail("storage", "must be dir (storage_dir, shared by the fleet) or postgres (the snapshot.postgres database)") }
     guard !url.isEmpty else { return nil }
     if !url.hasPrefix("https://") && !url.hasPrefix("http://") { c.fail("directory_url", "must be an https:// URL") }
     return a

@@ -140,6 +140,10 @@ public struct GatewayConfig: Sendable {
     /// External account binding (RFC 8555 §7.3.4): the CA's key id and a file with its base64url HMAC key.
     public var eabKid: String? = nil
     public var eabHMACKeyFile: String? = nil
+    /// `dir`: certificates, account, locks and pending challenges in `storage_dir` (shared by a
+    /// fleet); `postgres`: in the `snapshot.postgres` database (`tenant_gateway.certificates`,
+    /// advisory locks), with `storage_dir` each gateway's own cache.
+    public var storage: String = "dir"
   }
   public struct Platform: Sendable {
     public var apiHosts: [String]

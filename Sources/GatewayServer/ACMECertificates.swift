@@ -33,8 +33,9 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   let logger: Logger
   /// Names this process in lock files.
   let holder: String
-  /// Reads another gateway's challenge files off the event loops.
-  private let pool: NIOThreadPool
+  /// The PostgreSQL storage (certificates, account key, lock, challenges) when
+  /// `tls.acme.storage: postgres`; nil: `storage_dir` is the fleet's shared storage.
+  let fleet: ACMEFleetStore?
   private let sharedReads = ManagedAtomic<Int>(0)
   private let queue = DispatchQueue(label: "tenant-gateway.acme")
   private var scheduler: CertificateScheduler
@@ -53,13 +54,16 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   /// Most waiters per domain: a handshake flood for one mapped domain cannot grow memory.
   static let maxWaitersPerDomain = 1024
 
-  init(config: GatewayConfig.ACME, profile: TLSProfile, store: SnapshotStore, group: EventLoopGroup, logger: Logger) throws {
+  init(
+    config: GatewayConfig.ACME, profile: TLSProfile, store: SnapshotStore, fleet: ACMEFleetStore?, group: EventLoopGroup, logger: Logger
+  ) throws {
     self.config = config
     self.storage = try ACMEStorage(directory: config.storageDir)
-    // Challenges go to storage as well, so any gateway sharing it answers the CA (a fleet).
-    self.responder = ChallengeResponder(sharedDirectory: (config.storageDir as NSString).appendingPathComponent("challenges"))
-    self.pool = NIOThreadPool(numberOfThreads: 1)
-    pool.start()
+    self.fleet = fleet
+    // Challenges are mirrored (to the fleet store, or to files beside the certificates) so that
+    // any gateway of a fleet answers the CA, whichever one placed the order.
+    self.responder = ChallengeResponder(
+      mirror: fleet ?? FileChallengeMirror(directory: (config.storageDir as NSString).appendingPathComponent("challenges")))
     var eab: ExternalAccountBinding? = nil
     if let kid = config.eabKid, let file = config.eabHMACKeyFile {
       eab = try ExternalAccountBinding(keyID: kid, hmacKeyBase64URL: try String(contentsOfFile: file, encoding: .utf8))
@@ -124,21 +128,59 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
         queue.async { self.tableChanged(added: added, removed: removed) }
       }
     }
-    queue.async { [self] in
-      let started = Date()
-      let domains = storage.storedDomains()
-      for d in domains {
-        if let issued = storage.issued(d) { scheduler.certificateLoaded(d, issued) }
+    guard let fleet else {
+      queue.async { [self] in loadStorageAndFollow() }
+      return
+    }
+    Task { [self] in
+      await syncFromFleet(fleet)
+      queue.async { [self] in loadStorageAndFollow() }
+    }
+  }
+
+  /// With the PostgreSQL storage: the fleet's account key, and every certificate it holds copied
+  /// into this gateway's `storage_dir` (its cache, which handshakes are served from). The database
+  /// down: what the cache already holds serves, and orders fail (and back off) until it is back.
+  private func syncFromFleet(_ fleet: ACMEFleetStore) async {
+    let started = Date()
+    do {
+      let pem = try await fleet.accountKey(directoryURL: config.directoryURL, proposed: await client.accountKeyPEM)
+      try await client.adoptAccountKey(pem: pem)
+      var copied = 0
+      let all = try await fleet.allCertificates()
+      for stored in all {
+        guard let issued = try? Self.check(IssuedCertificate(domain: stored.domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)) else { continue }
+        if let local = storage.issued(stored.domain), local.notAfter >= issued.notAfter { continue }
+        try storage.store(domain: stored.domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)
+        served.installed(stored.domain)
+        copied += 1
       }
-      logger.info("ACME certificates loaded from storage", metadata: [
-        "storage_dir": "\(config.storageDir)", "certificates": "\(domains.count)",
+      logger.info("ACME fleet storage read", metadata: [
+        "store": "\(fleet.description)", "certificates": "\(all.count)", "copied_to_cache": "\(copied)",
         "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
       ])
-      self.started = true
-      // The table as it is now: changes published before `started` were not queued, but are in it.
-      scheduler.setEligible(Self.eligibleDomains(store.current), now: Date())
-      pump()
+    } catch {
+      logger.error("ACME fleet storage unavailable at start; serving the certificates in storage_dir, orders wait for it", metadata: [
+        "store": "\(fleet.description)", "error": "\(error)",
+      ])
     }
+  }
+
+  /// Loads what `storage_dir` holds (no orders for those), then follows the table. On the queue.
+  private func loadStorageAndFollow() {
+    let started = Date()
+    let domains = storage.storedDomains()
+    for d in domains {
+      if let issued = storage.issued(d) { scheduler.certificateLoaded(d, issued) }
+    }
+    logger.info("ACME certificates loaded from storage", metadata: [
+      "storage_dir": "\(config.storageDir)", "certificates": "\(domains.count)",
+      "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
+    ])
+    self.started = true
+    // The table as it is now: changes published before `started` were not queued, but are in it.
+    scheduler.setEligible(Self.eligibleDomains(store.current), now: Date())
+    pump()
   }
 
   func stop() {
@@ -149,7 +191,6 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       waiters = [:]
     }
     served.shutdown()
-    try? pool.syncShutdownGracefully()
   }
 
   private func tableChanged(whole eligible: Set<String>) {
@@ -216,17 +257,48 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
     pump()
   }
 
-  /// One order, off the queue: the table again, the fleet lock, storage again, then the CA.
+  /// One order, off the queue: the table again, the fleet's lock, storage again, then the CA.
   /// Returns the outcome for the scheduler and the `orders_total` result it counts as.
   private func runOrder(_ domain: String) async -> (CertificateScheduler.Outcome, String) {
     // Invariant 7 at the moment it matters: the table may have changed since it was scheduled.
     guard Self.isEligible(domain, in: store.current) else { return (.heldElsewhere(retryAfter: 60), "not_eligible") }
+    // The lock: an advisory lock in the database, or a flock in the shared storage_dir. Either is
+    // released by its server when the holder dies, so a crash never blocks a domain.
+    if let fleet {
+      let lock: ACMEFleetLock?
+      do {
+        lock = try await fleet.tryLock(domain: domain)
+      } catch {
+        return (.failed(.transport("the fleet storage (\(fleet.description)) is unavailable: \(error)")), "failed")
+      }
+      guard let lock else { return (.heldElsewhere(retryAfter: 5), "held_elsewhere") }
+      let result = await orderHoldingLock(domain, fleet: fleet)
+      await lock.release()
+      return result
+    }
     guard let lock = DomainLock.tryAcquire(storage, domain: domain, holder: holder, lease: 600) else {
       return (.heldElsewhere(retryAfter: 5), "held_elsewhere")
     }
     defer { lock.release() }
+    return await orderHoldingLock(domain, fleet: nil)
+  }
+
+  private func orderHoldingLock(_ domain: String, fleet: ACMEFleetStore?) async -> (CertificateScheduler.Outcome, String) {
     // Another gateway of the fleet may have stored it while this one waited for the lock.
-    if let issued = storage.issued(domain), !isDue(domain, issued) {
+    if let fleet {
+      if let stored = try? await fleet.certificate(domain: domain),
+        let issued = try? Self.check(IssuedCertificate(domain: domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)),
+        !isDue(domain, issued)
+      {
+        do {
+          try storage.store(domain: domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)
+        } catch {
+          return (.failed(.invalidConfiguration("\(error)")), "failed")
+        }
+        served.installed(domain)
+        return (.issued(issued), "stored_elsewhere")
+      }
+    } else if let issued = storage.issued(domain), !isDue(domain, issued) {
       served.installed(domain)
       return (.issued(issued), "stored_elsewhere")
     }
@@ -235,6 +307,16 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       let issued = try Self.check(certificate)
       try storage.store(domain: domain, chainPEM: certificate.chainPEM, keyPEM: certificate.keyPEM)
       served.installed(domain)
+      if let fleet {
+        do {
+          try await fleet.save(
+            StoredCertificate(domain: domain, chainPEM: certificate.chainPEM, keyPEM: certificate.keyPEM), notAfter: issued.notAfter,
+            issuer: issued.issuer)
+        } catch {
+          // Served here regardless; the other gateways will order their own once they find none.
+          logger.error("certificate issued but not saved to the fleet storage", metadata: ["domain": "\(domain)", "error": "\(error)"])
+        }
+      }
       return (.issued(issued), "issued")
     } catch let e as ACMEError {
       return (.failed(e), "failed")
@@ -287,23 +369,23 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
 
   /// The tls-alpn-01 certificate for a normalised name: this gateway's own pending challenge, or,
   /// for a name the table maps, another fleet member's from the shared directory (read on the
-  /// pool). A name the table does not map costs one probe, never a file.
+  /// mirror, off the loop). A name the table does not map costs one probe, never a read.
   func challengeCertificate(for name: String, on loop: EventLoop) -> EventLoopFuture<ChallengeCertificate?> {
     if let own = responder.tlsALPNCertificate(for: name) { return loop.makeSucceededFuture(own) }
     guard Self.isEligible(name, in: store.current) else { return loop.makeSucceededFuture(nil) }
     let responder = self.responder
     sharedReads.wrappingIncrement(ordering: .relaxed)
-    return pool.runIfActive(eventLoop: loop) { responder.sharedTLSALPNCertificate(for: name) }.recover { _ in nil }
+    return loop.makeFutureWithTask { await responder.sharedTLSALPNCertificate(for: name) }
   }
 
   /// The http-01 body for `token` on `host` (normalised): this gateway's own, or, for a host the
-  /// table maps, another fleet member's placed for that host (read on the pool).
+  /// table maps, another fleet member's placed for that host (read from the mirror, off the loop).
   func http01Answer(token: String, host: String?, on loop: EventLoop) -> EventLoopFuture<String?> {
     if let own = responder.http01KeyAuthorization(token: token) { return loop.makeSucceededFuture(own) }
     guard let host, Self.isEligible(host, in: store.current) else { return loop.makeSucceededFuture(nil) }
     let responder = self.responder
     sharedReads.wrappingIncrement(ordering: .relaxed)
-    return pool.runIfActive(eventLoop: loop) { responder.sharedHTTP01KeyAuthorization(token: token, host: host) }.recover { _ in nil }
+    return loop.makeFutureWithTask { await responder.sharedHTTP01KeyAuthorization(token: token, host: host) }
   }
 
   private func waitForFirstCertificate(_ name: String, on loop: EventLoop, timeout: TimeAmount) -> EventLoopFuture<Void> {

@@ -69,7 +69,7 @@ public final class GatewayServer: @unchecked Sendable {
   /// - Parameter eventLoops: event loop count; defaults to one per core.
   public init(
     config: GatewayConfig, store: SnapshotStore, logger: Logger, eventLoops: Int? = nil, group: MultiThreadedEventLoopGroup? = nil,
-    reloadSource: @escaping @Sendable () -> Result<TenantTable, SnapshotError>
+    acmeFleet: ACMEFleetStore? = nil, reloadSource: @escaping @Sendable () -> Result<TenantTable, SnapshotError>
   ) throws {
     self.config = config
     self.store = store
@@ -110,7 +110,7 @@ public final class GatewayServer: @unchecked Sendable {
     do {
       let group = self.group
       acme = try config.tls.acme.map {
-        try ACMECertificates(config: $0, profile: TLSProfile(config.tls), store: store, group: group, logger: logger)
+        try ACMECertificates(config: $0, profile: TLSProfile(config.tls), store: store, fleet: acmeFleet, group: group, logger: logger)
       }
     } catch {
       throw ConfigError(path: "tls.acme", reason: "\(error)")

@@ -83,6 +83,7 @@ struct Serve: AsyncParsableCommand {
     var changeSource: FileChangeSource? = nil
     var postgresSource: PostgresSource? = nil
     var databaseGroup: MultiThreadedEventLoopGroup? = nil
+    var certificateStore: PostgresCertificateStore? = nil
     if let pg = config.snapshot.postgres {
       let password: String?
       do { password = try PostgresSettings.password(pg) } catch { throw fail(error) }
@@ -96,6 +97,10 @@ struct Serve: AsyncParsableCommand {
         settings: PostgresSettings.resolve(pg, password: password), store: store, platform: config.platformHosts,
         stateDirectory: config.snapshot.stateDir, group: databaseLoop, logger: logger)
       postgresSource = source
+      if config.tls.acme?.storage == "postgres" {
+        // Its own connection on the database loop: an order's advisory lock lives in its session.
+        certificateStore = PostgresCertificateStore(settings: PostgresSettings.resolve(pg, password: password), group: databaseLoop, logger: logger)
+      }
       reloadSource = {
         source.requestResync()
         return .success(store.current)
@@ -121,7 +126,8 @@ struct Serve: AsyncParsableCommand {
     // leaves /healthz answering and /readyz false, never a refused probe.
     let server: GatewayServer
     do {
-      server = try GatewayServer(config: config, store: store, logger: logger, group: group, reloadSource: reloadSource)
+      server = try GatewayServer(
+        config: config, store: store, logger: logger, group: group, acmeFleet: certificateStore, reloadSource: reloadSource)
       server.configSource = (options.config, options.overrides)
       server.changeSource = changeSource
       try server.startAdmin()
@@ -185,6 +191,8 @@ struct Serve: AsyncParsableCommand {
     // A safety net above the drain's own limit: past it the group is cancelled.
     groupConfig.maximumGracefulShutdownDuration = .seconds(config.limits.drainTimeoutSeconds + 10)
     try await ServiceGroup(configuration: groupConfig).run()
+    // Its session ends here, and with it any order lock it still held.
+    await certificateStore?.close()
     try? await databaseGroup?.shutdownGracefully()
   }
 }

@@ -143,6 +143,14 @@ struct ConfigLoaderTests {
     #expect(a.handshakeWaitSeconds == 2.5)
     #expect(a.maxOrdersPerHour == 50)
     #expect(a.maxConcurrentOrders == 8)
+    #expect(a.storage == "dir")
+    // tls.acme.storage: postgres needs the PostgreSQL source; an unknown storage is named.
+    let noDB = ConfigLoader.load(yaml: yaml, baseDirectory: "/", overrides: ["tls.acme.storage=postgres"])
+    #expect(noDB.errors.contains { $0.path == "tls.acme.storage" && $0.reason.contains("snapshot.postgres.url") }, "\(noDB.errors)")
+    let withDB = ConfigLoader.load(
+      yaml: yaml, baseDirectory: "/", overrides: ["tls.acme.storage=postgres", "snapshot.postgres.url=postgres://gw@db:5432/platform", "snapshot.path="])
+    #expect(withDB.config?.tls.acme?.storage == "postgres", "\(withDB.errors)")
+    #expect(ConfigLoader.load(yaml: yaml, baseDirectory: "/", overrides: ["tls.acme.storage=s3"]).errors.contains { $0.path == "tls.acme.storage" })
     // Overrides reach the nested keys.
     let set = try #require(ConfigLoader.load(yaml: yaml, baseDirectory: "/", overrides: ["tls.acme.max_orders_per_hour=7"]).config)
     #expect(set.tls.acme?.maxOrdersPerHour == 7)

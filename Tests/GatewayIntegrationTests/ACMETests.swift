@@ -49,8 +49,11 @@ final class Pebble: @unchecked Sendable {
 struct ACMETests {
   /// A gateway with `tls.acme` pointed at `pebble` and the plain-HTTP listener on `httpPort`.
   /// The custom-domain certificate of the other tests is left out: ACME must provide them.
-  static func configure(_ h: GatewayHarness, pebble: Pebble, httpPort: Int, storage: String, challenges: String = "[tls-alpn-01, http-01]") throws {
-    try h.writeConfig()
+  static func configure(
+    _ h: GatewayHarness, pebble: Pebble, httpPort: Int, storage: String, challenges: String = "[tls-alpn-01, http-01]",
+    postgres: PostgresServer? = nil
+  ) throws {
+    if let postgres { try h.writePostgresConfig(postgres) } else { try h.writeConfig() }
     var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
     text = text.replacingOccurrences(of: "    - {cert: \(TestCertificates.customDomains.cert), key: \(TestCertificates.customDomains.key)}\n", with: "")
     text = text.replacingOccurrences(
@@ -61,7 +64,7 @@ struct ACMETests {
       with: """
         tls:
           acme: {directory_url: "\(pebble.directoryURL)", contact: ops@example.com, ca_file: \(pebble.caFile), storage_dir: \(storage),
-                 challenges: \(challenges), handshake_wait_s: 15}
+                 challenges: \(challenges), handshake_wait_s: 15\(postgres == nil ? "" : ", storage: postgres")}
 
         """)
     guard text.contains("http_address"), text.contains("directory_url") else { throw HarnessError(message: "config not edited: \(text)") }
@@ -203,6 +206,87 @@ struct ACMETests {
     #expect(try Self.certificates(h.adminPort).count == 2)
     #expect(try Self.metric(h.adminPort, "tenant_gateway_acme_challenge_handshakes_total{result=\"refused\"}") == refusedBefore + 1000)
     #expect(h.gatewayRunning)
+  }
+
+  /// Starts a second gateway from `h`'s config with its own admin port (and storage_dir, when
+  /// given), on the same listeners (SO_REUSEPORT). Returns the process, its admin port and log.
+  static func startSecond(_ h: GatewayHarness, storage: (from: String, to: String)? = nil, name: String = "2") throws -> (Process, Int, String) {
+    let admin = freePort()
+    let path = h.directory.appendingPathComponent("gateway-\(name).conf").path
+    var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+      .replacingOccurrences(of: "admin: {address: \"127.0.0.1:\(h.adminPort)\"}", with: "admin: {address: \"127.0.0.1:\(admin)\"}")
+    if let storage { text = text.replacingOccurrences(of: "storage_dir: \(storage.from),", with: "storage_dir: \(storage.to),") }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.binary)
+    p.arguments = ["serve", "--config", path, "--log-level", "debug"]
+    let log = h.directory.appendingPathComponent("gateway-\(name).log").path
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    p.standardOutput = FileHandle(forWritingAtPath: log)
+    p.standardError = p.standardOutput
+    try p.run()
+    return (p, admin, log)
+  }
+
+  static func tail(_ log: String) -> String { String(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(2000)) }
+
+  @Test("PostgreSQL storage: two gateways with their own storage_dir (no shared volume) on one port order each domain once; certificates, the one account key and the locks live in the database; a gateway with an empty storage_dir serves them without ordering")
+  func postgresFleet() throws {
+    let pg = try PostgresServer()
+    defer { pg.stop() }
+    try pg.seedSample()
+    let extra = (1...4).map { "d\($0).pgfleet.test" }
+    for d in extra { try pg.sql("INSERT INTO \"Domain\" (hostname, \"shopId\") VALUES ('\(d)', '\(Demo.acmeID)')") }
+    let domains = ["shop.acme.test", "bibisaree.test"] + extra
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let httpPort = freePort()
+    let pebble = try Pebble(tlsPort: h.port, httpPort: httpPort)
+    defer { pebble.stop() }
+    let storageA = h.directory.appendingPathComponent("acme-a").path
+    let storageB = h.directory.appendingPathComponent("acme-b").path
+    try Self.configure(h, pebble: pebble, httpPort: httpPort, storage: storageA, postgres: pg)
+    try h.startUpstream()
+    let (second, secondAdmin, secondLog) = try Self.startSecond(h, storage: (storageA, storageB))
+    defer { GatewayHarness.terminate(second) }
+    try h.startPrewritten(upstream: false)
+
+    try h.waitFor(timeout: 90) {
+      try domains.allSatisfy { try Self.state(h.adminPort, $0) == "valid" && Self.state(secondAdmin, $0) == "valid" }
+    }
+    #expect(pebble.issuedCount == domains.count, "\(h.gatewayLogTail)\n\(Self.tail(secondLog))")
+    #expect(try pg.sql("SELECT count(*) FROM tenant_gateway.certificates") == String(domains.count))
+    #expect(try pg.sql("SELECT count(*) FROM tenant_gateway.acme_accounts") == "1")
+    #expect(try pg.sql("SELECT count(*) FROM tenant_gateway.acme_challenges") == "0")
+    // One account for the fleet: both gateways hold the database's key.
+    let keyA = try String(contentsOfFile: storageA + "/account.key", encoding: .utf8)
+    let keyB = try String(contentsOfFile: storageB + "/account.key", encoding: .utf8)
+    #expect(keyA == keyB)
+    #expect(try pg.sql("SELECT key_pem FROM tenant_gateway.acme_accounts") == keyA.trimmingCharacters(in: .whitespacesAndNewlines))
+    // No shared volume: each storage_dir is a cache holding every certificate.
+    for d in domains {
+      #expect(FileManager.default.fileExists(atPath: "\(storageA)/\(d).pem") && FileManager.default.fileExists(atPath: "\(storageB)/\(d).pem"))
+    }
+    // The challenges went to the database, not to files.
+    let challengeFiles = (try? FileManager.default.contentsOfDirectory(atPath: storageA + "/challenges")) ?? []
+    #expect(challengeFiles.isEmpty)
+    let root = try pebble.issuingRoot()
+    for d in domains {
+      let shown = try (0..<4).map { _ in try Self.presented(port: h.port, sni: d, root: root) }
+      #expect(shown.allSatisfy { $0.contains("Verify return code: 0 (ok)") }, "\(d): \(shown)")
+      #expect(Set(shown.map { $0.split(separator: "\n").first { $0.hasPrefix("serial=") } ?? "" }).count == 1, "\(d): \(shown)")
+    }
+
+    // A new pod (empty storage_dir) fills its cache from the database and orders nothing.
+    GatewayHarness.terminate(second)
+    let storageC = h.directory.appendingPathComponent("acme-c").path
+    let (third, thirdAdmin, thirdLog) = try Self.startSecond(h, storage: (storageA, storageC), name: "3")
+    defer { GatewayHarness.terminate(third) }
+    try h.waitFor(timeout: 30) { try domains.allSatisfy { try Self.state(thirdAdmin, $0) == "valid" } }
+    Thread.sleep(forTimeInterval: 1)
+    #expect(try Self.metric(thirdAdmin, "tenant_gateway_acme_orders_total{result=\"issued\"}") == 0, "\(Self.tail(thirdLog))")
+    #expect(pebble.issuedCount == domains.count)
+    #expect(domains.allSatisfy { FileManager.default.fileExists(atPath: "\(storageC)/\($0).pem") })
   }
 
   @Test(
