@@ -85,25 +85,7 @@ public final class GatewayServer: @unchecked Sendable {
     self.signingKIDs = keys.map(\.kid)
     let verifyKeys = try SessionKeys.load(config.sessions)
     self.adminToken = try config.admin.tokenFile.map(AdminToken.load)
-    let limits = RequestLimits(
-      maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
-      maxBodyBytes: config.limits.maxBodyBytes, maxURIBytes: config.limits.maxURIBytes)
-    self.settings = ServerSettings(
-      resolver: config.resolverSettings,
-      rewrite: HeaderRewrite(
-        tenantHeaderName: config.tenantHeader.name, publishableKeyHeader: config.publishableKeyHeader,
-        trustRequestID: config.tenantHeader.trustRequestID, collectCookies: config.sessions != nil,
-        stripRequestHeaders: config.policy.stripRequestHeaders),
-      limits: limits,
-      clientHeaderTimeout: .nanoseconds(Int64(config.limits.clientHeaderTimeoutSeconds * 1e9)),
-      idleTimeout: .nanoseconds(Int64(config.limits.idleTimeoutSeconds * 1e9)),
-      h2MaxConcurrentStreams: config.limits.h2MaxConcurrentStreams, maxConnections: config.limits.maxConnections,
-      preflight: PreflightHeaders(
-        allowHeaders: config.cors.allowHeaders, publishableKeyHeader: config.publishableKeyHeader,
-        maxAgeSeconds: config.cors.maxAgeSeconds),
-      sessionCookieName: config.sessions?.cookieName ?? "session",
-      rateLimits: RateLimits(
-        perKeyRPS: UInt32(config.limits.perKeyRPS), perShopRPS: UInt32(config.limits.perShopRPS), burst: UInt32(config.limits.burst)))
+    self.settings = RuntimeSettings.make(from: config)
     let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
     self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: loops)
     let acme: ACMECertificates?
@@ -128,15 +110,11 @@ public final class GatewayServer: @unchecked Sendable {
       var pools: [String: LoopCluster] = [:]
       for (name, cluster) in config.upstreams {
         let state = clusterStates[name]!
-        let connectTimeout = cluster.connectTimeoutSeconds ?? config.limits.upstreamConnectTimeoutSeconds
-        let responseTimeout = cluster.responseTimeoutSeconds ?? config.limits.upstreamResponseTimeoutSeconds
         let endpointPools = state.endpoints.map { endpoint in
           UpstreamPool(
-            settings: UpstreamPoolSettings(
-              host: endpoint.host, port: endpoint.port, maxConnections: max(1, cluster.maxConnectionsPerEndpoint / loops),
-              connectTimeout: .nanoseconds(Int64(connectTimeout * 1e9)),
-              responseTimeout: .nanoseconds(Int64(responseTimeout * 1e9)),
-              queueTimeout: .nanoseconds(Int64(connectTimeout * 1e9)), tls: endpoint.tls ? state.tlsContext : nil),
+            settings: RuntimeSettings.pool(
+              host: endpoint.host, port: endpoint.port, cluster: cluster, limits: config.limits, loops: loops,
+              tls: endpoint.tls ? state.tlsContext : nil),
             eventLoop: loop, sweeper: sweeper)
         }
         pools[name] = LoopCluster(state: state, pools: endpointPools, sweeper: sweeper)
