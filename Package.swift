@@ -186,6 +186,7 @@ let package = Package(
       swiftSettings: strict
     ),
     .testTarget(name: "GatewaySnapshotTests", dependencies: ["GatewaySnapshot"], swiftSettings: strict),
+    .testTarget(name: "GatewayUpstreamTests", dependencies: ["GatewayUpstream"], swiftSettings: strict),
     .testTarget(
       name: "GatewaySigningTests",
       dependencies: ["GatewaySigning", .product(name: "JWTKit", package: "jwt-kit")],

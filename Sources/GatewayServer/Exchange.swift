@@ -84,10 +84,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     self.clientReference = client
     self.cluster = cluster
     self.retriesLeft = cluster.state.retries
-    switch request.method {
-    case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.idempotent = true
-    default: self.idempotent = false
-    }
+    self.idempotent = RetryPolicy.isIdempotent(request.method.rawValue)
     self.request = request
     self.hasBody = hasBody
   }
@@ -106,19 +103,32 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     cluster.pools[e].acquire(self, fresh: request.upgrade)
   }
 
-  /// Sends the request again on another endpoint, when the retry policy allows it.
-  private func retry(fresh: Bool = false, sameEndpoint: Bool = false) -> Bool {
-    if sameEndpoint {
+  /// What ``RetryPolicy`` decides from: this attempt's failure and the exchange's state.
+  private func attempt(_ failure: UpstreamFailure, _ stage: RetryPolicy.Stage, responseStarted: Bool = false, reused: Bool = false)
+    -> RetryPolicy.Attempt
+  {
+    RetryPolicy.Attempt(
+      failure: failure, stage: stage, responseStarted: responseStarted, idempotent: idempotent, bodyBytesSent: bodyBytesSent,
+      connectionReused: reused, attempts: attempts, retriesLeft: retriesLeft, budgetAvailable: cluster.hasRetryToken)
+  }
+
+  /// Carries out a retry decision; false: answer with the failure (no endpoint left to pick).
+  private func retry(_ decision: RetryPolicy.Decision) -> Bool {
+    switch decision {
+    case .fail:
+      return false
+    case .sameEndpointFreshConnection:
       attempts += 1
-      cluster.pools[endpoint].acquire(self, fresh: fresh || request.upgrade)
+      cluster.pools[endpoint].acquire(self, fresh: true)
+      return true
+    case .anotherEndpoint:
+      guard cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else { return false }
+      retriesLeft -= 1
+      attempts += 1
+      endpoint = e
+      cluster.pools[e].acquire(self, fresh: request.upgrade)
       return true
     }
-    guard retriesLeft > 0, cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else { return false }
-    retriesLeft -= 1
-    attempts += 1
-    endpoint = e
-    cluster.pools[e].acquire(self, fresh: fresh || request.upgrade)
-    return true
   }
 
   private var health: EndpointHealth { cluster.state.endpoints[endpoint].health }
@@ -200,7 +210,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     guard !finished else { return }
     if failure != .poolExhausted { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
     // Nothing was sent: any method may go to another endpoint (the body waits in pendingBody).
-    if bodyBytesSent == 0 && retry() { return }
+    if retry(RetryPolicy.decide(attempt(failure, .connecting))) { return }
     fail(failure)
   }
 
@@ -231,16 +241,10 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     guard !finished else { return }
     let reused = (connection?.useCount ?? 0) > 0
     connection = nil
-    // A keep-alive connection the upstream closed just as we reused it: nothing was processed, so
-    // the request may go again on a fresh connection — once, and only if no body byte was sent.
-    if failure == .reset && !started && reused && bodyBytesSent == 0 && attempts == 1 {
-      _ = retry(fresh: true, sameEndpoint: true)
-      return
-    }
-    if !started { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
-    // Before any response byte, an idempotent request whose body was not streamed goes to another
-    // endpoint. Never after response bytes, and never a request whose body already went out.
-    if !started && idempotent && bodyBytesSent == 0 && (failure == .reset || failure == .connectFailed) && retry() { return }
+    let decision = RetryPolicy.decide(attempt(failure, .exchanging, responseStarted: started, reused: reused))
+    // A stale keep-alive connection says nothing about the endpoint's health.
+    if decision != .sameEndpointFreshConnection && !started { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
+    if retry(decision) { return }
     fail(failure)
   }
 

@@ -183,6 +183,9 @@ public final class LoopCluster {
     retryTokens = min(retryTokens + Double(state.retryBudgetPercent) / 100, 10 + Double(state.retryBudgetPercent))
   }
 
+  /// A retry could be paid for now (``takeRetryToken()`` would succeed).
+  public var hasRetryToken: Bool { retryTokens >= 1 }
+
   public func takeRetryToken() -> Bool {
     guard retryTokens >= 1 else { return false }
     retryTokens -= 1
