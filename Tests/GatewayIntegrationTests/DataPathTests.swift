@@ -162,7 +162,7 @@ struct DataPathTests {
     }
   }
 
-  @Test("No cross-talk: 400 streams of two shops on one HTTP/2 connection (§9.3)")
+  @Test("Invariant §9.3: no cross-talk between 400 streams of two shops on one HTTP/2 connection")
   func noCrossTalkOnOneHTTP2Connection() throws {
     try withGateway { gw in
       let r = try gw.python("h2_multiplex.py", [
@@ -174,7 +174,7 @@ struct DataPathTests {
     }
   }
 
-  @Test("Client identity headers never reach the upstream; Connection cannot strip the gateway's (§9.2)")
+  @Test("Invariant §9.2: client identity headers never reach the upstream; Connection cannot strip the gateway's")
   func spoofedIdentityHeadersNeverReachUpstream() throws {
     try withGateway { gw in
       let spoofed = [

@@ -8,7 +8,7 @@ struct ExhaustionTests {
   /// RSS bound while 5 000 connections are held open (documented in docs/threat_model.md).
   static let rssBoundKiB = 384 * 1024
 
-  @Test("Slowloris: 5 000 stalled connections (pre-TLS, slow head, slow body) are all reclaimed; others are served")
+  @Test("Invariant §9.5: 5 000 stalled connections (slowloris pre-TLS, slow head, slow body) are all reclaimed; others are served")
   func slowloris() throws {
     try withGateway(limits: ["client_header_timeout_s": "2"]) { gw in
       let out = gw.directory.appendingPathComponent("slowloris.json").path

@@ -52,7 +52,7 @@ struct HTTP2AttackTests {
     gw.upstreamRequests().filter { ($0["uri"] as? String)?.hasPrefix(marker) == true }.count
   }
 
-  @Test("Answered at the protocol level, nothing forwarded, memory bounded, others still served", arguments: attacks)
+  @Test("Invariant §9.5: each HTTP/2 attack is answered at the protocol level, nothing forwarded, memory bounded, others still served", arguments: attacks)
   func attack(_ a: Attack) throws {
     try withGateway { gw in
       let out = try run(gw, a.name)

@@ -44,7 +44,7 @@ struct PolicyTests {
       - {prefix: /, accepts: [host, session]}
     """
 
-  @Test("Every policy code: status, JSON code, no CORS headers, nothing forwarded", arguments: rows)
+  @Test("Invariant §9.1: every policy code gets its status and JSON code, no CORS headers, and nothing is forwarded", arguments: rows)
   func refusal(_ row: Row) throws {
     try withGateway(extraConfig: Self.routes) { gw in
       for http2 in [false, true] {

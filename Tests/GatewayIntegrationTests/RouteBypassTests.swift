@@ -26,7 +26,7 @@ struct RouteBypassTests {
     ("/v1/%00/admin/orders", 400, "invalid_request"),
   ]
 
-  @Test("Every spelling of a keyed route is that route, over HTTP/1.1 and HTTP/2; none reaches the upstream without a key")
+  @Test("Invariant §9.1: every spelling of a keyed route is that route, over HTTP/1.1 and HTTP/2; none reaches the upstream without a key")
   func spellingsOfAKeyedRoute() throws {
     try withRawUpstream { gw in
       for shape in Self.shapes {
@@ -85,7 +85,7 @@ struct RouteBypassTests {
     "x-internal-route: admin", "X-DEBUG-AS: root",
   ]
 
-  @Test("Headers that re-route or re-method a request never reach the upstream, nor those in policy.strip_request_headers")
+  @Test("Invariant §9.2: headers that re-route or re-method a request never reach the upstream, nor those in policy.strip_request_headers")
   func reroutingHeadersStripped() throws {
     let extra = "policy: {refuse_secret_key_in_browser: true, strip_request_headers: [X-Internal-Route, x-debug-as]}"
     try withRawUpstream(extraConfig: extra) { gw in

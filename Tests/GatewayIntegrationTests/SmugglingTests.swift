@@ -51,7 +51,7 @@ struct SmugglingTests {
     Shape(name: "CONNECT", request: "CONNECT acme.platform.localhost:443 HTTP/1.1\r\n{H}\r\n", code: ""),
   ]
 
-  @Test("Refused, closed, and nothing forwarded", arguments: shapes)
+  @Test("Invariant §9.4: every smuggling shape is refused and its connection closed, nothing forwarded", arguments: shapes)
   func refused(_ shape: Shape) throws {
     try withGateway { gw in
       let marker = "/smuggle-\(abs(shape.name.hashValue))"

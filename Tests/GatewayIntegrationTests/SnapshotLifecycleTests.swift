@@ -24,7 +24,7 @@ struct SnapshotLifecycleTests {
     return String(decoding: try JSONSerialization.data(withJSONObject: doc), as: UTF8.self)
   }
 
-  @Test("Zero-impact reloads: h1 and h2 load while the snapshot changes every 100 ms; no failed, no mislabelled answer")
+  @Test("Invariant §9.3 across reloads: h1 and h2 load while the snapshot changes every 100 ms; no failed, no mislabelled answer")
   func soak() throws {
     let seconds = Double(ProcessInfo.processInfo.environment["TGW_SOAK_SECONDS"] ?? "10") ?? 10
     let h = try GatewayHarness(snapshot: try Self.snapshot(version: "soak-0", mask: 0))

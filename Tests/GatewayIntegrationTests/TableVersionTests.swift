@@ -20,7 +20,7 @@ struct TableVersionTests {
     return path
   }
 
-  @Test("Under reloads of tables of other sizes and shop orders, every access-log line names the shop its request's X-Tenant names")
+  @Test("Invariant §9.6: under reloads of tables of other sizes and shop orders, every access-log line names the shop its request's X-Tenant names")
   func accessLogMatchesXTenant() throws {
     try withAccessLog { h, log in try flapUnderLoad(h, log: log) }
   }

@@ -5,7 +5,7 @@ import Testing
 /// request that draws it must get its own answer, never bytes meant for, or left over from, another.
 @Suite("Upstream pool hygiene (§9.3): real gateway, raw-bytes upstream")
 struct UpstreamPoolCleanlinessTests {
-  @Test("A response the upstream sends unasked behind another never becomes a waiting request's answer")
+  @Test("Invariant §9.3: a response the upstream sends unasked behind another never becomes a waiting request's answer")
   func unaskedResponseIsNotHandedOn() throws {
     let h = try GatewayHarness()
     defer { h.stop() }
