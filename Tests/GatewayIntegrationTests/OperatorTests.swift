@@ -121,7 +121,9 @@ struct OperatorTests {
     let g = try GatewayHarness.startProcess(
       ["sh", "-c", "exec '\(Paths.binary)' serve --config '\(h.configPath)' --log-format json 2>&1"], output: log)
     defer { GatewayHarness.terminate(g) }
-    try h.waitFor(timeout: 20) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening") }
+    // The TLS listener's line: it comes after the snapshot load ("admin listening" comes before it,
+    // so waiting for any "listening" raced the load on a busy machine).
+    try h.waitFor(timeout: 20) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\"message\":\"listening\"") }
     let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
     #expect(lines.count >= 3)
     for line in lines {
