@@ -18,51 +18,22 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   typealias OutboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
-  enum RequestState {
-    /// Waiting for the next request head.
-    case idle
-    /// Forwarding: the exchange owns the response.
-    case forwarding(Exchange)
-    /// Refused: the rest of the request body is read and dropped.
-    case refused
-  }
-
   private let loop: LoopContext
   private let connection: ConnectionInfo
   private var context: ChannelHandlerContext?
-  private var state = RequestState.idle
-  private var keepAlive = true
-  /// The refusal (or upstream fault) asked for the connection to close after the response.
-  private var closeAfterResponse = false
+  /// The connection's lifecycle: every decision about parts, timers, keep-alive and reads.
+  private var machine = HTTP1ConnectionStateMachine<Exchange>()
+  /// When the machine's running timer fires.
+  private var deadline: NIODeadline?
   private var bodyLimit = 0
   private var bodyReceived = 0
-  /// Reads held for backpressure (the upstream cannot take more request body).
-  private var readPaused = false
-  /// Parts of pipelined requests waiting for the current response to finish.
-  private var queued = CircularBuffer<HTTPServerRequestPart>()
-  /// The current request has ended and its response is still going out.
-  private var awaitingResponse = false
-  private var pendingRead = false
-  /// The next timeout: idle between requests, or the header deadline once a request started.
-  private var deadline: NIODeadline?
-  private var deadlineIsHeader = false
-  /// The deadline is for the next request-body byte (slow-body defence).
-  private var deadlineIsBody = false
-  private var requestInProgress = false
-  private var responseInProgress = false
   private var method = HTTPMethod.GET
   /// Set for a 429: its `Retry-After`, in seconds.
   private var retryAfter: Int?
-  /// The current request asked for a WebSocket upgrade. NIO's parser stops after such a request
-  /// (what follows belongs to the new protocol), so until its answer is known, reads are held;
-  /// and if the answer is not a 101, the parser starts afresh (``ClientRequestDecoder``).
-  private var websocket = false
   /// Set when an upgrade was not taken: the decoder starts a fresh parser before its next bytes.
   var parserNeedsFreshStart = false
   /// True while ``ClientRequestDecoder`` is decoding (parts reach this handler synchronously).
   var decoding = false
-  /// Set once the connection is going to close: later (pipelined) requests are dropped unread.
-  private var closing = false
   private var version = HTTPVersion.http1_1
   /// What the sweeper, the request decoder and exchanges hold instead of `weak` references to this
   /// handler (see ``BackReference``).
@@ -71,9 +42,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private var writer = HTTP1ResponseWriter()
   /// The current request's access-log entry (only with the access log on).
   private var log: AccessLogEntry?
-  /// When the connection reached HTTP (after TLS), and whether a request head has arrived since.
+  /// When the connection reached HTTP (after TLS).
   private var openedAt = NIODeadline.uptimeNanoseconds(0)
-  private var servedARequest = false
   /// How long a drain waits for the first request of a connection that has sent none yet.
   static let drainGraceForNewConnections = TimeAmount.seconds(2)
   /// The request line of bytes the parser refused before producing a head (for the access log).
@@ -101,7 +71,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     openedAt = loop.sweeper.now
     loop.counters.openHTTP1Connections += 1
     loop.sweeper.register(backReference)
-    armIdleTimer()
+    arm(.idle)
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
@@ -109,71 +79,63 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     self.context = nil
   }
 
+  // MARK: timeouts
+
+  /// Sets the deadline of a timer the machine started.
+  private func arm(_ timer: HTTP1ConnectionStateMachine<Exchange>.Timer?) {
+    switch timer {
+    case nil: return
+    case .off: deadline = nil
+    case .idle: deadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
+    case .header, .body: deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
+    }
+  }
+
   func checkDeadlines(now: NIODeadline) {
     if loop.draining { drainStep() }
-    guard let d = deadline, d <= now else { return }
+    // A deadline left over from a timer the machine has stopped means nothing.
+    guard machine.timer != .off, let d = deadline, d <= now else { return }
     deadline = nil
-    if deadlineIsBody {
-      // Reads held for backpressure are our doing, not a slow client.
-      if readPaused {
-        armBodyDeadline()
-        return
-      }
-      bodyTimedOut()
-    } else if deadlineIsHeader {
-      headerTimedOut()
-    } else {
-      context?.close(promise: nil)
+    switch machine.deadlinePassed() {
+    case nil: return
+    case .rearmBody: arm(.body)
+    case .body: bodyTimedOut()
+    case .header: headerTimedOut()
+    case .idle: context?.close(promise: nil)
     }
   }
 
   /// A graceful drain is under way: later responses say `Connection: close`, and an idle
-  /// connection closes now (a request in flight finishes first).
+  /// connection closes now (a request in flight finishes first). A connection accepted just before
+  /// the listener closed has a request on its way: closing it now would fail that request (the
+  /// client cannot know it was never read), so it gets a moment to send it.
   private func drainStep() {
-    keepAlive = false
-    guard let context, !closing, !requestInProgress, !responseInProgress, !awaitingResponse, queued.isEmpty,
-      case .idle = state
-    else { return }
-    // A connection accepted just before the listener closed has a request on its way: closing it
-    // now would fail that request (the client cannot know it was never read). It gets a moment to
-    // send it, is answered with `Connection: close`, and closes then.
-    if !servedARequest && loop.sweeper.now < openedAt + Self.drainGraceForNewConnections { return }
-    closing = true
-    context.close(promise: nil)
+    guard let context else { return }
+    if machine.drain(young: loop.sweeper.now < openedAt + Self.drainGraceForNewConnections) {
+      context.close(promise: nil)
+    }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP1Connections -= 1
     deadline = nil
-    if case .forwarding(let exchange) = state { exchange.cancel() }
+    machine.answer?.cancel()
     finishLog(aborted: true)
-    state = .idle
+    machine.closed()
     context.fireChannelInactive()
   }
 
-  // MARK: timeouts
-
   /// Called by ``ClientRequestDecoder`` when bytes of a new request arrive on an idle connection.
   func requestBytesArrived() {
-    guard !requestInProgress, !responseInProgress, context != nil else { return }
-    requestInProgress = true
-    deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
-    deadlineIsHeader = true
-    deadlineIsBody = false
-  }
-
-  private func armIdleTimer() {
-    requestInProgress = false
-    deadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
-    deadlineIsHeader = false
-    deadlineIsBody = false
+    guard context != nil else { return }
+    arm(machine.requestBytesArrived())
   }
 
   /// A request body stalled for `client_header_timeout_s` (slowloris on the body): 408 if nothing
   /// was answered yet, else the connection is cut. Either way the upstream request is abandoned.
   private func bodyTimedOut() {
     guard let context else { return }
-    if case .forwarding(let exchange) = state {
+    if let exchange = machine.answer {
       exchange.cancel()
       if exchange.responseStarted {
         context.close(promise: nil)
@@ -185,16 +147,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
   }
 
-  /// (Re)arms the body deadline while a request body is still coming.
-  private func armBodyDeadline() {
-    deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
-    deadlineIsBody = true
-  }
-
+  /// The head never completed: answer 408 and close (§4 request_timeout).
   private func headerTimedOut() {
-    guard let context, case .idle = state else { return }
-    // The head never completed: answer 408 and close (§4 request_timeout).
-    closing = true
+    guard let context else { return }
     let refusal = GatewayRefusal.requestTimeout
     let requestID = loop.requestIDs.next()
     loop.counters.recordRefusal(refusal)
@@ -209,53 +164,41 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   // MARK: requests
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if closing { return }
     let part = unwrapInboundIn(data)
-    if awaitingResponse || !queued.isEmpty {
-      // Pipelined: answer in order, one at a time (RFC 9112 §9.3.2).
-      queued.append(part)
-      return
+    switch machine.partArrived(part) {
+    case .drop, .queue: return
+    case .process: process(part, context: context)
     }
-    process(part, context: context)
   }
 
   private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
     switch part {
     case .head(let head):
+      machine.headReceived(keepAlive: head.isKeepAlive && !loop.draining)
       deadline = nil
-      requestInProgress = true
-      responseInProgress = true
       receivedHead(head, context: context)
     case .body(let buffer):
       bodyReceived += buffer.readableBytes
-      if requestInProgress { armBodyDeadline() }
-      switch state {
-      case .forwarding(let exchange):
+      arm(machine.bodyArrived())
+      if let exchange = machine.answer {
         if bodyReceived > bodyLimit {
           bodyTooLarge(exchange, context: context)
         } else {
           exchange.requestBody(buffer)
         }
-      case .refused, .idle:
-        break
       }
     case .end:
-      requestInProgress = false
-      if deadlineIsBody {
-        deadline = nil
-        deadlineIsBody = false
+      let exchange = machine.answer
+      switch machine.requestEnded() {
+      case .forward: exchange?.requestEnd()
+      case .finishResponse: finishResponse(context: context)
+      case .none: break
       }
-      if case .forwarding(let exchange) = state { exchange.requestEnd() }
-      if case .refused = state, !responseInProgress { finishResponse(context: context) }
-      if responseInProgress { awaitingResponse = true }
     }
   }
 
   private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-    servedARequest = true
-    keepAlive = head.isKeepAlive && !loop.draining
     version = head.version
-    closeAfterResponse = false
     method = head.method
     bodyReceived = 0
     bodyLimit = loop.limits.maxBodyBytes
@@ -274,7 +217,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       refuse(f.refusal, closeConnection: f.closeConnection, requestID: loop.requestIDs.next(), context: context)
       return
     }
-    websocket = validated.websocket
+    if validated.websocket { machine.upgradeRequested() }
     log?.host = validated.host
     let pairs = head.headers.lazy.map { ($0.name, $0.value) }
     switch RequestAdmission.admit(validated, method: head.method, headers: pairs, loop: loop, connection: connection) {
@@ -299,8 +242,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       let exchange = Exchange(
         requestID: plan.requestID, streamID: 0, client: clientReference, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
-      state = .forwarding(exchange)
-      if plan.hasBody { armBodyDeadline() }
+      arm(machine.forwarding(exchange, hasBody: plan.hasBody))
       exchange.start()
     }
   }
@@ -315,11 +257,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   private func refuse(_ refusal: GatewayRefusal, closeConnection: Bool, requestID: String, context: ChannelHandlerContext) {
-    if closeConnection {
-      keepAlive = false
-      closeAfterResponse = true
-    }
-    state = .refused
+    machine.refusing(close: closeConnection)
     writeRefusal(refusal, requestID: requestID, context: context)
   }
 
@@ -332,10 +270,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
       head.add(name, value)
     }
-    state = .refused
+    machine.refusing(close: false)
     writer.hold(finishHead(&head))
-    responseInProgress = false
-    if !requestInProgress { finishResponse(context: context) }
+    if machine.answerWritten() { finishResponse(context: context) }
   }
 
   private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
@@ -363,8 +300,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     // Held, so the JSON body is copied in behind the head: one write, like a small forwarded response.
     writer.hold(finishHead(&head))
     writer.writeBody(body, context: context)
-    responseInProgress = false
-    if !requestInProgress || closeAfterResponse {
+    if machine.answerWritten() {
       finishResponse(context: context)
     } else {
       writer.writeHeld(context: context)  // a HEAD's head is still held (no body part took it)
@@ -377,36 +313,24 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     let duration = (NIODeadline.now() - requestStarted).nanoseconds
     loop.counters.requestDuration.observe(nanos: duration)
     finishLog(durationNanos: duration)
-    let close = !keepAlive || closeAfterResponse
-    if close { closing = true }
-    responseInProgress = false
-    awaitingResponse = false
-    state = .idle
-    // An upgrade asked for and not taken (refused, or answered without a 101): the connection stays
-    // HTTP/1.1, so the stopped parser must start again on the bytes that follow (last, below: that
-    // can begin the next request at once).
-    let restart = websocket && !close
-    websocket = false
-    setReadPaused(false)
-    if close {
-      queued.removeAll()
+    let finish = machine.finishResponse()
+    if finish.resumeRead { context.read() }
+    if finish.close {
       let written = context.eventLoop.makePromise(of: Void.self)
       writer.writeEnd(context: context, promise: written)
       context.flush()
       written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     } else {
       writer.writeEnd(context: context, promise: nil)
-      armIdleTimer()
+      arm(.idle)
       // Next pipelined request, if one is waiting (its response is flushed with this one).
-      while !queued.isEmpty && !awaitingResponse && !closing {
-        process(queued.removeFirst(), context: context)
-      }
-      if queued.isEmpty && !readPaused && pendingRead {
-        pendingRead = false
-        context.read()
-      }
+      while let part = machine.nextQueuedPart() { process(part, context: context) }
+      if machine.readAfterFinish() { context.read() }
       context.flush()
-      if restart { restartParser(context: context) }
+      // An upgrade asked for and not taken (refused, or answered without a 101): the connection
+      // stays HTTP/1.1, so the stopped parser must start again on the bytes that follow (last:
+      // that can begin the next request at once).
+      if finish.restartParser { restartParser(context: context) }
     }
   }
 
@@ -427,7 +351,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
     guard let context else { return }
-    if head.status == .switchingProtocols, websocket {
+    if head.status == .switchingProtocols, machine.upgradePending {
       // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
       var switching = writer.beginHead(version: .http1_1, status: .switchingProtocols, allocator: context.channel.allocator)
       HeaderRewrite.forEachClientResponseHeader(
@@ -439,8 +363,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       return
     }
-    // The client has not finished sending (an early response): close once this response ends.
-    if requestInProgress { closeAfterResponse = true }
+    machine.responseHeadStarting()
     // Room for a small body behind the head: it then goes out in the same write (see writer.hold).
     var response = writer.beginHead(
       version: version, status: head.status, allocator: context.channel.allocator,
@@ -470,13 +393,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// Ends a head with `Connection: close` when this response is the connection's last (a close-
   /// delimited body makes it so).
   private func finishHead(_ head: inout HTTP1ResponseWriter.Head) -> ByteBuffer {
-    let last = !keepAlive || closeAfterResponse
+    let last = machine.isLastResponse
     if last { head.add("Connection", "close") }
     let (bytes, closeDelimited) = writer.finishHead(&head, version: version, requestMethod: method, closing: last)
-    if closeDelimited {
-      keepAlive = false
-      closeAfterResponse = true
-    }
+    if closeDelimited { machine.responseIsCloseDelimited() }
     return bytes
   }
 
@@ -490,15 +410,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func exchangeSendEnd(_ exchange: Exchange) {
     guard let context else { return }
-    if requestInProgress { closeAfterResponse = true }
+    machine.responseEnded()
     finishResponse(context: context)
   }
 
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
     guard let context else { return }
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
-    if requestInProgress { closeAfterResponse = true }
-    state = .refused
+    machine.upstreamRefused()
     writeRefusal(refusal, requestID: exchange.requestID, context: context)
   }
 
@@ -518,22 +437,20 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   }
 
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {
-    setReadPaused(paused)
+    if machine.setReadPaused(paused) { context?.read() }
   }
 
   /// The upstream accepted the WebSocket upgrade (its 101 is read and was answered): replace the
   /// HTTP handlers on both connections with a byte tunnel (the upstream connection leaves its pool).
   func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
-    guard let context, websocket else {
+    guard let context, machine.upgradePending else {
       upstream.cancel()
       return
     }
     finishLog()
-    state = .idle
-    closing = true
-    deadline = nil
     // Reads were held while the upgrade was pending: the tunnel's read must get through.
-    websocket = false
+    machine.upgraded()
+    deadline = nil
     let channel = context.channel
     guard TunnelHandler.join(client: channel, upstream: upstream, sweeper: loop.sweeper, idleTimeout: loop.settings.idleTimeout) else {
       channel.close(promise: nil)
@@ -546,27 +463,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   // MARK: backpressure
 
-  private func setReadPaused(_ paused: Bool) {
-    guard paused != readPaused else { return }
-    readPaused = paused
-    if !paused, pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
-  }
-
   func read(context: ChannelHandlerContext) {
-    // Hold reads while paused for backpressure, while pipelined requests wait, and while an upgrade
-    // is pending (the stopped parser would buffer whatever arrives, without bound).
-    if readPaused || !queued.isEmpty || websocket {
-      pendingRead = true
-    } else {
-      context.read()
-    }
+    if machine.readRequested() { context.read() }
   }
 
   func channelWritabilityChanged(context: ChannelHandlerContext) {
-    if case .forwarding(let exchange) = state { exchange.clientWritabilityChanged(isWritable: context.channel.isWritable) }
+    machine.answer?.clientWritabilityChanged(isWritable: context.channel.isWritable)
     context.fireChannelWritabilityChanged()
   }
 
@@ -578,17 +480,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       case .headerOverflow: refusal = .headersTooLarge
       default: refusal = .invalidRequest.with(message: "The request is malformed (\(parserError)).")
       }
-      if case .forwarding(let exchange) = state {
+      if let exchange = machine.answer {
         exchange.cancel()
         if exchange.responseStarted {
           context.close(promise: nil)
           return
         }
       }
-      keepAlive = false
-      closeAfterResponse = true
-      requestInProgress = false
-      state = .refused
+      machine.parserFailed()
       method = .GET
       if loop.accessLog != nil && log == nil {
         // Refused before the parser produced a head: log what the request line said, if anything.
@@ -600,7 +499,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       }
       unparsedRequestLine = nil
       writeRefusal(refusal, requestID: loop.requestIDs.next(), context: context)
-      closing = true
       return
     }
     context.close(promise: nil)
