@@ -154,9 +154,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     let requestID = loop.requestIDs.next()
     loop.counters.recordRefusal(refusal)
     loop.counters.recordResponse(status: refusal.status)
-    let body = refusal.jsonBody(requestID: requestID)
-    let text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-      + "X-Request-Id: \(requestID)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body
+    let text = HTTP1Responses.headerTimeout(requestID: requestID)
     context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated()
       .whenComplete { _ in context.close(promise: nil) }
   }
@@ -267,9 +265,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     log?.status = 204
     log?.requestID = requestID
     var head = writer.beginHead(version: version, status: .noContent, allocator: context.channel.allocator)
-    for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
-      head.add(name, value)
-    }
+    HTTP1Responses.preflight(into: &head, loop.settings.preflight, origin: origin, methods: methods, requestID: requestID)
     machine.refusing(close: false)
     writer.hold(finishHead(&head))
     if machine.answerWritten() { finishResponse(context: context) }
@@ -288,15 +284,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     var head = writer.beginHead(
       version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator,
       capacity: 320 + body.readableBytes)
-    head.add("Content-Type", "application/json")
-    head.add("Content-Length", String(body.readableBytes))
-    head.add("X-Request-Id", requestID)
-    head.add("Cache-Control", "no-store")
-    if RefusalResponse.variesByOrigin(refusal) { head.add("Vary", "Origin") }
-    if let wait = retryAfter {
-      head.add("Retry-After", String(wait))
-      retryAfter = nil
-    }
+    HTTP1Responses.refusal(into: &head, refusal, requestID: requestID, bodyBytes: body.readableBytes, retryAfter: retryAfter)
+    retryAfter = nil
     // Held, so the JSON body is copied in behind the head: one write, like a small forwarded response.
     writer.hold(finishHead(&head))
     writer.writeBody(body, context: context)
@@ -354,9 +343,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     if head.status == .switchingProtocols, machine.upgradePending {
       // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
       var switching = writer.beginHead(version: .http1_1, status: .switchingProtocols, allocator: context.channel.allocator)
-      HeaderRewrite.forEachClientResponseHeader(
-        from: head.headers, requestID: exchange.requestID, allowOrigin: nil, varyOrigin: false, upgrade: true
-      ) { name, value, _ in switching.add(name, value) }
+      HTTP1Responses.forwarded(into: &switching, head.headers, requestID: exchange.requestID, allowOrigin: nil, varyOrigin: false, upgrade: true)
       loop.counters.recordResponse(status: 101)
       log?.status = 101
       let bytes = writer.finishHead(&switching, version: .http1_1, requestMethod: method, informational: true).bytes
@@ -367,11 +354,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     // Room for a small body behind the head: it then goes out in the same write (see writer.hold).
     var response = writer.beginHead(
       version: version, status: head.status, allocator: context.channel.allocator,
-      capacity: 256 + head.headers.count * 48 + Self.bodyRoom(head.headers))
-    HeaderRewrite.forEachClientResponseHeader(
-      from: head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
-      upgrade: false
-    ) { name, value, _ in response.add(name, value) }
+      capacity: 256 + head.headers.count * 48 + HTTP1Responses.bodyRoom(head.headers))
+    HTTP1Responses.forwarded(
+      into: &response, head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
+      upgrade: false)
     loop.counters.recordResponse(status: Int(head.status.code))
     let untilHead = (NIODeadline.now() - requestStarted).nanoseconds
     loop.counters.recordUpstreamResponse(cluster: exchange.cluster.metricsIndex, status: Int(head.status.code), nanos: untilHead)
@@ -381,13 +367,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       log!.upstreamAddress = exchange.endpointName
     }
     writer.hold(finishHead(&response))
-  }
-
-  /// The body size to reserve behind a response head: the upstream's `Content-Length` when it is
-  /// at most 4 KiB, else nothing (a larger body goes out as its own write).
-  private static func bodyRoom(_ headers: HTTPHeaders) -> Int {
-    guard let value = headers.first(name: "content-length"), let n = Int(value), n >= 0, n <= 4096 else { return 0 }
-    return n
   }
 
   /// Ends a head with `Connection: close` when this response is the connection's last (a close-
@@ -475,11 +454,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     if let parserError = error as? HTTPParserError {
       // Framing the parser could not accept (§9.4): refuse and close, nothing is forwarded.
-      let refusal: GatewayRefusal
-      switch parserError {
-      case .headerOverflow: refusal = .headersTooLarge
-      default: refusal = .invalidRequest.with(message: "The request is malformed (\(parserError)).")
-      }
+      let refusal = HTTP1Responses.refusal(for: parserError)
       if let exchange = machine.answer {
         exchange.cancel()
         if exchange.responseStarted {
@@ -502,90 +477,5 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       return
     }
     context.close(promise: nil)
-  }
-}
-
-/// NIO's HTTP/1 request parser, telling the HTTP/1.1 handler when bytes arrive so it can start the
-/// header timer on a request's first byte (slowloris, §4 `client_header_timeout_s`).
-///
-/// A wrapper rather than a handler of its own in front of the parser: one pipeline hop less for
-/// every read and every read-complete.
-///
-/// It also restarts the parser after an upgrade that did not happen: NIO's parser stops for good
-/// after a request with `Connection: Upgrade` (the bytes after it are the new protocol's), so when
-/// the upgrade is refused or answered without a 101, a fresh parser takes over the bytes that
-/// follow and the connection goes on as HTTP/1.1.
-struct ClientRequestDecoder: ByteToMessageDecoder {
-  typealias InboundOut = HTTPServerRequestPart
-  private var parser: HTTPRequestDecoder
-  private let limits: NIOHTTPDecoderLimitConfiguration
-  private weak var handler: BackReference<HTTP1ServerHandler>?
-
-  init(limits: NIOHTTPDecoderLimitConfiguration, handler: HTTP1ServerHandler) {
-    self.limits = limits
-    parser = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)
-    self.handler = handler.backReference
-  }
-
-  mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-    guard let handler = handler?.target else { return try parser.decode(context: context, buffer: &buffer) }
-    // Before parsing: the parts parsed from these bytes reach the handler within this call.
-    handler.requestBytesArrived()
-    if handler.parserNeedsFreshStart { restart(context: context, handler: handler) }
-    handler.decoding = true
-    defer { handler.decoding = false }
-    let state: DecodingState
-    do {
-      state = try parser.decode(context: context, buffer: &buffer)
-    } catch {
-      // Only on a refusal: the bytes are still there (the parser moves past them on success only).
-      handler.unparsedRequestLine = RequestLinePeek.read(buffer)
-      throw error
-    }
-    // The upgrade was settled while these bytes were parsed (a refusal answers at once): go on
-    // with the bytes behind it.
-    if handler.parserNeedsFreshStart && buffer.readableBytes > 0 {
-      restart(context: context, handler: handler)
-      return .continue
-    }
-    return state
-  }
-
-  private mutating func restart(context: ChannelHandlerContext, handler: HTTP1ServerHandler) {
-    handler.parserNeedsFreshStart = false
-    parser.decoderRemoved(context: context)
-    parser = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)
-    parser.decoderAdded(context: context)
-  }
-
-  mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-    try parser.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
-  }
-
-  mutating func decoderAdded(context: ChannelHandlerContext) { parser.decoderAdded(context: context) }
-  mutating func decoderRemoved(context: ChannelHandlerContext) { parser.decoderRemoved(context: context) }
-  func shouldReclaimBytes(buffer: ByteBuffer) -> Bool { parser.shouldReclaimBytes(buffer: buffer) }
-}
-
-/// The method and target of a request line the parser refused, read from the raw bytes for the
-/// access log: a token, a space, the target up to the next space or line end (the log drops its query).
-enum RequestLinePeek {
-  static func read(_ buffer: ByteBuffer) -> (method: String, target: String)? {
-    buffer.withUnsafeReadableBytes { bytes -> (method: String, target: String)? in
-      let limit = min(bytes.count, 8192 + 32)
-      var i = 0
-      while i < limit, i < 32, Self.isToken(bytes[i]) { i += 1 }
-      guard i > 0, i < limit, bytes[i] == UInt8(ascii: " ") else { return nil }
-      let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<i]), as: UTF8.self)
-      let start = i + 1
-      var j = start
-      while j < limit, bytes[j] != 0x20, bytes[j] != 0x0D, bytes[j] != 0x0A { j += 1 }
-      guard j > start else { return (method, "") }
-      return (method, String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<j]), as: UTF8.self))
-    }
-  }
-
-  static func isToken(_ b: UInt8) -> Bool {
-    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
   }
 }
