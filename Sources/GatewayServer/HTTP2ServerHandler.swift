@@ -60,17 +60,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var inReadCycle = false
   /// Set while the connection has no streams: it closes (GOAWAY) when this passes.
   private var idleDeadline: NIODeadline?
+  /// The connection's lifecycle: active, draining, closing, lingering (``HTTP2ConnectionStateMachine``).
+  private var lifecycle = HTTP2ConnectionStateMachine()
   /// The highest client stream seen (the GOAWAY of a drain names it).
-  private var lastStreamID = HTTP2StreamID(0)
   /// A drain's GOAWAY has gone out: close once the last stream ends.
-  private var goAwaySent = false
-  private var drainClosing = false
   /// A flush is queued for the end of this event-loop tick (``scheduleFlush(_:)``).
   private var flushQueued = false
   /// NIOHTTP2Handler wrote a GOAWAY with an error code (a connection error): see ``wroteFrame(_:)``.
-  private var errorGoAwayWritten = false
   /// The connection is being closed after an error GOAWAY; frames that still arrive are ignored.
-  private var lingering = false
   /// How long a connection closed for an error keeps reading (and ignoring) before it is closed.
   static let linger = TimeAmount.seconds(1)
   /// Access-log entries of open streams (only with the access log on).
@@ -115,26 +112,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   }
 
   func checkDeadlines(now: NIODeadline) {
-    if loop.draining, let context {
-      if !goAwaySent {
-        // Streams above lastStreamID are ignored by NIOHTTP2 from now on (RFC 9113 §6.8): the
-        // client retries them on a new connection; every stream at or below it completes.
-        goAwaySent = true
-        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
-      }
-      if streams.isEmpty && !drainClosing {
-        // Close once everything written so far is on the wire (writes complete in order).
-        drainClosing = true
-        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-      }
+    guard let context else { return }
+    let idleExpired = idleDeadline.map { $0 <= now } ?? false
+    switch lifecycle.tick(draining: loop.draining, openStreams: streams.count, idleExpired: idleExpired) {
+    case .none:
       return
+    case .sendGoAway(let last):
+      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil))
+      context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+    case .goAwayAndClose(let last):
+      idleDeadline = nil
+      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil))
+      context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
-    guard let d = idleDeadline, d <= now, let context, streams.isEmpty else { return }
-    idleDeadline = nil
-    let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-    context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -153,10 +143,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     idleDeadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
   }
 
+  /// A stream left `streams`: with none open, the idle timer starts again.
+  private func streamRemoved() {
+    if lifecycle.streamClosed(openStreams: streams.count) { armIdleTimer() }
+  }
+
   // MARK: inbound
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if lingering { return }
+    guard lifecycle.acceptsFrames else { return }
     inReadCycle = true
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
@@ -199,7 +194,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       s?.exchange?.cancel()
       s?.tunnel?.close()
       streamEnded(id, state: s)
-      if streams.isEmpty { armIdleTimer() }
+      streamRemoved()
     default:
       break
     }
@@ -221,7 +216,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       if let e = s?.exchange, !e.finished { e.cancel() }
       s?.tunnel?.close()
       streamEnded(closed.streamID, state: s)
-      if streams.isEmpty { armIdleTimer() }
+      streamRemoved()
     }
     context.fireUserInboundEventTriggered(event)
   }
@@ -234,7 +229,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
     idleDeadline = nil
-    if id > lastStreamID { lastStreamID = id }
+    lifecycle.streamOpened(id)
     let state = StreamState()
     state.requestEnded = endStream
     state.started = .now()
@@ -682,148 +677,38 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY). A connection
     // error's GOAWAY must be followed by closing the TCP connection (RFC 9113 §5.4.1): flush it,
     // then close. Stream-level errors leave the connection usable.
-    if errorGoAwayWritten {
-      lingeringClose(context: context, error: error)
-      return
-    }
+    // The client sent HEADERS (or DATA) on a stream it had ended: half-closed (remote), which
+    // RFC 9113 §5.1 answers with STREAM_CLOSED; NIOHTTP2 1.46 resets the stream with PROTOCOL_ERROR
+    // for HEADERS there (StreamStateMachine.receiveHeaders, the halfClosedRemoteLocalIdle/Active
+    // case), so the lifecycle makes it a connection error (h2spec http2/5.1/6).
+    let kind: HTTP2ConnectionStateMachine.ErrorKind
     if Self.isFrameAfterEndStream(error) {
-      // The client sent HEADERS (or DATA) on a stream it had ended: half-closed (remote), which
-      // RFC 9113 §5.1 answers with STREAM_CLOSED. NIOHTTP2 1.46 resets the stream with
-      // PROTOCOL_ERROR for HEADERS there (StreamStateMachine.receiveHeaders, the
-      // halfClosedRemoteLocalIdle/Active case); §5.4.1 lets an endpoint treat a stream error as a
-      // connection error, so the answer becomes GOAWAY(STREAM_CLOSED) and a close (h2spec
-      // http2/5.1/6). Only a client that breaks the protocol loses its connection.
-      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .streamClosed, opaqueData: nil))
+      kind = .frameAfterEndStream
+    } else if error is NIOHTTP2Errors.StreamError {
+      kind = .stream
+    } else if error is any NIOHTTP2Error {
+      kind = .protocolError
+    } else {
+      kind = .other
+    }
+    switch lifecycle.errorCaught(kind) {
+    case .ignore:
+      if let streamError = error as? NIOHTTP2Errors.StreamError {
+        // A frame for one stream was refused (NIOHTTP2 reset that stream): the connection stays.
+        loop.logger.debug("http/2 stream error", metadata: ["stream": "\(streamError.streamID)", "error": "\(streamError.baseError)"])
+      } else {
+        loop.logger.debug("http/2 protocol error", metadata: ["error": "\(error)"])
+      }
+    case .linger:
+      lingeringClose(context: context, error: error)
+    case .goAwayStreamClosedAndLinger(let last):
+      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .streamClosed, opaqueData: nil))
       context.write(wrapOutboundOut(goAway), promise: nil)
       lingeringClose(context: context, error: error)
-      return
+    case .close:
+      loop.logger.debug("http/2 connection error", metadata: ["error": "\(error)"])
+      context.close(promise: nil)
     }
-    if let streamError = error as? NIOHTTP2Errors.StreamError {
-      // A frame for one stream was refused (NIOHTTP2 reset that stream): the connection stays.
-      loop.logger.debug("http/2 stream error", metadata: ["stream": "\(streamError.streamID)", "error": "\(streamError.baseError)"])
-      return
-    }
-    if error is any NIOHTTP2Error {
-      loop.logger.debug("http/2 protocol error", metadata: ["error": "\(error)"])
-      return
-    }
-    loop.logger.debug("http/2 connection error", metadata: ["error": "\(error)"])
-    context.close(promise: nil)
-  }
-}
-
-/// HTTP/2 request validation: pseudo-headers, Host vs `:authority`, limits, body framing. NIOHTTP2's
-/// own header-block validation has already refused uppercase names, connection-specific headers and
-/// misplaced pseudo-headers with a stream error.
-enum HTTP2RequestValidation {
-  struct Validated {
-    var request: ValidatedRequest
-    var method: HTTPMethod
-  }
-
-  static func validate(_ headers: HPACKHeaders, endStream: Bool, limits: RequestLimits) -> Result<Validated, ValidationFailure> {
-    func fail(_ r: GatewayRefusal, _ reason: String) -> Result<Validated, ValidationFailure> {
-      .failure(ValidationFailure(refusal: r.with(message: reason), closeConnection: false))
-    }
-    var method: String?
-    var scheme: String?
-    var path: String?
-    var authority: String?
-    var extendedProtocol: String?
-    var hosts: [String] = []
-    var contentLength: [String] = []
-    var bytes = 0
-    var count = 0
-    for (name, value, _) in headers {
-      count += 1
-      bytes += name.utf8.count + value.utf8.count + 32
-      // The first byte finds pseudo-headers (String.hasPrefix compares Unicode-aware, on every field
-      // of every request); only those, and fields of a matching length, are compared whole.
-      let pseudo = name.utf8.first == UInt8(ascii: ":")
-      if let problem = RequestValidation.headerProblem(name: name, value: value, pseudo: pseudo) {
-        return fail(.invalidRequest, problem)
-      }
-      // RFC 9113 §8.2.1: a value with leading or trailing SP/HTAB is malformed (HTTP/1.1's parser
-      // strips that whitespace; forwarded as is, it could make two readers see two values).
-      if let first = value.utf8.first, let last = value.utf8.last,
-        first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09
-      {
-        return fail(.invalidRequest, "A header value starts or ends with whitespace.")
-      }
-      if pseudo {
-        switch name {
-        case ":method": method = value
-        case ":scheme": scheme = value
-        case ":path": path = value
-        case ":authority": authority = value
-        case ":protocol": extendedProtocol = value
-        default: break
-        }
-      } else if name.utf8.count == 4, name == "host" {
-        hosts.append(value)
-      } else if name.utf8.count == 14, name == "content-length" {
-        contentLength.append(value)
-      }
-    }
-    if count > limits.maxHeaderCount { return fail(.headersTooLarge, "More than \(limits.maxHeaderCount) header fields.") }
-    if bytes > limits.maxHeaderBytes { return fail(.headersTooLarge, "Request headers exceed \(limits.maxHeaderBytes) bytes.") }
-    guard let m = method, !m.isEmpty else { return fail(.invalidRequest, ":method is missing.") }
-    var httpMethod = HTTPMethod(rawValue: m)
-    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET, and `options` must not slip past
-    // the preflight path. Accept what the HTTP/1.1 side's parser accepts: the methods NIO names.
-    if case .RAW = httpMethod { return fail(.invalidRequest, "Unknown method.") }
-    // Extended CONNECT (RFC 8441) for WebSockets only; plain CONNECT (a TCP proxy) never.
-    var websocket = false
-    if httpMethod == .CONNECT {
-      guard let p = extendedProtocol else { return fail(.invalidRequest, "CONNECT is not supported.") }
-      guard p.lowercased() == "websocket" else { return fail(.invalidRequest, "Only the websocket protocol is supported with extended CONNECT.") }
-      guard !endStream, contentLength.isEmpty else { return fail(.invalidRequest, "An extended CONNECT stream carries no request body.") }
-      websocket = true
-      httpMethod = .GET  // resolved, authorised and forwarded as the HTTP/1.1 upgrade GET it becomes
-    } else if extendedProtocol != nil {
-      return fail(.invalidRequest, ":protocol is only for CONNECT.")
-    }
-    // This listener is TLS: `:scheme http` names a resource the request cannot be for.
-    guard let s = scheme, s == "https" else { return fail(.invalidRequest, ":scheme must be https.") }
-    guard let p = path, !p.isEmpty else { return fail(.invalidRequest, ":path is missing.") }
-    if p.utf8.count > limits.maxURIBytes { return fail(.uriTooLong, GatewayRefusal.uriTooLong.message) }
-
-    // Host (§2): :authority or Host; when both, they must agree; several Host fields are refused.
-    guard hosts.count <= 1 else { return fail(.invalidHost, "Several host fields.") }
-    guard let rawHost = authority ?? hosts.first, let host = HostName.normalize(rawHost) else {
-      return fail(.invalidHost, authority == nil && hosts.isEmpty ? ":authority is missing." : "The host is not a valid host name.")
-    }
-    if let a = authority, let h = hosts.first {
-      guard HostName.normalize(a) == HostName.normalize(h) else { return fail(.invalidHost, ":authority and host disagree.") }
-    }
-
-    // Routes are matched on the normal form, and that form is what is forwarded (PRODUCT.md §3).
-    let normalized: RequestPath.Normalized
-    if p == "*" {
-      guard httpMethod == .OPTIONS else { return fail(.invalidRequest, "The asterisk form is only for OPTIONS.") }
-      normalized = RequestPath.Normalized(target: "*", path: "*")
-    } else {
-      guard p.hasPrefix("/") else { return fail(.invalidRequest, "Malformed :path.") }
-      switch RequestPath.normalize(target: Substring(p)) {
-      case .success(let n): normalized = n
-      case .failure(let problem): return fail(.invalidRequest, problem.message)
-      }
-    }
-
-    var framing = BodyFraming.none
-    if contentLength.count > 1 { return fail(.invalidRequest, "Several content-length fields.") }
-    if let cl = contentLength.first {
-      guard let n = RequestValidation.parseContentLength(cl) else { return fail(.invalidRequest, "content-length must be a decimal number.") }
-      if n > limits.maxBodyBytes { return fail(.payloadTooLarge, "The request body is larger than \(limits.maxBodyBytes) bytes.") }
-      framing = n == 0 ? .none : .contentLength(n)
-    } else if !endStream && !websocket {
-      framing = .streamed
-    }
-    if endStream, case .contentLength = framing { return fail(.invalidRequest, "content-length promises a body the stream does not have.") }
-    return .success(
-      Validated(
-        request: ValidatedRequest(host: host, target: normalized.target, path: normalized.path, body: framing, websocket: websocket),
-        method: httpMethod))
   }
 }
 
@@ -834,8 +719,6 @@ extension HTTP2ServerHandler {
   /// stream), and close for good after `linger`, whatever the client still sends being ignored
   /// meanwhile.
   private func lingeringClose(context: ChannelHandlerContext, error: Error) {
-    guard !lingering else { return }
-    lingering = true
     loop.logger.debug("http/2 connection error; closing", metadata: ["error": "\(error)"])
     context.flush()
     context.close(mode: .output, promise: nil)
@@ -859,6 +742,6 @@ extension HTTP2ServerHandler: NIOHTTP2FrameDelegate {
   /// error next through `errorCaught`, which then closes the connection. The gateway's own GOAWAYs
   /// (drain, idle) carry NO_ERROR.
   func wroteFrame(_ frame: HTTP2Frame) {
-    if case .goAway(_, let code, _) = frame.payload, code != .noError { errorGoAwayWritten = true }
+    if case .goAway(_, let code, _) = frame.payload { lifecycle.wroteGoAway(errorCode: code) }
   }
 }
