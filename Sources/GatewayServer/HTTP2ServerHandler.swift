@@ -27,11 +27,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     var method: HTTPMethod = .GET
     var bodyReceived = 0
     var requestEnded = false
-    var responseDone = false
-    /// Response HEADERS not yet written (held to merge END_STREAM into the last frame).
-    var pendingHeaders: HPACKHeaders?
-    /// The last response DATA not yet written (same reason).
-    var pendingData: ByteBuffer?
+    /// The response's frames on their way out (END_STREAM folded into the last one).
+    var response = HTTP2ResponseFraming()
+    var responseDone: Bool { response.done }
     /// Response bytes written but not yet on the wire.
     var outstanding = 0
     var upstreamPaused = false
@@ -62,12 +60,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var idleDeadline: NIODeadline?
   /// The connection's lifecycle: active, draining, closing, lingering (``HTTP2ConnectionStateMachine``).
   private var lifecycle = HTTP2ConnectionStateMachine()
-  /// The highest client stream seen (the GOAWAY of a drain names it).
-  /// A drain's GOAWAY has gone out: close once the last stream ends.
   /// A flush is queued for the end of this event-loop tick (``scheduleFlush(_:)``).
   private var flushQueued = false
-  /// NIOHTTP2Handler wrote a GOAWAY with an error code (a connection error): see ``wroteFrame(_:)``.
-  /// The connection is being closed after an error GOAWAY; frames that still arrive are ignored.
   /// How long a connection closed for an error keeps reading (and ignoring) before it is closed.
   static let linger = TimeAmount.seconds(1)
   /// Access-log entries of open streams (only with the access log on).
@@ -85,11 +79,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     loop.finishLog(&e, durationNanos: duration)
   }
 
-  /// Connection-level receive window we keep open (bytes).
-  static let connectionWindow = 1 << 20
-  /// Pause the upstream read when this many response bytes of one stream are buffered.
-  static let outstandingHigh = 512 * 1024
-  static let outstandingLow = 128 * 1024
+  static let connectionWindow = HTTP2FlowControl.connectionWindow
 
   init(loop: LoopContext, connection: ConnectionInfo) {
     self.loop = loop
@@ -164,8 +154,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         newRequest(id, headers: headers.headers, endStream: headers.endStream, context: context)
       }
     case .data(let data):
-      let flowControlled = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-      connectionCredit += flowControlled
+      connectionCredit += HTTP2FlowControl.flowControlledLength(dataBytes: data.data.readableBytes, padding: data.paddingBytes)
       guard let s = streams[id] else { return }
       if s.websocketAccept != nil {
         tunnelData(id, data, state: s)
@@ -202,8 +191,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   func channelReadComplete(context: ChannelHandlerContext) {
     inReadCycle = false
-    if connectionCredit >= Self.connectionWindow / 2 {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionCredit))), promise: nil)
+    if let increment = HTTP2FlowControl.connectionWindowUpdate(credit: connectionCredit) {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
       connectionCredit = 0
     }
     context.flush()
@@ -297,7 +286,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
     guard let context else { return }
-    streams[id]?.responseDone = true
+    streams[id]?.response.finish()
     context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(code))), promise: nil)
   }
 
@@ -312,7 +301,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
       headers.add(name: name.lowercased(), value: value)
     }
-    streams[id]?.responseDone = true
+    streams[id]?.response.finish()
     writeLast(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), id: id, context: context)
     context.flush()
   }
@@ -357,7 +346,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
     if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
     let headOnly = method == .HEAD
-    streams[id]?.responseDone = true
+    streams[id]?.response.finish()
     let headersFrame = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))
     if headOnly {
       writeLast(headersFrame, id: id, context: context)
@@ -396,7 +385,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
     noteResponseHead(id, status: Int(head.status.code), state: s, exchange: exchange)
-    s?.pendingHeaders = headers
+    s?.response.head(headers)
   }
 
   /// A response's HPACK header list: `:status`, then the upstream's headers as §5 passes them to
@@ -434,14 +423,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
     if s.method == .HEAD { return }
-    if let h = s.pendingHeaders {
+    write(s.response.body(buffer), id: id, state: s, context: context)
+  }
+
+  /// Writes what ``HTTP2ResponseFraming`` released, none of it ending the stream.
+  private func write(_ writes: HTTP2ResponseFraming.Writes, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
+    if let h = writes.headers {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
-      s.pendingHeaders = nil
     }
-    if let previous = s.pendingData {
-      writeData(previous, id: id, state: s, context: context)
-    }
-    s.pendingData = buffer
+    if let d = writes.data { writeData(d, id: id, state: s, context: context) }
   }
 
   private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
@@ -452,7 +442,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let promise = context.eventLoop.makePromise(of: Void.self)
     promise.futureResult.assumeIsolated().whenComplete { [weak backReference] _ in backReference?.target.dataWritten(id, bytes: n) }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
-    if s.outstanding > Self.outstandingHigh && !s.upstreamPaused {
+    if HTTP2FlowControl.shouldPause(outstanding: s.outstanding, paused: s.upstreamPaused) {
       s.upstreamPaused = true
       if let tunnel = s.tunnel { tunnel.setReadPaused(true) } else { s.exchange?.clientWritabilityChanged(isWritable: false) }
     }
@@ -461,7 +451,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private func dataWritten(_ id: HTTP2StreamID, bytes: Int) {
     guard let s = streams[id] else { return }
     s.outstanding -= bytes
-    if s.upstreamPaused && s.outstanding < Self.outstandingLow {
+    if HTTP2FlowControl.shouldResume(outstanding: s.outstanding, paused: s.upstreamPaused) {
       s.upstreamPaused = false
       if let tunnel = s.tunnel { tunnel.setReadPaused(false) } else { s.exchange?.clientWritabilityChanged(isWritable: true) }
     }
@@ -470,23 +460,22 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeSendEnd(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
+    let (headers, end) = s.response.end()
+    if let h = headers {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
+    }
     let last: HTTP2Frame
-    if let data = s.pendingData {
-      if let h = s.pendingHeaders {
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
-      }
+    switch end {
+    case .data(let data):
       if !logs.isEmpty { logs[id]?.bytesOut += data.readableBytes }
       loop.counters.responseBodyBytes &+= data.readableBytes
       last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))
-    } else if let h = s.pendingHeaders {
+    case .headers(let h):
       last = HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: true)))
-    } else {
+    case .emptyData:
       let empty = context.channel.allocator.buffer(capacity: 0)
       last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true)))
     }
-    s.pendingHeaders = nil
-    s.pendingData = nil
-    s.responseDone = true
     writeLast(last, id: id, context: context)
     // A complete response is always flushed, not left to the upstream's end-of-read notice: that
     // notice never comes when the upstream connection closes in the read that ended the response
@@ -497,16 +486,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeFlush(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context else { return }
-    if let s = streams[id], !s.responseDone {
+    if let s = streams[id] {
       // Streaming response: put what is held on the wire now rather than wait for the next part.
-      if let h = s.pendingHeaders {
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
-        s.pendingHeaders = nil
-      }
-      if let d = s.pendingData {
-        s.pendingData = nil
-        writeData(d, id: id, state: s, context: context)
-      }
+      write(s.response.flush(), id: id, state: s, context: context)
     }
     scheduleFlush(context)
   }
@@ -539,8 +521,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
     s.uncredited += bytes
-    if s.uncredited >= 16384 && !s.requestEnded {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
+    if let increment = HTTP2FlowControl.streamWindowUpdate(uncredited: s.uncredited, requestEnded: s.requestEnded) {
+      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
       s.uncredited = 0
       // Credit given outside a read cycle (the upstream drained) must go out now.
       if !inReadCycle { context.flush() }
@@ -552,11 +534,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// ordinary HTTP/2 request never asks for an upgrade).
   func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.pendingHeaders,
+    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.response.heldHeaders,
       let upstreamChannel = upstream.channel
     else {
       upstream.cancel()
-      if let s = streams[id], s.pendingHeaders == nil, s.websocketAccept != nil {
+      if let s = streams[id], s.response.heldHeaders == nil, s.websocketAccept != nil {
         sendRefusal(id, GatewayRefusal.upstreamError.with(message: "The upstream's WebSocket handshake is invalid."), requestID: exchange.requestID, method: .GET)
       } else {
         reset(id, .internalError)
@@ -577,7 +559,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       return
     }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false)))), promise: nil)
-    s.pendingHeaders = nil
+    _ = s.response.takeHeaders()
     s.tunnel = tunnel
     let early = s.earlyData
     s.earlyData = []
@@ -601,7 +583,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
       dropping: "sec-websocket-accept")
     noteResponseHead(id, status: 200, state: streams[id], exchange: streams[id]?.exchange)
-    streams[id]?.pendingHeaders = headers
+    streams[id]?.response.head(headers)
   }
 
   // MARK: extended CONNECT tunnels
@@ -645,7 +627,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// The upstream closed: the stream ends (and is reset if the client is still sending).
   func tunnelClosed(_ id: HTTP2StreamID) {
     guard let context, let s = streams[id], !s.responseDone else { return }
-    s.responseDone = true
+    s.response.finish()
     s.tunnel = nil
     let empty = context.channel.allocator.buffer(capacity: 0)
     writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))), id: id, context: context)
