@@ -384,26 +384,44 @@ public final class GatewayServer: @unchecked Sendable {
     }
   }
 
+  /// `GET /admin/upstreams`: every cluster, its settings and each endpoint's health and connections.
+  struct UpstreamsDocument: Encodable {
+    struct Cluster: Encodable {
+      var name: String
+      var balancing: String
+      var retries: Int
+      var retryBudgetPercent: Int
+      var endpoints: [Endpoint]
+    }
+    struct Endpoint: Encodable {
+      var url: String
+      var state: String
+      var ejections: Int
+      var openConnections: Int
+      var idleConnections: Int
+      var inFlight: Int
+    }
+    var clusters: [Cluster]
+  }
+
   /// `GET /admin/upstreams`.
   public func upstreamsJSON() -> EventLoopFuture<String> {
     let clusters = self.clusters
     return endpointConnections().map { conns in
-      var list: [[String: Any]] = []
-      for (name, state) in clusters.sorted(by: { $0.key < $1.key }) {
-        var endpoints: [[String: Any]] = []
-        for (i, e) in state.endpoints.enumerated() {
-          let c = conns["\(name)#\(i)"] ?? (0, 0, 0)
-          endpoints.append([
-            "url": e.health.name, "state": e.health.state, "ejections": e.health.ejectionCount,
-            "openConnections": c.open, "idleConnections": c.idle, "inFlight": c.inFlight,
-          ])
-        }
-        list.append([
-          "name": name, "balancing": state.balancing == .leastRequest ? "least_request" : "round_robin",
-          "retries": state.retries, "retryBudgetPercent": state.retryBudgetPercent, "endpoints": endpoints,
-        ])
-      }
-      let data = (try? JSONSerialization.data(withJSONObject: ["clusters": list], options: [.sortedKeys])) ?? Data()
+      let document = UpstreamsDocument(clusters: clusters.sorted(by: { $0.key < $1.key }).map { name, state in
+        UpstreamsDocument.Cluster(
+          name: name, balancing: state.balancing == .leastRequest ? "least_request" : "round_robin", retries: state.retries,
+          retryBudgetPercent: state.retryBudgetPercent,
+          endpoints: state.endpoints.enumerated().map { i, e in
+            let c = conns["\(name)#\(i)"] ?? (0, 0, 0)
+            return UpstreamsDocument.Endpoint(
+              url: e.health.name, state: e.health.state, ejections: e.health.ejectionCount, openConnections: c.open,
+              idleConnections: c.idle, inFlight: c.inFlight)
+          })
+      })
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      let data = (try? encoder.encode(document)) ?? Data()
       return String(decoding: data, as: UTF8.self)
     }
   }
