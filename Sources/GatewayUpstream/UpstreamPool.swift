@@ -52,75 +52,56 @@ public final class UpstreamPool {
   public let settings: UpstreamPoolSettings
   public let eventLoop: EventLoop
   public let sweeper: DeadlineSweeper
-  private var idle: [UpstreamConnection] = []
+  /// Idle connections, the open and connecting counts, the waiters: every decision is its.
+  private var machine: UpstreamPoolStateMachine<UpstreamConnection, UpstreamConnectionRequester>
   /// What connections and waiter timers hold instead of `weak` references to the pool (see
   /// ``BackReference``): the pool is retained on every lease and release.
   private(set) lazy var backReference = BackReference(self)
-  private var open = 0
-  private var connecting = 0
-  private var waiters = CircularBuffer<Waiter>()
-  private var nextWaiterID = 0
 
   /// Counters for `/admin/upstreams` and metrics.
   public private(set) var connectsSucceeded = 0
   public private(set) var connectsFailed = 0
 
-  private struct Waiter {
-    var id: Int
-    var requester: UpstreamConnectionRequester
-    var timeout: Scheduled<Void>?
-  }
-
   public init(settings: UpstreamPoolSettings, eventLoop: EventLoop, sweeper: DeadlineSweeper) {
     self.settings = settings
     self.eventLoop = eventLoop
     self.sweeper = sweeper
+    self.machine = UpstreamPoolStateMachine(maxConnections: settings.maxConnections, maxQueue: settings.maxQueue, maxIdle: settings.maxIdle)
   }
 
   /// Open connections (idle plus busy).
-  public var openConnections: Int { open }
-  public var idleConnections: Int { idle.count }
+  public var openConnections: Int { machine.open }
+  public var idleConnections: Int { machine.idle.count }
   /// Requests queued for a connection.
-  public var waiting: Int { waiters.count }
+  public var waiting: Int { machine.waiters.count }
   /// Requests holding or waiting for a connection (least-request balancing).
-  public var inFlight: Int { open - idle.count + connecting + waiters.count }
+  public var inFlight: Int { machine.inFlight }
 
   /// Hands `requester` a connection: an idle one at once, a new one once connected, or one freed by
   /// another request. `fresh` forces a new connection (retry after a stale keep-alive connection).
   public func acquire(_ requester: UpstreamConnectionRequester, fresh: Bool = false) {
     eventLoop.preconditionInEventLoop()
-    if !fresh {
-      while let conn = idle.popLast() {
-        if conn.channel?.isActive == true {
-          requester.upstreamConnectionReady(conn)
-          return
-        }
-      }
-    }
-    if open + connecting < settings.maxConnections {
+    switch machine.acquire(fresh: fresh, isUsable: { $0.channel?.isActive == true }) {
+    case .lease(let conn):
+      requester.upstreamConnectionReady(conn)
+    case .connect:
       connect(for: requester)
-      return
-    }
-    guard waiters.count < settings.maxQueue else {
+    case .fail:
       requester.upstreamConnectionFailed(.poolExhausted)
-      return
+    case .wait(let id):
+      let timeout = eventLoop.assumeIsolated().scheduleTask(in: settings.queueTimeout) { [weak backReference] () -> Void in
+        backReference?.target.expireWaiter(id)
+      }
+      machine.waiting(.init(id: id, requester: requester, timeout: timeout))
     }
-    let id = nextWaiterID
-    nextWaiterID += 1
-    let timeout = eventLoop.assumeIsolated().scheduleTask(in: settings.queueTimeout) { [weak backReference] () -> Void in
-      backReference?.target.expireWaiter(id)
-    }
-    waiters.append(Waiter(id: id, requester: requester, timeout: timeout))
   }
 
   private func expireWaiter(_ id: Int) {
-    guard let i = waiters.firstIndex(where: { $0.id == id }) else { return }
-    let w = waiters.remove(at: i)
-    w.requester.upstreamConnectionFailed(.poolExhausted)
+    machine.expire(id)?.requester.upstreamConnectionFailed(.poolExhausted)
   }
 
+  /// Opens a connection for `requester` (the machine has counted it as connecting).
   private func connect(for requester: UpstreamConnectionRequester) {
-    connecting += 1
     let responseTimeout = settings.responseTimeout
     let sweeper = self.sweeper
     let tls = settings.tls
@@ -145,15 +126,18 @@ public final class UpstreamPool {
       }
       .connect(host: settings.host, port: settings.port)
     future.assumeIsolated().whenComplete { [self] (result: Result<Channel, Error>) in
-      connecting -= 1
       switch result {
       case .success:
-        guard let conn = handlerBox.value else { return }
+        guard let conn = handlerBox.value else {
+          machine.connectFailed()
+          return
+        }
+        machine.connected()
         conn.poolReference = backReference
-        open += 1
         connectsSucceeded += 1
         requester.upstreamConnectionReady(conn)
       case .failure(let error):
+        machine.connectFailed()
         connectsFailed += 1
         let failure: UpstreamFailure = (error as? ChannelError) == .connectTimeout(settings.connectTimeout) ? .connectTimeout : .connectFailed
         requester.upstreamConnectionFailed(failure)
@@ -165,36 +149,31 @@ public final class UpstreamPool {
 
   /// Takes back a connection after a cleanly framed exchange.
   func release(_ conn: UpstreamConnection) {
-    if let w = waiters.popFirst() {
+    switch machine.release(conn) {
+    case .handTo(let w):
       w.timeout?.cancel()
       w.requester.upstreamConnectionReady(conn)
-      return
-    }
-    if idle.count >= settings.maxIdle {
+    case .close:
       conn.close()
-      return
+    case .keep:
+      break
     }
-    idle.append(conn)
   }
 
   /// A connection closed (idle or busy).
   func connectionClosed(_ conn: UpstreamConnection) {
-    if let i = idle.firstIndex(where: { $0 === conn }) { idle.remove(at: i) }
-    open -= 1
+    machine.closed(conn)
     serveWaiter()
   }
 
   private func serveWaiter() {
-    guard !waiters.isEmpty, open + connecting < settings.maxConnections else { return }
-    let w = waiters.removeFirst()
+    guard let w = machine.waiterToConnect() else { return }
     w.timeout?.cancel()
     connect(for: w.requester)
   }
 
   /// Closes idle connections (shutdown).
   public func closeIdle() {
-    let all = idle
-    idle.removeAll()
-    for c in all { c.close() }
+    for c in machine.takeIdle() { c.close() }
   }
 }
