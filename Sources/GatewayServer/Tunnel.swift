@@ -107,24 +107,3 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler, Expira
     }
   }
 }
-
-/// Holds back a channel's reads while what they would feed cannot keep up (backpressure), and
-/// issues the one read it held back when it resumes. Used by the byte tunnels (HTTP/1.1 and
-/// extended CONNECT); call `read` from the handler's `read(context:)`.
-struct ReadGate {
-  private var paused = false
-  private var pendingRead = false
-
-  mutating func read(_ context: ChannelHandlerContext) {
-    if paused { pendingRead = true } else { context.read() }
-  }
-
-  mutating func setPaused(_ paused: Bool, context: ChannelHandlerContext?) {
-    guard paused != self.paused else { return }
-    self.paused = paused
-    if !paused, pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
-  }
-}

@@ -55,8 +55,8 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
   /// waiting request's answer — another request's, perhaps another shop's. Left idle until the
   /// read ends, such bytes meet an idle connection, and that closes it.
   private var releaseAtReadComplete = false
-  private var readPaused = false
-  private var pendingRead = false
+  /// Response reads held while the client cannot take more.
+  private var reads = ReadGate()
   private var keepAlive = true
   /// When the response head must have arrived by (checked by the loop's sweeper).
   private var responseDeadline: NIODeadline?
@@ -171,22 +171,13 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
 
   /// Stops or resumes reading the response (client-side backpressure).
   public func setReadPaused(_ paused: Bool) {
-    guard paused != readPaused else { return }
-    readPaused = paused
-    if !paused, pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
+    reads.setPaused(paused, context: context)
   }
 
   // MARK: channel events
 
   public func read(context: ChannelHandlerContext) {
-    if readPaused {
-      pendingRead = true
-    } else {
-      context.read()
-    }
+    reads.read(context)
   }
 
   public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -237,11 +228,7 @@ public final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHan
     delegate = nil
     useCount += 1
     state = .idle
-    readPaused = false
-    if pendingRead, let context {
-      pendingRead = false
-      context.read()
-    }
+    reads.setPaused(false, context: context)
     // A response that ended at EOF (close-delimited) completes while the channel is going away:
     // never hand that to the pool, where a waiting request would take it.
     if keepAlive, pool != nil, context?.channel.isActive == true {
