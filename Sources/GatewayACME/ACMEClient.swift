@@ -117,7 +117,8 @@ public final class ChallengeResponder: Sendable {
   }
 }
 
-/// A certificate an order brought back: the chain as the CA sent it and the order's own key.
+/// A certificate an order brought back (the chain as the CA sent it and the order's own key), and
+/// what a fleet store keeps per domain.
 public struct IssuedCertificate: Sendable {
   public let domain: String
   public let chainPEM: String

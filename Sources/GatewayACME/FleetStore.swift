@@ -11,18 +11,6 @@ public protocol ChallengeMirror: Sendable {
   func read(name: String) async -> (domain: String, keyAuthorization: String)?
 }
 
-/// A certificate as a fleet store keeps it.
-public struct StoredCertificate: Sendable, Equatable {
-  public let domain: String
-  public let chainPEM: String
-  public let keyPEM: String
-  public init(domain: String, chainPEM: String, keyPEM: String) {
-    self.domain = domain
-    self.chainPEM = chainPEM
-    self.keyPEM = keyPEM
-  }
-}
-
 /// A member's hold on a domain's order; released when the order ends (or the member dies).
 public protocol ACMEFleetLock: Sendable {
   func release() async
@@ -35,10 +23,10 @@ public protocol ACMEFleetLock: Sendable {
 public protocol ACMEFleetStore: ChallengeMirror {
   /// Takes the domain's order lock without waiting; nil when another member holds it.
   func tryLock(domain: String) async throws -> ACMEFleetLock?
-  func certificate(domain: String) async throws -> StoredCertificate?
+  func certificate(domain: String) async throws -> IssuedCertificate?
   /// Every certificate (at start, to fill the local cache).
-  func allCertificates() async throws -> [StoredCertificate]
-  func save(_ certificate: StoredCertificate, notAfter: Date, issuer: String) async throws
+  func allCertificates() async throws -> [IssuedCertificate]
+  func save(_ certificate: IssuedCertificate, notAfter: Date, issuer: String) async throws
   /// The fleet's account key for `directoryURL`: the stored one, or `proposed` if none was stored
   /// yet (whoever stores first wins, and every member then uses that one).
   func accountKey(directoryURL: String, proposed: String) async throws -> String

@@ -94,28 +94,28 @@ public actor PostgresCertificateStore: ACMEFleetStore {
 
   // MARK: certificates
 
-  public func certificate(domain: String) async throws -> StoredCertificate? {
+  public func certificate(domain: String) async throws -> IssuedCertificate? {
     try await with { c in
       let rows = try await c.query(query("SELECT chain_pem, key_pem FROM \(schema).certificates WHERE domain = $1", [domain]), logger: logger)
       for try await (chain, key) in rows.decode((String, String).self) {
-        return StoredCertificate(domain: domain, chainPEM: chain, keyPEM: key)
+        return IssuedCertificate(domain: domain, chainPEM: chain, keyPEM: key)
       }
       return nil
     }
   }
 
-  public func allCertificates() async throws -> [StoredCertificate] {
+  public func allCertificates() async throws -> [IssuedCertificate] {
     try await with { c in
-      var out: [StoredCertificate] = []
+      var out: [IssuedCertificate] = []
       let rows = try await c.query(PostgresQuery(unsafeSQL: "SELECT domain, chain_pem, key_pem FROM \(schema).certificates"), logger: logger)
       for try await (domain, chain, key) in rows.decode((String, String, String).self) {
-        out.append(StoredCertificate(domain: domain, chainPEM: chain, keyPEM: key))
+        out.append(IssuedCertificate(domain: domain, chainPEM: chain, keyPEM: key))
       }
       return out
     }
   }
 
-  public func save(_ certificate: StoredCertificate, notAfter: Date, issuer: String) async throws {
+  public func save(_ certificate: IssuedCertificate, notAfter: Date, issuer: String) async throws {
     try await with { c in
       var binds = PostgresBindings()
       binds.append(certificate.domain)

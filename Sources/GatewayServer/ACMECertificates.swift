@@ -149,7 +149,7 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       var copied = 0
       let all = try await fleet.allCertificates()
       for stored in all {
-        guard let issued = try? Self.check(IssuedCertificate(domain: stored.domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)) else { continue }
+        guard let issued = try? Self.check(stored) else { continue }
         if let local = storage.issued(stored.domain), local.notAfter >= issued.notAfter { continue }
         try storage.store(domain: stored.domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)
         served.installed(stored.domain)
@@ -287,7 +287,7 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
     // Another gateway of the fleet may have stored it while this one waited for the lock.
     if let fleet {
       if let stored = try? await fleet.certificate(domain: domain),
-        let issued = try? Self.check(IssuedCertificate(domain: domain, chainPEM: stored.chainPEM, keyPEM: stored.keyPEM)),
+        let issued = try? Self.check(stored),
         !isDue(domain, issued)
       {
         do {
@@ -309,9 +309,7 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
       served.installed(domain)
       if let fleet {
         do {
-          try await fleet.save(
-            StoredCertificate(domain: domain, chainPEM: certificate.chainPEM, keyPEM: certificate.keyPEM), notAfter: issued.notAfter,
-            issuer: issued.issuer)
+          try await fleet.save(certificate, notAfter: issued.notAfter, issuer: issued.issuer)
         } catch {
           // Served here regardless; the other gateways will order their own once they find none.
           logger.error("certificate issued but not saved to the fleet storage", metadata: ["domain": "\(domain)", "error": "\(error)"])

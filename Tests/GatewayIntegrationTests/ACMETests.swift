@@ -97,6 +97,13 @@ struct ACMETests {
     return r.stdout + verdict
   }
 
+  /// Both active sample shops' custom domains, ordered from the table alone (the suspended shop has none).
+  static func waitForSampleDomains(_ h: GatewayHarness) throws {
+    try h.waitFor(timeout: 60) {
+      try state(h.adminPort, "shop.acme.test") == "valid" && state(h.adminPort, "bibisaree.test") == "valid"
+    }
+  }
+
   @Test("Issued with real validation, verified against pebble's root, stored 0600, ordered at once when a domain is added, dropped at once when removed or its shop suspended, loaded at restart without ordering")
   func endToEnd() throws {
     let h = try GatewayHarness()
@@ -109,9 +116,7 @@ struct ACMETests {
     try h.startPrewritten()
 
     // Both active shops' custom domains, ordered from the table alone; the suspended shop has none.
-    try h.waitFor(timeout: 60) {
-      try Self.state(h.adminPort, "shop.acme.test") == "valid" && Self.state(h.adminPort, "bibisaree.test") == "valid"
-    }
+    try Self.waitForSampleDomains(h)
     let root = try pebble.issuingRoot()
     let shown = try Self.presented(port: h.port, sni: "shop.acme.test", root: root)
     #expect(shown.contains("Pebble"), "\(shown)")
@@ -196,9 +201,7 @@ struct ACMETests {
     let storage = h.directory.appendingPathComponent("acme").path
     try Self.configure(h, pebble: pebble, httpPort: httpPort, storage: storage)
     try h.startPrewritten()
-    try h.waitFor(timeout: 60) {
-      try Self.state(h.adminPort, "shop.acme.test") == "valid" && Self.state(h.adminPort, "bibisaree.test") == "valid"
-    }
+    try Self.waitForSampleDomains(h)
     // Settled: the two orders are done and their challenges withdrawn.
     Thread.sleep(forTimeInterval: 1)
     let files = try FileManager.default.contentsOfDirectory(atPath: storage).sorted()
