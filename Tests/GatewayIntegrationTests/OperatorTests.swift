@@ -170,7 +170,7 @@ struct OperatorTests {
     var text = try String(contentsOfFile: h.configPath, encoding: .utf8)
     text = text.replacingOccurrences(of: "snapshot: {path: \(h.snapshotPath),", with: "snapshot: {url: \"http://127.0.0.1:\(hangPort)/snapshot.json\",")
     try text.write(toFile: h.configPath, atomically: true, encoding: .utf8)
-    try h.waitFor(timeout: 5) { isListening(port: hangPort) }
+    try h.waitFor(timeout: 30) { isListening(port: hangPort) }
     let g = try GatewayHarness.startProcess([Paths.binary, "serve", "--config", h.configPath], output: h.gatewayLogPath)
     defer { GatewayHarness.terminate(g) }
     let started = Date()
@@ -206,7 +206,7 @@ struct OperatorTests {
     let holder = try GatewayHarness.startProcess(
       ["python3", "-c", "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1', \(busy))); s.listen(1); time.sleep(30)"], output: "/dev/null")
     defer { GatewayHarness.terminate(holder) }
-    try h.waitFor(timeout: 5) { isListening(port: busy) }
+    try h.waitFor(timeout: 30) { isListening(port: busy) }
     let bind = try Shell.run("timeout", ["20", Paths.binary, "serve", "--config", h.configPath, "--set", "listen.address=127.0.0.1:\(busy)"])
     #expect(bind.status == 1)
     #expect(bind.stderr.contains("--set listen.address=127.0.0.1:\(busy): listen.address: cannot listen on 127.0.0.1:\(busy): address already in use"), "\(bind.stderr)")
@@ -336,9 +336,13 @@ struct OperatorTests {
     try h.startUpstream()
     let socketPath = h.directory.appendingPathComponent("notify.sock").path
     let messages = h.directory.appendingPathComponent("notify.txt").path
-    let listener = try h.startPython("notify_socket.py", [socketPath, messages, "30"], output: "/dev/null")
+    // The listener stops by itself after 120 s; the test terminates it long before. Its start is
+    // given 30 s: on a loaded 2-core CI machine (the PostgreSQL suite runs beside this one) a
+    // cold python3 took more than 5 s to bind once.
+    let listener = try h.startPython("notify_socket.py", [socketPath, messages, "120"], output: "/dev/null")
     defer { GatewayHarness.terminate(listener) }
-    try h.waitFor(timeout: 5) { FileManager.default.fileExists(atPath: socketPath) }
+    try h.waitFor(timeout: 30) { !listener.isRunning || FileManager.default.fileExists(atPath: socketPath) }
+    try #require(listener.isRunning, "notify_socket.py exited before binding \(socketPath)")
     let g = Process()
     g.executableURL = URL(fileURLWithPath: Paths.binary)
     g.arguments = ["serve", "--config", h.configPath]
