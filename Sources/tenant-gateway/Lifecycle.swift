@@ -10,7 +10,7 @@ import UnixSignals
 
 // `serve` runs as a swift-service-lifecycle ServiceGroup (PRODUCT.md §8):
 //
-//   [SnapshotSourceService, ReloadOnHangup, GatewayService]
+//   [SnapshotSourceService, SignalActions, GatewayService]
 //
 // SIGTERM starts a graceful shutdown, which ServiceGroup delivers in reverse order: the gateway
 // drains first (while the snapshot sources keep the table current), then the SIGHUP listener and
@@ -25,9 +25,13 @@ struct GatewayService: Service, CustomStringConvertible {
   let server: GatewayServer
   let drainTimeout: TimeAmount
   let logger: Logger
+  /// The sd_notify readiness message, sent when the service starts: the group has trapped
+  /// SIGTERM and SIGINT by then, so a stop sent on readiness drains instead of killing.
+  let readiness: String
   var description: String { "GatewayService" }
 
   func run() async throws {
+    SystemdNotify.send(readiness)
     do {
       try await gracefulShutdown()
     } catch {
@@ -69,10 +73,12 @@ struct GatewayService: Service, CustomStringConvertible {
 /// `SIGUSR1` reopens the access log (logrotate's `postrotate`).
 struct SignalActions: Service, CustomStringConvertible {
   let server: GatewayServer
+  /// SIGHUP and SIGUSR1, trapped before readiness was announced (see `serve`).
+  let signals: UnixSignalsSequence
   var description: String { "SignalActions" }
 
   func run() async throws {
-    for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1).cancelOnGracefulShutdown() {
+    for await signal in signals.cancelOnGracefulShutdown() {
       switch signal {
       case .sigusr1:
         server.reopenAccessLog()

@@ -12,6 +12,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Run the gateway.")
@@ -175,15 +176,21 @@ struct Serve: AsyncParsableCommand {
     ])
 
     do { try server.startListeners() } catch { throw fail(error) }
-    SystemdNotify.send("READY=1\nSTATUS=serving \(status.version)\nMAINPID=\(getpid())")
+    // SIGHUP and SIGUSR1 are trapped from here on, before READY=1: their default action ends the
+    // process, so a reload (`systemctl reload`, or a test) sent right after readiness would kill
+    // the gateway instead. SIGTERM and SIGINT are trapped by the service group before it starts
+    // any service; GatewayService sends READY=1 when it starts.
+    let operatorSignals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
 
     let drainTimeout = TimeAmount.nanoseconds(Int64(config.limits.drainTimeoutSeconds * 1e9))
     var groupConfig = ServiceGroupConfiguration(
       services: [
         .init(service: SnapshotSourceService(
           changeSource: changeSource, urlSource: urlSource, postgres: postgresSource, pollInterval: config.snapshot.pollIntervalSeconds)),
-        .init(service: SignalActions(server: server)),
-        .init(service: GatewayService(server: server, drainTimeout: drainTimeout, logger: logger)),
+        .init(service: SignalActions(server: server, signals: operatorSignals)),
+        .init(service: GatewayService(
+          server: server, drainTimeout: drainTimeout, logger: logger,
+          readiness: "READY=1\nSTATUS=serving \(status.version)\nMAINPID=\(getpid())")),
       ],
       gracefulShutdownSignals: [.sigterm],
       cancellationSignals: [.sigint],

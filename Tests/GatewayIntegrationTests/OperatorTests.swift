@@ -339,7 +339,7 @@ struct OperatorTests {
     // The listener stops by itself after 120 s; the test terminates it long before. Its start is
     // given 30 s: on a loaded 2-core CI machine (the PostgreSQL suite runs beside this one) a
     // cold python3 took more than 5 s to bind once.
-    let listener = try h.startPython("notify_socket.py", [socketPath, messages, "120"], output: "/dev/null")
+    let listener = try h.startPython("notify_socket.py", [socketPath, messages, "120", "hup-on-ready"], output: "/dev/null")
     defer { GatewayHarness.terminate(listener) }
     try h.waitFor(timeout: 30) { !listener.isRunning || FileManager.default.fileExists(atPath: socketPath) }
     try #require(listener.isRunning, "notify_socket.py exited before binding \(socketPath)")
@@ -354,15 +354,22 @@ struct OperatorTests {
     try g.run()
     defer { GatewayHarness.terminate(g) }
     func lines() -> [String] { ((try? String(contentsOfFile: messages, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
-    try h.waitFor(timeout: 20) { lines().contains { $0.hasPrefix("READY=1") } }
+    func wait(_ step: String, _ timeout: Double, _ condition: () -> Bool) throws {
+      do { try h.waitFor(timeout: timeout) { condition() } } catch {
+        throw HarnessError(message: "\(step): timed out after \(timeout) s; running: \(g.isRunning); messages: \(lines())")
+      }
+    }
+    try wait("READY=1", 20) { lines().contains { $0.hasPrefix("READY=1") } }
     #expect(isListening(port: h.port), "READY=1 only once the TLS listener is bound")
     #expect(lines().first?.contains("MAINPID=\(g.processIdentifier)") == true, "\(lines())")
-    kill(g.processIdentifier, SIGHUP)
-    try h.waitFor(timeout: 10) { lines().count >= 3 }
+    // The listener sent SIGHUP the moment READY=1 arrived, as a `systemctl reload` racing the
+    // start may: SIGHUP's default action ends a process, so it must be trapped before readiness
+    // is announced (CI caught a gateway that announced READY=1 first).
+    try wait("RELOADING=1 then READY=1 after SIGHUP", 10) { lines().count >= 3 }
     #expect(lines()[1].hasPrefix("RELOADING=1|MONOTONIC_USEC="), "\(lines())")
     #expect(lines()[2] == "READY=1", "\(lines())")
     kill(g.processIdentifier, SIGTERM)
-    try h.waitFor(timeout: 10) { lines().contains("STOPPING=1") }
+    try wait("STOPPING=1 after SIGTERM", 10) { lines().contains("STOPPING=1") }
     g.waitUntilExit()
     #expect(g.terminationStatus == 0)
   }
