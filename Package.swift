@@ -195,7 +195,8 @@ let package = Package(
     .testTarget(
       name: "GatewayServerTests",
       dependencies: [
-        "GatewayServer", "GatewayUpstream", "GatewayConfig",
+        "GatewayServer", "GatewayUpstream", "GatewayConfig", "GatewayCore", "GatewaySigning",
+        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -26,7 +26,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   /// When the machine's running timer fires.
   private var deadline: NIODeadline?
   private var bodyLimit = 0
-  private var bodyReceived = 0
   private var method = HTTPMethod.GET
   /// Set for a 429: its `Retry-After`, in seconds.
   private var retryAfter: Int?
@@ -40,25 +39,20 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private(set) lazy var backReference = BackReference(self)
   private lazy var clientReference = ClientReference(self)
   private var writer = HTTP1ResponseWriter()
-  /// The current request's access-log entry (only with the access log on).
-  private var log: AccessLogEntry?
+  /// The current request, from its head to its access-log line (nil between requests).
+  private var request: RequestContext?
   /// When the connection reached HTTP (after TLS).
   private var openedAt = NIODeadline.uptimeNanoseconds(0)
   /// How long a drain waits for the first request of a connection that has sent none yet.
   static let drainGraceForNewConnections = TimeAmount.seconds(2)
   /// The request line of bytes the parser refused before producing a head (for the access log).
   var unparsedRequestLine: (method: String, target: String)?
-  /// When the current request's head arrived (latency metrics and the access log).
-  private var requestStarted = NIODeadline.uptimeNanoseconds(0)
 
-  /// Queues the current request's access-log line, if any.
-  private func finishLog(aborted: Bool = false, durationNanos: Int64? = nil) {
-    loop.counters.requestBodyBytes &+= bodyReceived
-    guard var e = log else { return }
-    log = nil
-    e.bytesIn = bodyReceived
-    e.aborted = aborted
-    loop.finishLog(&e, durationNanos: durationNanos ?? (NIODeadline.now() - requestStarted).nanoseconds)
+  /// The current request is over: its log phase, once.
+  private func endRequest(completed: Bool) {
+    guard var r = request else { return }
+    request = nil
+    loop.log(&r, completed: completed)
   }
 
   init(loop: LoopContext, connection: ConnectionInfo) {
@@ -120,7 +114,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     loop.counters.openHTTP1Connections -= 1
     deadline = nil
     machine.answer?.cancel()
-    finishLog(aborted: true)
+    endRequest(completed: false)
     machine.closed()
     context.fireChannelInactive()
   }
@@ -141,7 +135,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         context.close(promise: nil)
         return
       }
-      refuse(.requestTimeout, closeConnection: true, requestID: exchange.requestID, context: context)
+      refuse(.requestTimeout, closeConnection: true, context: context)
     } else {
       context.close(promise: nil)
     }
@@ -176,10 +170,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       deadline = nil
       receivedHead(head, context: context)
     case .body(let buffer):
-      bodyReceived += buffer.readableBytes
+      request?.bodyBytes += buffer.readableBytes
       arm(machine.bodyArrived())
       if let exchange = machine.answer {
-        if bodyReceived > bodyLimit {
+        if (request?.bodyBytes ?? 0) > bodyLimit {
           bodyTooLarge(exchange, context: context)
         } else {
           exchange.requestBody(buffer)
@@ -198,47 +192,39 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
     version = head.version
     method = head.method
-    bodyReceived = 0
     bodyLimit = loop.limits.maxBodyBytes
-    requestStarted = .now()
-    if loop.accessLog != nil {
-      finishLog(aborted: true)
-      log = loop.beginLog(
-        proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, client: connection.clientAddress,
-        tls: connection.tlsVersion, userAgent: head.headers.first(name: "user-agent"))
-    }
+    endRequest(completed: false)
+    request = loop.beginRequest(
+      proto: "h1", host: head.headers.first(name: "host"), method: head.method.rawValue, uri: head.uri, connection: connection,
+      userAgent: head.headers.first(name: "user-agent"))
     let validated: ValidatedRequest
     switch RequestValidation.validateHTTP1(head, limits: loop.limits) {
     case .success(let v):
       validated = v
     case .failure(let f):
-      refuse(f.refusal, closeConnection: f.closeConnection, requestID: loop.requestIDs.next(), context: context)
+      refuse(f.refusal, closeConnection: f.closeConnection, context: context)
       return
     }
     if validated.websocket { machine.upgradeRequested() }
-    log?.host = validated.host
+    request!.log?.host = validated.host
     let pairs = head.headers.lazy.map { ($0.name, $0.value) }
-    switch RequestAdmission.admit(validated, method: head.method, headers: pairs, loop: loop, connection: connection) {
-    case .refuse(let refusal, let close, let id):
+    switch loop.admit(validated, method: head.method, headers: pairs, context: &request!, connection: connection) {
+    case .refuse(let refusal, let close):
       // A refused request with a body: the client is still sending it; close rather than read it all.
-      refuse(refusal, closeConnection: close || validated.body != .none, requestID: id, context: context)
-    case .preflight(let origin, let methods, let requestID):
-      writePreflight(origin: origin, methods: methods, requestID: requestID, context: context)
-    case .rateLimited(let wait, let requestID):
+      refuse(refusal, closeConnection: close || validated.body != .none, context: context)
+    case .preflight(let origin, let methods):
+      writePreflight(origin: origin, methods: methods, context: context)
+    case .rateLimited(let wait):
       retryAfter = wait
-      refuse(.rateLimited, closeConnection: validated.body != .none, requestID: requestID, context: context)
+      refuse(.rateLimited, closeConnection: validated.body != .none, context: context)
     case .forward(let plan):
-      if log != nil {
-        log!.requestID = plan.requestID
-        loop.noteTenant(plan.tenant, table: plan.table, in: &log!)
-      }
       if plan.expectContinue {
         var interim = writer.beginHead(version: head.version, status: .continue, allocator: context.channel.allocator, capacity: 32)
         let bytes = writer.finishHead(&interim, version: head.version, requestMethod: head.method, informational: true).bytes
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: 0, client: clientReference, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
+        requestID: request!.requestID, streamID: 0, client: clientReference, cluster: plan.cluster, request: plan.request, hasBody: plan.hasBody,
         allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
       arm(machine.forwarding(exchange, hasBody: plan.hasBody))
       exchange.start()
@@ -250,20 +236,20 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     if exchange.responseStarted {
       context.close(promise: nil)
     } else {
-      refuse(.payloadTooLarge, closeConnection: true, requestID: exchange.requestID, context: context)
+      refuse(.payloadTooLarge, closeConnection: true, context: context)
     }
   }
 
-  private func refuse(_ refusal: GatewayRefusal, closeConnection: Bool, requestID: String, context: ChannelHandlerContext) {
+  private func refuse(_ refusal: GatewayRefusal, closeConnection: Bool, context: ChannelHandlerContext) {
     machine.refusing(close: closeConnection)
-    writeRefusal(refusal, requestID: requestID, context: context)
+    writeRefusal(refusal, context: context)
   }
 
   /// 204 for an allowed CORS preflight.
-  private func writePreflight(origin: String, methods: String, requestID: String, context: ChannelHandlerContext) {
-    loop.counters.recordResponse(status: 204)
-    log?.status = 204
-    log?.requestID = requestID
+  private func writePreflight(origin: String, methods: String, context: ChannelHandlerContext) {
+    guard request != nil else { return }
+    loop.responded(&request!, status: 204)
+    let requestID = request!.requestID
     var head = writer.beginHead(version: version, status: .noContent, allocator: context.channel.allocator)
     HTTP1Responses.preflight(into: &head, loop.settings.preflight, origin: origin, methods: methods, requestID: requestID)
     machine.refusing(close: false)
@@ -271,16 +257,15 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     if machine.answerWritten() { finishResponse(context: context) }
   }
 
-  private func writeRefusal(_ refusal: GatewayRefusal, requestID: String, context: ChannelHandlerContext) {
-    loop.counters.recordRefusal(refusal)
-    loop.counters.recordResponse(status: refusal.status)
-    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    if log != nil {
-      log!.status = refusal.status
-      log!.code = refusal.code
-      log!.requestID = requestID
-      log!.bytesOut = method == .HEAD ? 0 : body.readableBytes
+  private func writeRefusal(_ refusal: GatewayRefusal, context: ChannelHandlerContext) {
+    // A refusal belongs to a request; one that reached no head (a parser error) gets its
+    // context from errorCaught, and this one is never left unanswered either.
+    if request == nil {
+      request = loop.beginRequest(proto: "h1", host: nil, method: "", uri: "", connection: connection, userAgent: nil)
     }
+    let requestID = request!.requestID
+    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
+    loop.refused(&request!, refusal, bodyBytes: body.readableBytes, headOnly: method == .HEAD)
     var head = writer.beginHead(
       version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator,
       capacity: 320 + body.readableBytes)
@@ -299,9 +284,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   /// The response is complete: keep the connection for the next request or close it.
   private func finishResponse(context: ChannelHandlerContext) {
-    let duration = (NIODeadline.now() - requestStarted).nanoseconds
-    loop.counters.requestDuration.observe(nanos: duration)
-    finishLog(durationNanos: duration)
+    endRequest(completed: true)
     let finish = machine.finishResponse()
     if finish.resumeRead { context.read() }
     if finish.close {
@@ -344,8 +327,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       // Answer 101 now; the tunnel is joined once the upstream's 101 has been fully read.
       var switching = writer.beginHead(version: .http1_1, status: .switchingProtocols, allocator: context.channel.allocator)
       HTTP1Responses.forwarded(into: &switching, head.headers, requestID: exchange.requestID, allowOrigin: nil, varyOrigin: false, upgrade: true)
-      loop.counters.recordResponse(status: 101)
-      log?.status = 101
+      if request != nil { loop.responded(&request!, status: 101) }
       let bytes = writer.finishHead(&switching, version: .http1_1, requestMethod: method, informational: true).bytes
       context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
       return
@@ -358,14 +340,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     HTTP1Responses.forwarded(
       into: &response, head.headers, requestID: exchange.requestID, allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin,
       upgrade: false)
-    loop.counters.recordResponse(status: Int(head.status.code))
-    let untilHead = (NIODeadline.now() - requestStarted).nanoseconds
-    loop.counters.recordUpstreamResponse(cluster: exchange.cluster.metricsIndex, status: Int(head.status.code), nanos: untilHead)
-    if log != nil {
-      log!.status = Int(head.status.code)
-      log!.upstreamNanos = untilHead
-      log!.upstreamAddress = exchange.endpointName
-    }
+    if request != nil { loop.forwardedHead(&request!, status: Int(head.status.code), exchange: exchange) }
     writer.hold(finishHead(&response))
   }
 
@@ -381,7 +356,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     guard let context else { return }
-    log?.bytesOut += buffer.readableBytes
+    request?.log?.bytesOut += buffer.readableBytes
     loop.counters.responseBodyBytes &+= buffer.readableBytes
     writer.writeBody(buffer, context: context)
     if !context.channel.isWritable { exchange.clientWritabilityChanged(isWritable: false) }
@@ -397,13 +372,13 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     guard let context else { return }
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     machine.upstreamRefused()
-    writeRefusal(refusal, requestID: exchange.requestID, context: context)
+    writeRefusal(refusal, context: context)
   }
 
   func exchangeAbort(_ exchange: Exchange) {
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     // The response already started: its status cannot change; closing tells the client it is cut.
-    finishLog(aborted: true)
+    endRequest(completed: false)
     context?.close(promise: nil)
   }
 
@@ -426,7 +401,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       upstream.cancel()
       return
     }
-    finishLog()
+    endRequest(completed: true)
     // Reads were held while the upgrade was pending: the tunnel's read must get through.
     machine.upgraded()
     deadline = nil
@@ -464,16 +439,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       }
       machine.parserFailed()
       method = .GET
-      if loop.accessLog != nil && log == nil {
+      if request == nil {
         // Refused before the parser produced a head: log what the request line said, if anything.
         let line = unparsedRequestLine
-        requestStarted = .now()
-        log = loop.beginLog(
-          proto: "h1", host: nil, method: line?.method ?? "", uri: line?.target ?? "", client: connection.clientAddress,
-          tls: connection.tlsVersion)
+        request = loop.beginRequest(
+          proto: "h1", host: nil, method: line?.method ?? "", uri: line?.target ?? "", connection: connection, userAgent: nil)
       }
       unparsedRequestLine = nil
-      writeRefusal(refusal, requestID: loop.requestIDs.next(), context: context)
+      writeRefusal(refusal, context: context)
       return
     }
     context.close(promise: nil)

@@ -23,26 +23,25 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// value this size) is a heap allocation, and each read-modify-write copied the struct with a
   /// retain of every reference in it.
   final class StreamState {
+    /// The request, from its HEADERS to its access-log line.
+    var request: RequestContext
     var exchange: Exchange?
     var method: HTTPMethod = .GET
-    var bodyReceived = 0
-    var requestEnded = false
-    /// The response's frames on their way out (END_STREAM folded into the last one).
-    var response = HTTP2ResponseFraming()
-    var responseDone: Bool { response.done }
-    /// Response bytes written but not yet on the wire.
-    var outstanding = 0
-    var upstreamPaused = false
-    /// Request-body bytes forwarded but not yet credited with a WINDOW_UPDATE.
-    var uncredited = 0
-    /// When the request's HEADERS arrived (latency metrics and the access log).
-    var started = NIODeadline.uptimeNanoseconds(0)
+    /// Request end, window credit, response framing and backpressure: every decision about the
+    /// stream's frames.
+    var machine: HTTP2StreamStateMachine
+    var responseDone: Bool { machine.response.done }
     /// An extended CONNECT for a WebSocket (RFC 8441): the `Sec-WebSocket-Accept` the upstream's
     /// 101 must carry, then the tunnel once it answered.
     var websocketAccept: String?
     var tunnel: HTTP2StreamTunnel?
     /// DATA the client sent before the tunnel was up (bounded by the stream window).
     var earlyData: [ByteBuffer] = []
+
+    init(request: RequestContext, requestEnded: Bool) {
+      self.request = request
+      self.machine = HTTP2StreamStateMachine(requestEnded: requestEnded)
+    }
   }
 
   private let loop: LoopContext
@@ -64,19 +63,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   private var flushQueued = false
   /// How long a connection closed for an error keeps reading (and ignoring) before it is closed.
   static let linger = TimeAmount.seconds(1)
-  /// Access-log entries of open streams (only with the access log on).
-  private var logs: [HTTP2StreamID: AccessLogEntry] = [:]
-
-  /// A stream closed: its latency (when the response completed) and its access-log line.
+  /// A stream closed (it has left `streams`): its log phase.
   private func streamEnded(_ id: HTTP2StreamID, state s: StreamState?) {
     guard let s else { return }
-    let duration = (NIODeadline.now() - s.started).nanoseconds
-    if s.responseDone { loop.counters.requestDuration.observe(nanos: duration) }
-    loop.counters.requestBodyBytes &+= s.bodyReceived
-    guard !logs.isEmpty, var e = logs.removeValue(forKey: id) else { return }
-    e.bytesIn = s.bodyReceived
-    e.aborted = !s.responseDone
-    loop.finishLog(&e, durationNanos: duration)
+    loop.log(&s.request, completed: s.responseDone)
   }
 
   static let connectionWindow = HTTP2FlowControl.connectionWindow
@@ -149,7 +139,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     case .headers(let headers):
       if streams[id] != nil {
         // Trailers: not forwarded (HTTP/1.1 upstream); they end the request.
-        if headers.endStream { requestEnded(id) }
+        if let s = streams[id], s.machine.trailers(endStream: headers.endStream) { s.exchange?.requestEnd() }
       } else {
         newRequest(id, headers: headers.headers, endStream: headers.endStream, context: context)
       }
@@ -160,22 +150,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         tunnelData(id, data, state: s)
         return
       }
-      // END_STREAM is noted before the bytes go on: NIOHTTP2 already counts the stream as
-      // half-closed, and a WINDOW_UPDATE for it now (from crediting these bytes) would be refused
-      // as a stream error.
-      let ending = data.endStream && !s.requestEnded
-      if ending { s.requestEnded = true }
-      if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-        s.bodyReceived += buffer.readableBytes
-        if let exchange = s.exchange, !s.responseDone || !exchange.finished {
-          if s.bodyReceived > loop.limits.maxBodyBytes {
-            bodyTooLarge(id, exchange: exchange)
-            return
-          }
-          exchange.requestBody(buffer)
-        }
+      guard case .byteBuffer(let buffer) = data.data else { return }
+      let n = buffer.readableBytes
+      s.request.bodyBytes += n
+      let forwarding = s.exchange.map { !s.responseDone || !$0.finished } ?? false
+      switch s.machine.requestData(
+        bytes: n, endStream: data.endStream, total: s.request.bodyBytes, limit: loop.limits.maxBodyBytes, forwarding: forwarding)
+      {
+      case .tooLarge:
+        if let exchange = s.exchange { bodyTooLarge(id, exchange: exchange) }
+      case .deliver(let body, let end):
+        if body { s.exchange?.requestBody(buffer) }
+        if end { s.exchange?.requestEnd() }
       }
-      if ending { streams[id]?.exchange?.requestEnd() }
     case .rstStream:
       // The client gave up on the stream: cancel the upstream request (its connection is closed,
       // never reused with a half-sent request).
@@ -210,26 +197,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     context.fireUserInboundEventTriggered(event)
   }
 
-  private func requestEnded(_ id: HTTP2StreamID) {
-    guard let s = streams[id], !s.requestEnded else { return }
-    s.requestEnded = true
-    s.exchange?.requestEnd()
-  }
-
   private func newRequest(_ id: HTTP2StreamID, headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
     idleDeadline = nil
     lifecycle.streamOpened(id)
-    let state = StreamState()
-    state.requestEnded = endStream
-    state.started = .now()
-    streams[id] = state
-    if loop.accessLog != nil {
-      let host = headers.first(name: ":authority") ?? headers.first(name: "host")
-      let e = loop.beginLog(
-        proto: "h2", host: host, method: headers.first(name: ":method") ?? "", uri: headers.first(name: ":path") ?? "",
-        client: connection.clientAddress, tls: connection.tlsVersion, userAgent: headers.first(name: "user-agent"))
-      logs[id] = e
-    }
+    let request = loop.beginRequest(
+      proto: "h2", host: headers.first(name: ":authority") ?? headers.first(name: "host"), method: headers.first(name: ":method") ?? "",
+      uri: headers.first(name: ":path") ?? "", connection: connection, userAgent: headers.first(name: "user-agent"))
+    let s = StreamState(request: request, requestEnded: endStream)
+    streams[id] = s
     let validated: ValidatedRequest
     let method: HTTPMethod
     switch HTTP2RequestValidation.validate(headers, endStream: endStream, limits: loop.limits) {
@@ -237,36 +212,28 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       validated = v.request
       method = v.method
     case .failure(let f):
-      sendRefusal(id, f.refusal, requestID: loop.requestIDs.next(), method: .GET)
+      sendRefusal(id, f.refusal, method: .GET)
       return
     }
-    streams[id]?.method = method
-    if loop.accessLog != nil {
-      logs[id]?.host = validated.host
-    }
+    s.method = method
+    s.request.log?.host = validated.host
     let pairs = headers.lazy.filter { $0.name.utf8.first != UInt8(ascii: ":") }.map { ($0.name, $0.value) }
     // RFC 8441 §5: no key on HTTP/2; the gateway is the upstream's WebSocket client and checks its
     // answer (exchangeSendHead).
     let websocketKey = validated.websocket ? WebSocketHandshake.makeKey() : nil
-    switch RequestAdmission.admit(
-      validated, method: method, headers: pairs, loop: loop, connection: connection, websocketKey: websocketKey)
-    {
-    case .refuse(let refusal, _, let requestID):
-      sendRefusal(id, refusal, requestID: requestID, method: method)
-    case .preflight(let origin, let methods, let requestID):
-      sendPreflight(id, origin: origin, methods: methods, requestID: requestID)
-    case .rateLimited(let wait, let requestID):
-      sendRefusal(id, .rateLimited, requestID: requestID, method: method, retryAfter: wait)
+    switch loop.admit(validated, method: method, headers: pairs, context: &s.request, connection: connection, websocketKey: websocketKey) {
+    case .refuse(let refusal, _):
+      sendRefusal(id, refusal, method: method)
+    case .preflight(let origin, let methods):
+      sendPreflight(id, origin: origin, methods: methods)
+    case .rateLimited(let wait):
+      sendRefusal(id, .rateLimited, method: method, retryAfter: wait)
     case .forward(let plan):
-      if logs[id] != nil {
-        logs[id]!.requestID = plan.requestID
-        loop.noteTenant(plan.tenant, table: plan.table, in: &logs[id]!)
-      }
-      if let websocketKey { streams[id]?.websocketAccept = WebSocketHandshake.accept(for: websocketKey) }
+      if let websocketKey { s.websocketAccept = WebSocketHandshake.accept(for: websocketKey) }
       let exchange = Exchange(
-        requestID: plan.requestID, streamID: Int(id), client: clientReference, cluster: plan.cluster, request: plan.request,
+        requestID: s.request.requestID, streamID: Int(id), client: clientReference, cluster: plan.cluster, request: plan.request,
         hasBody: plan.hasBody && !validated.websocket, allowOrigin: plan.allowOrigin, varyOrigin: plan.varyOrigin)
-      streams[id]?.exchange = exchange
+      s.exchange = exchange
       exchange.start()
       // The upgrade request has no body: what the stream carries later is the tunnel's.
       if endStream || validated.websocket { exchange.requestEnd() }
@@ -278,7 +245,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if exchange.responseStarted {
       reset(id, .cancel)
     } else {
-      sendRefusal(id, .payloadTooLarge, requestID: exchange.requestID, method: streams[id]?.method ?? .POST)
+      sendRefusal(id, .payloadTooLarge, method: streams[id]?.method ?? .POST)
     }
   }
 
@@ -286,22 +253,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
     guard let context else { return }
-    streams[id]?.response.finish()
+    streams[id]?.machine.response.finish()
     context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(code))), promise: nil)
   }
 
-  private func sendPreflight(_ id: HTTP2StreamID, origin: String, methods: String, requestID: String) {
-    guard let context else { return }
-    loop.counters.recordResponse(status: 204)
-    if logs[id] != nil {
-      logs[id]!.status = 204
-      logs[id]!.requestID = requestID
-    }
+  private func sendPreflight(_ id: HTTP2StreamID, origin: String, methods: String) {
+    guard let context, let s = streams[id] else { return }
+    loop.responded(&s.request, status: 204)
+    let requestID = s.request.requestID
     var headers = HPACKHeaders([(":status", "204")])
     for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
       headers.add(name: name.lowercased(), value: value)
     }
-    streams[id]?.response.finish()
+    s.machine.response.finish()
     writeLast(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), id: id, context: context)
     context.flush()
   }
@@ -313,7 +277,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// straight through and closes the stream, and the held DATA is dropped (a refusal's client got
   /// HEADERS with `content-length: 148`, then the reset, and no body).
   private func writeLast(_ frame: HTTP2Frame, id: HTTP2StreamID, context: ChannelHandlerContext) {
-    guard let s = streams[id], !s.requestEnded else {
+    guard let s = streams[id], s.machine.stopsRequestAfterResponse else {
       context.write(wrapOutboundOut(frame), promise: nil)
       return
     }
@@ -324,21 +288,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   /// The response is on the wire and the client is still sending: RST_STREAM(NO_ERROR).
   private func stopRequest(_ id: HTTP2StreamID) {
-    guard let context, let s = streams[id], !s.requestEnded else { return }
+    guard let context, let s = streams[id], s.machine.stopsRequestAfterResponse else { return }
     context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
   }
 
-  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, requestID: String, method: HTTPMethod, retryAfter: Int? = nil) {
-    guard let context else { return }
-    loop.counters.recordRefusal(refusal)
-    loop.counters.recordResponse(status: refusal.status)
+  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, method: HTTPMethod, retryAfter: Int? = nil) {
+    guard let context, let s = streams[id] else { return }
+    let requestID = s.request.requestID
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    if logs[id] != nil {
-      logs[id]!.status = refusal.status
-      logs[id]!.code = refusal.code
-      logs[id]!.requestID = requestID
-      logs[id]!.bytesOut = method == .HEAD ? 0 : body.readableBytes
-    }
+    loop.refused(&s.request, refusal, bodyBytes: body.readableBytes, headOnly: method == .HEAD)
     var headers = HPACKHeaders([
       (":status", String(refusal.status)), ("content-type", "application/json"),
       ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
@@ -346,7 +304,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
     if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
     let headOnly = method == .HEAD
-    streams[id]?.response.finish()
+    s.machine.response.finish()
     let headersFrame = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))
     if headOnly {
       writeLast(headersFrame, id: id, context: context)
@@ -377,15 +335,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         loop.counters.recordUpstreamError("upgrade_declined", cluster: exchange.cluster.metricsIndex)
         let refusal = GatewayRefusal.upstreamError.with(
           message: "The upstream did not accept the WebSocket upgrade (it answered \(head.status.code), not 101).")
-        sendRefusal(id, refusal, requestID: exchange.requestID, method: .GET)
+        sendRefusal(id, refusal, method: .GET)
         return
       }
     }
     let headers = Self.responseHeaders(
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
-    noteResponseHead(id, status: Int(head.status.code), state: s, exchange: exchange)
-    s?.response.head(headers)
+    if let s {
+      loop.forwardedHead(&s.request, status: Int(head.status.code), exchange: exchange)
+      s.machine.response.head(headers)
+    }
   }
 
   /// A response's HPACK header list: `:status`, then the upstream's headers as §5 passes them to
@@ -407,23 +367,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     return headers
   }
 
-  /// Counts a response head and its upstream latency (and notes both in the access log).
-  private func noteResponseHead(_ id: HTTP2StreamID, status: Int, state: StreamState?, exchange: Exchange?) {
-    loop.counters.recordResponse(status: status)
-    let untilHead = (NIODeadline.now() - (state?.started ?? .now())).nanoseconds
-    if let exchange { loop.counters.recordUpstreamResponse(cluster: exchange.cluster.metricsIndex, status: status, nanos: untilHead) }
-    if logs[id] != nil {
-      logs[id]!.status = status
-      logs[id]!.upstreamNanos = untilHead
-      if let exchange { logs[id]!.upstreamAddress = exchange.endpointName }
-    }
-  }
-
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
     if s.method == .HEAD { return }
-    write(s.response.body(buffer), id: id, state: s, context: context)
+    write(s.machine.response.body(buffer), id: id, state: s, context: context)
   }
 
   /// Writes what ``HTTP2ResponseFraming`` released, none of it ending the stream.
@@ -436,23 +384,19 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
     let n = buffer.readableBytes
-    if !logs.isEmpty { logs[id]?.bytesOut += n }
+    s.request.log?.bytesOut += n
     loop.counters.responseBodyBytes &+= n
-    s.outstanding += n
     let promise = context.eventLoop.makePromise(of: Void.self)
     promise.futureResult.assumeIsolated().whenComplete { [weak backReference] _ in backReference?.target.dataWritten(id, bytes: n) }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
-    if HTTP2FlowControl.shouldPause(outstanding: s.outstanding, paused: s.upstreamPaused) {
-      s.upstreamPaused = true
+    if s.machine.wrote(n) == .pause {
       if let tunnel = s.tunnel { tunnel.setReadPaused(true) } else { s.exchange?.clientWritabilityChanged(isWritable: false) }
     }
   }
 
   private func dataWritten(_ id: HTTP2StreamID, bytes: Int) {
     guard let s = streams[id] else { return }
-    s.outstanding -= bytes
-    if HTTP2FlowControl.shouldResume(outstanding: s.outstanding, paused: s.upstreamPaused) {
-      s.upstreamPaused = false
+    if s.machine.written(bytes) == .resume {
       if let tunnel = s.tunnel { tunnel.setReadPaused(false) } else { s.exchange?.clientWritabilityChanged(isWritable: true) }
     }
   }
@@ -460,14 +404,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeSendEnd(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
-    let (headers, end) = s.response.end()
+    let (headers, end) = s.machine.response.end()
     if let h = headers {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
     }
     let last: HTTP2Frame
     switch end {
     case .data(let data):
-      if !logs.isEmpty { logs[id]?.bytesOut += data.readableBytes }
+      s.request.log?.bytesOut += data.readableBytes
       loop.counters.responseBodyBytes &+= data.readableBytes
       last = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))
     case .headers(let h):
@@ -488,7 +432,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let context else { return }
     if let s = streams[id] {
       // Streaming response: put what is held on the wire now rather than wait for the next part.
-      write(s.response.flush(), id: id, state: s, context: context)
+      write(s.machine.response.flush(), id: id, state: s, context: context)
     }
     scheduleFlush(context)
   }
@@ -509,7 +453,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
     let id = HTTP2StreamID(exchange.streamID)
-    sendRefusal(id, refusal, requestID: exchange.requestID, method: streams[id]?.method ?? .GET)
+    sendRefusal(id, refusal, method: streams[id]?.method ?? .GET)
   }
 
   func exchangeAbort(_ exchange: Exchange) {
@@ -520,10 +464,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   func exchangeConsumedRequestBody(_ exchange: Exchange, bytes: Int) {
     let id = HTTP2StreamID(exchange.streamID)
     guard let context, let s = streams[id] else { return }
-    s.uncredited += bytes
-    if let increment = HTTP2FlowControl.streamWindowUpdate(uncredited: s.uncredited, requestEnded: s.requestEnded) {
+    if let increment = s.machine.upstreamConsumed(bytes) {
       context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-      s.uncredited = 0
       // Credit given outside a read cycle (the upstream drained) must go out now.
       if !inReadCycle { context.flush() }
     }
@@ -534,12 +476,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// ordinary HTTP/2 request never asks for an upgrade).
   func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
     let id = HTTP2StreamID(exchange.streamID)
-    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.response.heldHeaders,
+    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.machine.response.heldHeaders,
       let upstreamChannel = upstream.channel
     else {
       upstream.cancel()
-      if let s = streams[id], s.response.heldHeaders == nil, s.websocketAccept != nil {
-        sendRefusal(id, GatewayRefusal.upstreamError.with(message: "The upstream's WebSocket handshake is invalid."), requestID: exchange.requestID, method: .GET)
+      if let s = streams[id], s.machine.response.heldHeaders == nil, s.websocketAccept != nil {
+        sendRefusal(id, GatewayRefusal.upstreamError.with(message: "The upstream's WebSocket handshake is invalid."), method: .GET)
       } else {
         reset(id, .internalError)
       }
@@ -559,12 +501,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       return
     }
     context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false)))), promise: nil)
-    _ = s.response.takeHeaders()
+    _ = s.machine.response.takeHeaders()
     s.tunnel = tunnel
     let early = s.earlyData
     s.earlyData = []
     for buffer in early { tunnel.send(buffer) }
-    if s.requestEnded { tunnel.finishOutput() }
+    if !s.machine.stopsRequestAfterResponse { tunnel.finishOutput() }
     // Bytes that came with the 101 reach the tunnel from the decoder's removal task (Tunnel.swift).
     upstreamChannel.read()
     context.flush()
@@ -573,7 +515,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// The upstream's 101 for an extended CONNECT: checked, and turned into the stream's `:status 200`
   /// (held until the tunnel is up, in `exchangeUpgraded`).
   private func websocketAccepted(_ id: HTTP2StreamID, head: HTTPResponseHead, expectedAccept: String, requestID: String) {
-    guard streams[id] != nil else { return }
+    guard let s = streams[id] else { return }
     guard head.headers.first(name: "Sec-WebSocket-Accept") == expectedAccept else {
       // Left without headers: exchangeUpgraded answers 502 upstream_error.
       return
@@ -582,8 +524,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let headers = Self.responseHeaders(
       status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
       dropping: "sec-websocket-accept")
-    noteResponseHead(id, status: 200, state: streams[id], exchange: streams[id]?.exchange)
-    streams[id]?.response.head(headers)
+    if let exchange = s.exchange { loop.forwardedHead(&s.request, status: 200, exchange: exchange) }
+    s.machine.response.head(headers)
   }
 
   // MARK: extended CONNECT tunnels
@@ -591,26 +533,23 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// Client DATA on a WebSocket stream: to the upstream once the tunnel is up (held before), with
   /// the stream's window given back as the upstream socket takes the bytes.
   private func tunnelData(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data, state s: StreamState) {
+    var bytes = 0
     if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-      s.bodyReceived += buffer.readableBytes
-      s.uncredited += buffer.readableBytes
+      bytes = buffer.readableBytes
+      s.request.bodyBytes += bytes
       if let tunnel = s.tunnel {
         tunnel.send(buffer)
       } else {
         s.earlyData.append(buffer)
       }
     }
-    if data.endStream {
-      s.requestEnded = true
-      s.tunnel?.finishOutput()
-    }
+    if s.machine.tunnelData(bytes: bytes, endStream: data.endStream) { s.tunnel?.finishOutput() }
     creditTunnel(id)
   }
 
   private func creditTunnel(_ id: HTTP2StreamID) {
-    guard let context, let s = streams[id], let tunnel = s.tunnel, tunnel.isWritable, s.uncredited > 0, !s.requestEnded else { return }
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: s.uncredited))), promise: nil)
-    s.uncredited = 0
+    guard let context, let s = streams[id], let increment = s.machine.tunnelCredit(writable: s.tunnel?.isWritable ?? false) else { return }
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
     if !inReadCycle { context.flush() }
   }
 
@@ -627,7 +566,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   /// The upstream closed: the stream ends (and is reset if the client is still sending).
   func tunnelClosed(_ id: HTTP2StreamID) {
     guard let context, let s = streams[id], !s.responseDone else { return }
-    s.response.finish()
+    s.machine.response.finish()
     s.tunnel = nil
     let empty = context.channel.allocator.buffer(capacity: 0)
     writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))), id: id, context: context)

@@ -13,15 +13,17 @@ import NIOCore
 final class LoopContext {
   let eventLoop: EventLoop
   var tables: TableReader
-  var signer: TenantTokenSigner
-  /// Session and customer-token verification with this loop's cache (no keys: sessions off).
-  var sessions: SessionTokenVerifier
-  let resolver: TenantResolver
-  let rewrite: HeaderRewrite
+  /// What admission reads and updates: resolver, rewrite, rate limits, clusters, signer, sessions.
+  var admission: AdmissionEnvironment
+  var signer: TenantTokenSigner {
+    get { admission.signer }
+    set { admission.signer = newValue }
+  }
+  var resolver: TenantResolver { admission.resolver }
+  /// Upstream clusters by name, with this loop's pools.
+  var clusters: [String: LoopCluster] { admission.clusters }
   let limits: RequestLimits
   let settings: ServerSettings
-  /// Upstream clusters by name, with this loop's pools.
-  var clusters: [String: LoopCluster]
   let counters: LoopCounters
   /// Set when a graceful drain starts: connections finish what they carry and close
   /// (HTTP/1.1 with `Connection: close`, HTTP/2 with GOAWAY).
@@ -34,8 +36,6 @@ final class LoopContext {
   let sweeper: DeadlineSweeper
   var requestIDs: RequestIDGenerator
   let logger: Logger
-  /// Buffers built on the request path (upstream request heads).
-  let allocator = ByteBufferAllocator()
 
   init(
     eventLoop: EventLoop, store: SnapshotStore, signer: TenantTokenSigner, sessions: SessionTokenVerifier,
@@ -45,15 +45,14 @@ final class LoopContext {
     self.eventLoop = eventLoop
     self.sweeper = sweeper
     self.tables = TableReader(store: store)
-    self.signer = signer
-    self.sessions = sessions
-    self.resolver = TenantResolver(settings: settings.resolver)
-    self.rewrite = settings.rewrite
     self.limits = settings.limits
     self.settings = settings
     let names = clusters.keys.sorted()
     for (i, name) in names.enumerated() { clusters[name]!.metricsIndex = i }
-    self.clusters = clusters
+    self.admission = AdmissionEnvironment(
+      resolver: TenantResolver(settings: settings.resolver), rewrite: settings.rewrite, rateLimits: settings.rateLimits,
+      sessionCookieName: settings.sessionCookieName, clusters: clusters, signer: signer, sessions: sessions,
+      allocator: ByteBufferAllocator())
     self.counters = LoopCounters(clusters: names)
     self.requestIDs = RequestIDGenerator()
     self.logger = logger
@@ -65,32 +64,6 @@ final class LoopContext {
     let flusher = AccessLogFlusher(loop: self)
     accessLogFlusher = flusher
     sweeper.register(flusher)
-  }
-
-  /// A new entry for a request whose head just arrived (only called with the log on).
-  func beginLog(
-    proto: String, host: String?, method: String, uri: String, client: String, tls: String? = nil, userAgent: String? = nil
-  ) -> AccessLogEntry {
-    var e = AccessLogEntry()
-    e.tlsVersion = tls
-    e.userAgent = userAgent
-    e.proto = proto
-    e.host = host ?? ""
-    e.method = method
-    // The query string is left out: it may carry a token or key.
-    e.path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
-    e.client = client
-    return e
-  }
-
-  /// Fills the resolved tenant into an entry, from the table it was resolved in.
-  func noteTenant(_ tenant: TenantContext, table: TenantTable, in e: inout AccessLogEntry) {
-    e.shopID = table.shopID(tenant.shop)
-    e.auth = tenant.auth.claim
-    if let key = tenant.key { e.keyID = table.keyID(key) }
-    e.upstream = tenant.upstream
-    let routes = resolver.settings.routes.routes
-    if tenant.route >= 0 && tenant.route < routes.count { e.route = routes[tenant.route].prefix }
   }
 
   /// Completes and queues an entry.

@@ -15,26 +15,22 @@ struct ConnectionInfo {
   var tlsVersion: String? = nil
 }
 
-/// The outcome of admitting a request: forward it (with everything the upstream needs), or refuse.
+/// The outcome of admitting a request: forward it (with everything the upstream needs), or
+/// refuse. The request id, the table and the tenant are in the ``RequestContext``.
 enum Admission {
   case forward(ForwardPlan)
-  case refuse(GatewayRefusal, closeConnection: Bool, requestID: String)
+  case refuse(GatewayRefusal, closeConnection: Bool)
   /// Over a rate limit: 429 with `Retry-After` seconds.
-  case rateLimited(retryAfter: Int, requestID: String)
+  case rateLimited(retryAfter: Int)
   /// A CORS preflight the gateway answers itself with 204.
-  case preflight(origin: String, methods: String, requestID: String)
+  case preflight(origin: String, methods: String)
 }
 
 /// A request that passed every check, ready for the upstream.
 struct ForwardPlan {
-  var requestID: String
   /// The upstream request head, serialised.
   var request: UpstreamRequestHead
   var cluster: LoopCluster
-  var tenant: TenantContext
-  /// The table the request was resolved in: everything later about it (its access-log line)
-  /// reads this one, never the current one (PRODUCT.md §9 invariant 6; a swap may land between).
-  var table: TenantTable
   var hasBody: Bool
   var expectContinue: Bool
   /// The request's Origin when allowed for the shop: the response gets `Access-Control-Allow-Origin`.
@@ -43,56 +39,144 @@ struct ForwardPlan {
   var varyOrigin: Bool
 }
 
-/// The protocol-independent phases of a request, in order: validate (done by the protocol
-/// handler) → resolve → authorise → rewrite and sign. Each step either yields the next input or a
-/// typed refusal; nothing here touches a channel.
+/// What admission reads, and the per-loop state it updates (the signer's scratch space, the
+/// session cache): narrow values with no event loop and no channel, so the phases are tested as
+/// functions (`RequestAdmissionTests`). One per event loop, in its ``LoopContext``.
+struct AdmissionEnvironment {
+  let resolver: TenantResolver
+  let rewrite: HeaderRewrite
+  let rateLimits: RateLimits
+  /// `sessions.cookie_name`.
+  let sessionCookieName: String
+  /// Upstream clusters by name, with this loop's pools.
+  var clusters: [String: LoopCluster]
+  var signer: TenantTokenSigner
+  /// Session and customer-token verification with this loop's cache (no keys: sessions off).
+  var sessions: SessionTokenVerifier
+  /// Buffers built on the request path (upstream request heads).
+  let allocator: ByteBufferAllocator
+}
+
+/// The two clocks admission reads, passed in (the loop's cached ones, or a test's).
+struct AdmissionClock {
+  /// Monotonic: rate-limit buckets.
+  var now: NIODeadline
+  /// Unix seconds: the X-Tenant `iat`/`exp`.
+  var wallSeconds: Int
+}
+
+/// The protocol-independent phases of a request, in the order STYLE.md gives: validate (the
+/// protocol's own framing checks come first, ``RequestValidation``; then the checks here) →
+/// resolve → authorise → sign → rewrite. Each phase returns the next phase's input or a typed
+/// refusal; nothing here touches a channel, a loop or the current table (the context's table is
+/// the only one read).
 enum RequestAdmission {
+  /// Runs the phases for a validated request. `r` is the request's context: its id may become a
+  /// trusted client's, and its tenant is set once resolved.
   static func admit<Headers: Sequence>(
-    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, loop: LoopContext, connection: ConnectionInfo,
+    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, context r: inout RequestContext,
+    connection: ConnectionInfo, environment env: inout AdmissionEnvironment, clock: AdmissionClock,
     websocketKey: String? = nil
   ) -> Admission where Headers.Element == (String, String) {
-    let credentials = loop.rewrite.credentials(headers)
-    var requestID = loop.requestIDs.next()
-    if let id = credentials.requestID, RequestIDGenerator.isAcceptable(id) { requestID = id }
+    let credentials = env.rewrite.credentials(headers)
+    if let refusal = validate(request, credentials, connection: connection, context: &r) {
+      return .refuse(refusal, closeConnection: false)
+    }
+    let tenant: TenantContext
+    switch resolve(request, method: method, credentials, in: r.table, environment: &env) {
+    case .tenant(let t): tenant = t
+    case .preflight(let origin, let methods): return .preflight(origin: origin, methods: methods)
+    case .refused(let refusal): return .refuse(refusal, closeConnection: false)
+    }
+    r.tenant = tenant
+    let cluster: LoopCluster
+    switch authorise(tenant, in: r.table, environment: env, now: clock.now) {
+    case .success(let c): cluster = c
+    case .failure(let refused): return refused.admission
+    }
+    let token = sign(request, method: method, tenant: tenant, context: r, signer: &env.signer, wallSeconds: clock.wallSeconds)
+    let upstream = rewrite(
+      request, method: method, headers: headers, credentials, tenant: tenant, token: token, context: r,
+      connection: connection, environment: env, websocketKey: websocketKey)
+    return .forward(
+      ForwardPlan(
+        request: upstream, cluster: cluster, hasBody: request.body != .none, expectContinue: credentials.expectContinue,
+        allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
+  }
 
+  /// Validate: the checks that need the request's credentials and its connection. A trusted
+  /// client's well-formed `X-Request-Id` becomes the request's id; an identity header sent twice
+  /// is ambiguous; the connection's certificate must cover the host (no cross-tenant HTTP/2
+  /// connection reuse, §2).
+  static func validate(
+    _ request: ValidatedRequest, _ credentials: RequestCredentials, connection: ConnectionInfo, context r: inout RequestContext
+  ) -> GatewayRefusal? {
+    if let id = credentials.requestID, RequestIDGenerator.isAcceptable(id) { r.requestID = id }
     if let duplicate = credentials.duplicate {
-      return .refuse(.invalidRequest.with(message: "\(duplicate) appears more than once."), closeConnection: false, requestID: requestID)
+      return .invalidRequest.with(message: "\(duplicate) appears more than once.")
     }
-    // A connection's certificate must cover the host (no cross-tenant HTTP/2 connection reuse, §2).
-    guard connection.certificate.covers(request.host) else {
-      return .refuse(.misdirectedRequest, closeConnection: false, requestID: requestID)
-    }
+    guard connection.certificate.covers(request.host) else { return .misdirectedRequest }
+    return nil
+  }
 
-    let table = loop.tables.current()
-    // CORS preflight: answered here, never forwarded (§3).
+  /// What the resolve phase found.
+  enum Resolved {
+    case tenant(TenantContext)
+    /// A CORS preflight, answered at the edge and never forwarded (§3).
+    case preflight(origin: String, methods: String)
+    case refused(GatewayRefusal)
+  }
+
+  /// Resolve: the shop and credential from the host, keys, Origin and session (``TenantResolver``,
+  /// in `table`), or the preflight's answer.
+  static func resolve(
+    _ request: ValidatedRequest, method: HTTPMethod, _ credentials: RequestCredentials, in table: TenantTable,
+    environment env: inout AdmissionEnvironment
+  ) -> Resolved {
     if method == .OPTIONS, let requested = credentials.preflightMethod {
-      switch loop.resolver.preflight(
+      switch env.resolver.preflight(
         host: request.host, path: request.path, origin: credentials.origin, requestedMethod: requested, in: table)
       {
-      case .allow(let origin, let methods): return .preflight(origin: origin, methods: methods, requestID: requestID)
-      case .refuse(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
+      case .allow(let origin, let methods): return .preflight(origin: origin, methods: methods)
+      case .refuse(let refusal): return .refused(refusal)
       }
     }
-
     let facts = RequestFacts(
       host: request.host, method: method.rawValue, path: request.path, bearer: credentials.bearer,
       publishableKey: credentials.publishableKey, origin: credentials.origin,
-      sessionCookie: credentials.cookies.isEmpty ? .absent : CookieHeader.find(loop.settings.sessionCookieName, in: credentials.cookies))
-    let tenant: TenantContext
-    switch loop.resolver.resolve(facts, in: table, sessions: &loop.sessions) {
-    case .success(let t): tenant = t
-    case .failure(let refusal): return .refuse(refusal, closeConnection: false, requestID: requestID)
+      sessionCookie: credentials.cookies.isEmpty ? .absent : CookieHeader.find(env.sessionCookieName, in: credentials.cookies))
+    switch env.resolver.resolve(facts, in: table, sessions: &env.sessions) {
+    case .success(let tenant): return .tenant(tenant)
+    case .failure(let refusal): return .refused(refusal)
     }
-    loop.counters.topShops.record(tenant.shop, in: table)
-    if let wait = loop.settings.rateLimits.check(tenant: tenant, table: table, now: loop.sweeper.now) {
-      return .rateLimited(retryAfter: wait, requestID: requestID)
-    }
-    guard let cluster = loop.clusters[tenant.upstream] ?? loop.clusters["default"] else {
-      return .refuse(.upstreamUnavailable, closeConnection: false, requestID: requestID)
-    }
+  }
 
-    // Sign: claims straight from the table's bytes.
-    let token = loop.signer.sign(now: loop.sweeper.wallSeconds) { claims in
+  /// Authorise: within the rate limits, and to a cluster that exists (the tenant's, else
+  /// `default`).
+  static func authorise(
+    _ tenant: TenantContext, in table: TenantTable, environment env: AdmissionEnvironment, now: NIODeadline
+  ) -> Result<LoopCluster, AuthoriseRefusal> {
+    if let wait = env.rateLimits.check(tenant: tenant, table: table, now: now) {
+      return .failure(AuthoriseRefusal(admission: .rateLimited(retryAfter: wait)))
+    }
+    guard let cluster = env.clusters[tenant.upstream] ?? env.clusters["default"] else {
+      return .failure(AuthoriseRefusal(admission: .refuse(.upstreamUnavailable, closeConnection: false)))
+    }
+    return .success(cluster)
+  }
+
+  /// An authorise phase's "no", as the admission it becomes.
+  struct AuthoriseRefusal: Error {
+    var admission: Admission
+  }
+
+  /// Sign: the X-Tenant token, its claims straight from the bytes of the request's table (§6).
+  static func sign(
+    _ request: ValidatedRequest, method: HTTPMethod, tenant: TenantContext, context r: RequestContext,
+    signer: inout TenantTokenSigner, wallSeconds: Int
+  ) -> String {
+    let table = r.table
+    return signer.sign(now: wallSeconds) { claims in
       claims.add("aud", tenant.upstream)
       table.withShopID(tenant.shop) { claims.add("shop_id", bytes: $0) }
       table.withSubdomain(tenant.shop) { claims.add("shop_subdomain", bytes: $0) }
@@ -102,23 +186,42 @@ enum RequestAdmission {
       if let user = tenant.userID { claims.add("user_id", user) }
       if let customer = tenant.customerID { claims.add("customer_id", customer) }
       claims.add("host", request.host)
-      claims.add("jti", requestID)
+      claims.add("jti", r.requestID)
       claims.add("htm", method.rawValue)
       claims.add("htu", request.path)
     }
+  }
 
+  /// Rewrite: the upstream request head, with the client's identity headers gone and the
+  /// gateway's added (§5). The bearer is kept only for a route that takes customer tokens.
+  static func rewrite<Headers: Sequence>(
+    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, _ credentials: RequestCredentials,
+    tenant: TenantContext, token: String, context r: RequestContext, connection: ConnectionInfo,
+    environment env: AdmissionEnvironment, websocketKey: String?
+  ) -> UpstreamRequestHead where Headers.Element == (String, String) {
+    let stripAuthorization = credentials.authorizationIsBearer
+      && !(env.resolver.settings.routes.routes[tenant.route].customerTokens && TenantResolver.isJWSCompact(credentials.bearer ?? ""))
     let added = HeaderRewrite.Added(
-      host: request.host, clientAddress: connection.clientAddress, requestID: requestID,
-      shopID: table.shopID(tenant.shop), token: token, framing: request.body,
-      stripAuthorization: credentials.authorizationIsBearer && !(loop.resolver.settings.routes.routes[tenant.route].customerTokens
-        && TenantResolver.isJWSCompact(credentials.bearer ?? "")),
+      host: request.host, clientAddress: connection.clientAddress, requestID: r.requestID,
+      shopID: r.table.shopID(tenant.shop), token: token, framing: request.body,
+      stripAuthorization: stripAuthorization,
       websocket: request.websocket, websocketKey: websocketKey)
-    let upstream = loop.rewrite.upstreamHead(
-      method: method, target: request.target, from: headers, added: added, allocator: loop.allocator)
-    return .forward(
-      ForwardPlan(
-        requestID: requestID, request: upstream, cluster: cluster, tenant: tenant, table: table, hasBody: request.body != .none,
-        expectContinue: credentials.expectContinue, allowOrigin: tenant.allowedOrigin, varyOrigin: credentials.origin != nil))
+    return env.rewrite.upstreamHead(method: method, target: request.target, from: headers, added: added, allocator: env.allocator)
+  }
+}
+
+extension LoopContext {
+  /// Admits a request on this loop: ``RequestAdmission/admit(_:method:headers:context:connection:environment:clock:websocketKey:)``
+  /// with this loop's environment and clocks, and the resolved shop counted for `/admin/stats`.
+  func admit<Headers: Sequence>(
+    _ request: ValidatedRequest, method: HTTPMethod, headers: Headers, context r: inout RequestContext,
+    connection: ConnectionInfo, websocketKey: String? = nil
+  ) -> Admission where Headers.Element == (String, String) {
+    let admission = RequestAdmission.admit(
+      request, method: method, headers: headers, context: &r, connection: connection, environment: &self.admission,
+      clock: AdmissionClock(now: sweeper.now, wallSeconds: sweeper.wallSeconds), websocketKey: websocketKey)
+    if let tenant = r.tenant { counters.topShops.record(tenant.shop, in: r.table) }
+    return admission
   }
 }
 
