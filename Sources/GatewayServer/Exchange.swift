@@ -34,7 +34,9 @@ final class ClientReference {
 /// down with backpressure both ways, and maps upstream faults to the §4 codes.
 ///
 /// Runs entirely on the client connection's event loop (pools are per loop), so the state needs no
-/// synchronisation. Phases: waiting for a connection → request streaming → response streaming → done.
+/// synchronisation. Every decision (phases, body queueing and credit, retries, health, how a
+/// failure is answered) is ``ExchangeStateMachine``'s; this class carries them out against the
+/// cluster, the upstream connection and the client side.
 final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   let requestID: String
   /// HTTP/2 stream id; 0 for HTTP/1.1.
@@ -48,30 +50,21 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
   private var endpoint: Int = 0
   /// The current attempt's endpoint URL (for the access log; no allocation, the name is stored).
   var endpointName: String { cluster.state.endpoints[endpoint].health.name }
-  /// Retries left for this request (cluster `retries`).
-  private var retriesLeft: Int
-  /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE: safe to send again (RFC 9110 §9.2.2).
-  private let idempotent: Bool
-  let hasBody: Bool
+  var hasBody: Bool { machine.hasBody }
   /// CORS for the response (see ``ForwardPlan``).
   let allowOrigin: String?
   let varyOrigin: Bool
 
+  private var machine: ExchangeStateMachine
   private(set) var connection: UpstreamConnection?
+  /// Request body that arrived before a connection was ready.
   private var pendingBody: [ByteBuffer] = []
-  private var pendingBytes = 0
-  private var uncreditedBytes = 0
-  private var requestEnded = false
-  private var bodyBytesSent = 0
-  private(set) var responseStarted = false
-  private(set) var finished = false
-  private var attempts = 0
-  /// Status sent to the client (for counters and logs).
-  private(set) var status = 0
-  private(set) var failure: UpstreamFailure?
 
-  /// Body bytes queued before the connection is ready above which the client is paused.
-  static let maxPendingBody = 256 * 1024
+  var responseStarted: Bool { machine.responseStarted }
+  var finished: Bool { machine.finished }
+  /// Status sent to the client (for counters and logs).
+  var status: Int { machine.status }
+  var failure: UpstreamFailure? { machine.failure }
 
   init(
     requestID: String, streamID: Int, client: ClientReference, cluster: LoopCluster, request: UpstreamRequestHead, hasBody: Bool,
@@ -83,88 +76,97 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     self.streamID = streamID
     self.clientReference = client
     self.cluster = cluster
-    self.retriesLeft = cluster.state.retries
-    self.idempotent = RetryPolicy.isIdempotent(request.method.rawValue)
     self.request = request
-    self.hasBody = hasBody
+    self.machine = ExchangeStateMachine(
+      idempotent: RetryPolicy.isIdempotent(request.method.rawValue), hasBody: hasBody, retries: cluster.state.retries)
   }
 
   func start() {
     cluster.requestStarted()
-    guard let e = cluster.pick() else {
+    let picked = cluster.pick()
+    if let answer = machine.start(endpointAvailable: picked != nil) {
       // Every endpoint is down: answer now rather than wait for a connect timeout.
-      fail(.noHealthyEndpoint)
+      send(answer)
       return
     }
-    endpoint = e
-    attempts = 1
+    endpoint = picked!
     // An upgrade goes on a connection of its own: it is never pooled after (a tunnel, or closed),
     // and some servers only upgrade a connection's first request (SwiftNIO's upgrade handler).
-    cluster.pools[e].acquire(self, fresh: request.upgrade)
+    cluster.pools[endpoint].acquire(self, fresh: request.upgrade)
   }
 
-  /// What ``RetryPolicy`` decides from: this attempt's failure and the exchange's state.
-  private func attempt(_ failure: UpstreamFailure, _ stage: RetryPolicy.Stage, responseStarted: Bool = false, reused: Bool = false)
-    -> RetryPolicy.Attempt
-  {
-    RetryPolicy.Attempt(
-      failure: failure, stage: stage, responseStarted: responseStarted, idempotent: idempotent, bodyBytesSent: bodyBytesSent,
-      connectionReused: reused, attempts: attempts, retriesLeft: retriesLeft, budgetAvailable: cluster.hasRetryToken)
-  }
-
-  /// Carries out a retry decision; false: answer with the failure (no endpoint left to pick).
-  private func retry(_ decision: RetryPolicy.Decision) -> Bool {
-    switch decision {
-    case .fail:
-      return false
-    case .sameEndpointFreshConnection:
-      attempts += 1
+  /// Carries out what the machine said about a failed attempt.
+  private func carryOut(_ action: ExchangeStateMachine.FailureAction, failure: UpstreamFailure) {
+    switch action {
+    case .ignore:
+      return
+    case .answer(let answer):
+      send(answer)
+    case .retrySameEndpoint:
+      machine.retrying(anotherEndpoint: false)
       cluster.pools[endpoint].acquire(self, fresh: true)
-      return true
-    case .anotherEndpoint:
-      guard cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else { return false }
-      retriesLeft -= 1
-      attempts += 1
+    case .retryAnotherEndpoint:
+      guard cluster.takeRetryToken(), let e = cluster.pick(excluding: endpoint) else {
+        send(machine.fail(failure))
+        return
+      }
+      machine.retrying(anotherEndpoint: true)
       endpoint = e
       cluster.pools[e].acquire(self, fresh: request.upgrade)
-      return true
+    }
+  }
+
+  private func send(_ answer: ExchangeStateMachine.Answer) {
+    connection = nil
+    switch answer {
+    case .abort: client?.exchangeAbort(self)
+    case .refuse(let refusal): client?.exchangeSendRefusal(self, refusal)
     }
   }
 
   private var health: EndpointHealth { cluster.state.endpoints[endpoint].health }
+  private var now: NIODeadline { cluster.pools[endpoint].sweeper.now }
 
   // MARK: from the client side
 
   func requestBody(_ buffer: ByteBuffer) {
-    guard !finished else { return }
-    let n = buffer.readableBytes
-    if let connection {
-      connection.sendBody(buffer)
-      bodyBytesSent += n
-      credit(n, writable: connection.isWritable)
-    } else {
+    switch machine.requestBody(buffer.readableBytes, connected: connection != nil) {
+    case .drop:
+      return
+    case .queue(let pause):
       pendingBody.append(buffer)
-      pendingBytes += n
-      if pendingBytes > Self.maxPendingBody { client?.exchangeSetRequestBodyPaused(self, true) }
+      if pause { client?.exchangeSetRequestBodyPaused(self, true) }
+    case .send:
+      guard let connection else { return }
+      connection.sendBody(buffer)
+      apply(machine.bodySent(buffer.readableBytes, writable: connection.isWritable), resume: false)
+    }
+  }
+
+  /// Credits the client, or pauses its body (`resume`: a credit also resumes it).
+  private func apply(_ sent: ExchangeStateMachine.Sent, resume: Bool) {
+    switch sent {
+    case .credit(let bytes):
+      client?.exchangeConsumedRequestBody(self, bytes: bytes)
+      if resume { client?.exchangeSetRequestBodyPaused(self, false) }
+    case .pauseClient:
+      client?.exchangeSetRequestBodyPaused(self, true)
     }
   }
 
   func requestEnd() {
-    requestEnded = true
-    guard !finished else { return }
-    connection?.finishRequest()
+    if machine.requestEnd() { connection?.finishRequest() }
   }
 
   /// The exchange ends without touching its upstream connection (it became a tunnel).
   func cancelWithoutClosing() {
-    finished = true
+    _ = machine.cancel()
     connection = nil
   }
 
   /// The client went away or reset the stream: drop the upstream connection (never reused dirty).
   func cancel() {
-    guard !finished else { return }
-    finished = true
+    guard machine.cancel() else { return }
     connection?.cancel()
     connection = nil
   }
@@ -174,94 +176,65 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
     connection?.setReadPaused(!isWritable)
   }
 
-  private func credit(_ n: Int, writable: Bool) {
-    if writable {
-      client?.exchangeConsumedRequestBody(self, bytes: n + uncreditedBytes)
-      uncreditedBytes = 0
-    } else {
-      uncreditedBytes += n
-      client?.exchangeSetRequestBodyPaused(self, true)
-    }
-  }
-
   // MARK: UpstreamConnectionRequester
 
   func upstreamConnectionReady(_ conn: UpstreamConnection) {
-    guard !finished else {
+    switch machine.connectionReady() {
+    case .returnUnused:
       conn.returnUnused()
       return
+    case .start(let flush):
+      connection = conn
+      conn.start(request, delegate: self, hasBody: hasBody)
+      if flush {
+        let parts = pendingBody
+        pendingBody = []
+        for part in parts { conn.sendBody(part) }
+        apply(machine.flushed(writable: conn.isWritable), resume: true)
+      }
+      if machine.finishesOnStart { conn.finishRequest() }
     }
-    connection = conn
-    conn.start(request, delegate: self, hasBody: hasBody)
-    if !pendingBody.isEmpty {
-      let parts = pendingBody
-      pendingBody = []
-      let bytes = pendingBytes
-      pendingBytes = 0
-      for part in parts { conn.sendBody(part) }
-      bodyBytesSent += bytes
-      credit(bytes, writable: conn.isWritable)
-      if conn.isWritable { client?.exchangeSetRequestBodyPaused(self, false) }
-    }
-    if requestEnded && hasBody { conn.finishRequest() }
   }
 
   func upstreamConnectionFailed(_ failure: UpstreamFailure) {
-    guard !finished else { return }
-    if failure != .poolExhausted { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
-    // Nothing was sent: any method may go to another endpoint (the body waits in pendingBody).
-    if retry(RetryPolicy.decide(attempt(failure, .connecting))) { return }
-    fail(failure)
+    let (action, counts) = machine.connectionFailed(failure, budgetAvailable: cluster.hasRetryToken)
+    if counts { health.recordFailure(now: now) }
+    carryOut(action, failure: failure)
   }
 
   // MARK: UpstreamResponseDelegate
 
   func upstreamResponseHead(_ head: HTTPResponseHead) {
-    guard !finished else { return }
-    responseStarted = true
-    status = Int(head.status.code)
+    let status = Int(head.status.code)
+    guard machine.responseHead(status: status) else { return }
     // Passive health: a 5xx counts against the endpoint, anything else clears it.
-    if status >= 500 { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) } else { health.recordSuccess() }
+    if status >= 500 { health.recordFailure(now: now) } else { health.recordSuccess() }
     client?.exchangeSendHead(self, head)
   }
 
   func upstreamResponseBody(_ buffer: ByteBuffer) {
-    guard !finished else { return }
+    guard machine.responseBody() else { return }
     client?.exchangeSendBody(self, buffer)
   }
 
   func upstreamResponseEnd() {
-    guard !finished else { return }
-    finished = true
+    guard machine.responseEnd() else { return }
     connection = nil
     client?.exchangeSendEnd(self)
   }
 
   func upstreamFailed(_ failure: UpstreamFailure, responseStarted started: Bool) {
-    guard !finished else { return }
+    guard !machine.finished else { return }
     let reused = (connection?.useCount ?? 0) > 0
     connection = nil
-    let decision = RetryPolicy.decide(attempt(failure, .exchanging, responseStarted: started, reused: reused))
-    // A stale keep-alive connection says nothing about the endpoint's health.
-    if decision != .sameEndpointFreshConnection && !started { health.recordFailure(now: cluster.pools[endpoint].sweeper.now) }
-    if retry(decision) { return }
-    fail(failure)
-  }
-
-  private func fail(_ failure: UpstreamFailure) {
-    finished = true
-    self.failure = failure
-    if responseStarted {
-      client?.exchangeAbort(self)
-    } else {
-      status = failure.refusal.status
-      client?.exchangeSendRefusal(self, failure.refusal)
-    }
+    let (action, counts) = machine.exchangeFailed(
+      failure, responseStarted: started, reused: reused, budgetAvailable: cluster.hasRetryToken)
+    if counts { health.recordFailure(now: now) }
+    carryOut(action, failure: failure)
   }
 
   func upstreamUpgraded() {
-    guard let conn = connection, !finished else { return }
-    finished = true
+    guard let conn = connection, machine.upgraded() else { return }
     connection = nil
     client?.exchangeUpgraded(self, connection: conn)
   }
@@ -272,10 +245,7 @@ final class Exchange: UpstreamConnectionRequester, UpstreamResponseDelegate {
 
   func upstreamWritabilityChanged(isWritable: Bool) {
     guard isWritable else { return }
-    if uncreditedBytes > 0 {
-      client?.exchangeConsumedRequestBody(self, bytes: uncreditedBytes)
-      uncreditedBytes = 0
-    }
+    if let credit = machine.upstreamWritable() { client?.exchangeConsumedRequestBody(self, bytes: credit) }
     client?.exchangeSetRequestBodyPaused(self, false)
   }
 }
