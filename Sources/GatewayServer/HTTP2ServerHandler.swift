@@ -261,10 +261,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     guard let context, let s = streams[id] else { return }
     loop.responded(&s.request, status: 204)
     let requestID = s.request.requestID
-    var headers = HPACKHeaders([(":status", "204")])
-    for (name, value) in loop.settings.preflight.fields(origin: origin, methods: methods, requestID: requestID) {
-      headers.add(name: name.lowercased(), value: value)
-    }
+    let headers = HTTP2Responses.preflight(loop.settings.preflight, origin: origin, methods: methods, requestID: requestID)
     s.machine.response.finish()
     writeLast(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), id: id, context: context)
     context.flush()
@@ -297,12 +294,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     let requestID = s.request.requestID
     let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
     loop.refused(&s.request, refusal, bodyBytes: body.readableBytes, headOnly: method == .HEAD)
-    var headers = HPACKHeaders([
-      (":status", String(refusal.status)), ("content-type", "application/json"),
-      ("content-length", String(body.readableBytes)), ("x-request-id", requestID), ("cache-control", "no-store"),
-    ])
-    if RefusalResponse.variesByOrigin(refusal) { headers.add(name: "vary", value: "Origin") }
-    if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
+    let headers = HTTP2Responses.refusal(refusal, requestID: requestID, bodyBytes: body.readableBytes, retryAfter: retryAfter)
     let headOnly = method == .HEAD
     s.machine.response.finish()
     let headersFrame = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))
@@ -339,32 +331,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
         return
       }
     }
-    let headers = Self.responseHeaders(
+    let headers = HTTP2Responses.forwarded(
       status: String(head.status.code), from: head.headers, requestID: exchange.requestID,
       allowOrigin: exchange.allowOrigin, varyOrigin: exchange.varyOrigin)
     if let s {
       loop.forwardedHead(&s.request, status: Int(head.status.code), exchange: exchange)
       s.machine.response.head(headers)
     }
-  }
-
-  /// A response's HPACK header list: `:status`, then the upstream's headers as §5 passes them to
-  /// clients, lowercased (RFC 9113 §8.2.1), minus `dropping`. `X-Request-Id`, unique per response,
-  /// is never indexed: in the dynamic table it would only evict the entries that repeat.
-  private static func responseHeaders(
-    status: String, from upstream: HTTPHeaders, requestID: String, allowOrigin: String?, varyOrigin: Bool,
-    dropping dropped: String? = nil
-  ) -> HPACKHeaders {
-    var headers = HPACKHeaders()
-    headers.reserveCapacity(upstream.count + 2)
-    headers.add(name: ":status", value: status)
-    HeaderRewrite.forEachClientResponseHeader(
-      from: upstream, requestID: requestID, allowOrigin: allowOrigin, varyOrigin: varyOrigin, upgrade: false
-    ) { name, value, unique in
-      if let dropped, equalsIgnoringCase(name, dropped) { return }
-      headers.add(name: lowercasedName(name), value: value, indexing: unique ? .nonIndexable : .indexable)
-    }
-    return headers
   }
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
@@ -521,7 +494,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
       return
     }
     // Connection and Upgrade are hop-by-hop (dropped); the accept is between gateway and upstream.
-    let headers = Self.responseHeaders(
+    let headers = HTTP2Responses.forwarded(
       status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
       dropping: "sec-websocket-accept")
     if let exchange = s.exchange { loop.forwardedHead(&s.request, status: 200, exchange: exchange) }
@@ -575,24 +548,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
 
   /// HTTP/2 uses stream flow control instead of pausing the connection.
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {}
-
-  /// HTTP/2 field names are lowercase (RFC 9113 §8.2.1); skips the copy when the name already is.
-  /// ASCII only (field names are tokens), written byte by byte: `String.lowercased()` is Unicode-
-  /// aware and was measurable on every response field; a name of up to 15 bytes stays a small
-  /// string (no allocation).
-  @inline(__always)
-  static func lowercasedName(_ name: String) -> String {
-    let utf8 = name.utf8
-    guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
-    return String(unsafeUninitializedCapacity: utf8.count) { buffer in
-      var i = 0
-      for b in utf8 {
-        buffer[i] = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
-        i += 1
-      }
-      return i
-    }
-  }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY). A connection
