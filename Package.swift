@@ -189,7 +189,9 @@ let package = Package(
     .testTarget(name: "GatewayUpstreamTests", dependencies: ["GatewayUpstream"], swiftSettings: strict),
     .testTarget(
       name: "GatewaySigningTests",
-      dependencies: ["GatewaySigning", .product(name: "JWTKit", package: "jwt-kit")],
+      dependencies: [
+        "GatewaySigning", "GatewayCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
+      ],
       swiftSettings: strict
     ),
     .testTarget(

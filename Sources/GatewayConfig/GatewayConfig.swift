@@ -79,13 +79,6 @@ public struct UpstreamCluster: Sendable, Equatable {
 }
 
 /// `tenant_header.signing_keys` and `sessions.verify_keys` entries: a key id, an algorithm and a file.
-public struct KeyFileSpec: Sendable, Equatable {
-  public var kid: String
-  /// `HS256`, `EdDSA` or `ES256`.
-  public var alg: String
-  /// Absolute path of the secret, private or public key file.
-  public var file: String
-}
 
 /// Everything in `gateway.conf`, typed and validated (PRODUCT.md §7).
 public struct GatewayConfig: Sendable {

@@ -85,7 +85,7 @@ public final class GatewayServer: @unchecked Sendable {
     let keys = try SigningKeys.load(config.tenantHeader.signingKeys)
     self.jwksBox = NIOLockedValueBox(TenantJWKS.document(keys))
     self.signingKIDs = keys.map(\.kid)
-    let verifyKeys = try SessionKeys.load(config.sessions)
+    let verifyKeys = try SessionKeys.load(config.sessions?.verifyKeys ?? [])
     self.adminToken = try config.admin.tokenFile.map(AdminToken.load)
     self.settings = RuntimeSettings.make(from: config)
     let loops = group.map { g in g.makeIterator().reduce(0) { n, _ in n + 1 } } ?? eventLoops ?? GatewayServer.defaultEventLoops
@@ -476,59 +476,6 @@ public final class GatewayServer: @unchecked Sendable {
 }
 
 extension LoopContext: @unchecked Sendable {}
-
-/// Loads `sessions.verify_keys` (PRODUCT.md §2); no `sessions`: no keys.
-public enum SessionKeys {
-  public static func load(_ sessions: GatewayConfig.Sessions?) throws -> [VerifyKey] {
-    guard let sessions else { return [] }
-    return try sessions.verifyKeys.enumerated().map { (i, spec) in
-      do {
-        return try VerifyKey.load(kid: spec.kid, alg: spec.alg, file: spec.file)
-      } catch {
-        throw SigningKeys.LoadError(keyPath: "sessions.verify_keys[\(i)]", reason: "\(error)")
-      }
-    }
-  }
-}
-
-/// Loads `tenant_header.signing_keys` (PRODUCT.md §5).
-public enum SigningKeys {
-  public struct LoadError: Error, CustomStringConvertible {
-    /// The key path, `tenant_header.signing_keys[0]`.
-    public var keyPath: String
-    /// What is wrong, naming the file.
-    public var reason: String
-    public var description: String { "\(keyPath): \(reason)" }
-  }
-
-  public static func load(_ specs: [KeyFileSpec]) throws -> [SigningKey] {
-    try specs.enumerated().map { (i, spec) in
-      let path = "tenant_header.signing_keys[\(i)]"
-      let bytes: [UInt8]
-      do { bytes = try FileBytes.read(spec.file) } catch {
-        throw LoadError(keyPath: path, reason: "cannot read \(spec.file): \(error)")
-      }
-      switch spec.alg {
-      case "HS256":
-        guard let key = SigningKey.hs256Secret(fileContents: bytes) else {
-          throw LoadError(keyPath: path, reason: "\(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
-        }
-        return SigningKey(kid: spec.kid, material: .hs256(key))
-      case "EdDSA":
-        // PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey -algorithm ed25519` writes it.
-        guard let pem = String(bytes: bytes, encoding: .utf8), let der = PEM.decode(pem, label: "PRIVATE KEY"),
-          der.count == 48, der.prefix(16).elementsEqual(PEM.ed25519PKCS8Prefix),
-          let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32))
-        else {
-          throw LoadError(keyPath: path, reason: "\(spec.file) is not a PKCS#8 PEM Ed25519 private key")
-        }
-        return SigningKey(kid: spec.kid, material: .eddsa(key))
-      default:
-        throw LoadError(keyPath: path, reason: "alg \(spec.alg) is not supported yet")
-      }
-    }
-  }
-}
 
 /// Connects the admin listener to the running server.
 struct AdminBackendImpl: AdminBackend {

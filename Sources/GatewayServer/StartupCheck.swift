@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewaySigning
 import NIOCore
 import NIOPosix
 
@@ -57,15 +58,11 @@ public enum StartupCheck {
         error("tls.custom_domain_certs_dir", "\(dir) is not a directory")
       }
     }
-    do { _ = try SigningKeys.load(config.tenantHeader.signingKeys) } catch let e as SigningKeys.LoadError {
-      error(e.keyPath, e.reason)
-    } catch let e { error("tenant_header.signing_keys", "\(e)") }
+    do { _ = try SigningKeys.load(config.tenantHeader.signingKeys) } catch let e { error(e.keyPath, e.reason) }
     for (i, spec) in config.tenantHeader.signingKeys.enumerated() {
       findings += permissionFindings(spec.file, keyPath: "tenant_header.signing_keys[\(i)]")
     }
-    do { _ = try SessionKeys.load(config.sessions) } catch let e as SigningKeys.LoadError {
-      error(e.keyPath, e.reason)
-    } catch let e { error("sessions.verify_keys", "\(e)") }
+    do { _ = try SessionKeys.load(config.sessions?.verifyKeys ?? []) } catch let e { error(e.keyPath, e.reason) }
     for (i, spec) in (config.sessions?.verifyKeys ?? []).enumerated() where spec.alg == "HS256" {
       findings += permissionFindings(spec.file, keyPath: "sessions.verify_keys[\(i)]")
     }

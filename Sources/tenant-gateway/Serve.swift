@@ -6,6 +6,7 @@ import GatewayCore
 import GatewayObservability
 import GatewayPostgres
 import GatewayServer
+import GatewaySigning
 import GatewaySnapshot
 import Logging
 import NIOConcurrencyHelpers
