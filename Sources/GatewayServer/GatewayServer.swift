@@ -163,7 +163,7 @@ public final class GatewayServer: @unchecked Sendable {
   /// Starts health checks, certificate rescans and the access log, and binds the TLS listener.
   public func startListeners() throws {
     try startAdmin()
-    let checker = HealthChecker(clusters: config.upstreams, states: clusters, eventLoop: group.next(), logger: logger)
+    let checker = HealthChecker(states: clusters, eventLoop: group.next(), logger: logger)
     checker.start()
     healthChecker = checker
     if let custom = customCertificates {
@@ -350,7 +350,10 @@ public final class GatewayServer: @unchecked Sendable {
     return ClusterState(
       name: cluster.name, endpoints: endpoints, balancing: cluster.balancing == .leastRequest ? .leastRequest : .roundRobin,
       retries: cluster.retries, retryBudgetPercent: cluster.retryBudgetPercent,
-      maxConnectionsPerEndpoint: cluster.maxConnectionsPerEndpoint, tlsContext: tlsContext)
+      maxConnectionsPerEndpoint: cluster.maxConnectionsPerEndpoint, tlsContext: tlsContext,
+      healthCheck: cluster.healthCheck.map {
+        ClusterState.HealthCheckSettings(path: $0.path, interval: RuntimeSettings.seconds($0.intervalSeconds))
+      })
   }
 
   /// Event loops by default: the CPUs this process may run on (its affinity mask, like nginx's

@@ -108,11 +108,24 @@ public final class ClusterState: Sendable {
   public let maxConnectionsPerEndpoint: Int
   /// TLS client context for `https://` endpoints (CA from `ca_file`, names verified).
   public let tlsContext: NIOSSLContext?
+  /// Active health checks (nil: passive ejection only), run by ``HealthChecker``.
+  public let healthCheck: HealthCheckSettings?
+
+  /// `upstreams.<name>.health_check`: what ``HealthChecker`` requests, and how often.
+  public struct HealthCheckSettings: Sendable {
+    public var path: String
+    public var interval: TimeAmount
+    public init(path: String, interval: TimeAmount) {
+      self.path = path
+      self.interval = interval
+    }
+  }
 
   public init(
     name: String, endpoints: [Endpoint], balancing: Balancing, retries: Int, retryBudgetPercent: Int,
-    maxConnectionsPerEndpoint: Int, tlsContext: NIOSSLContext?
+    maxConnectionsPerEndpoint: Int, tlsContext: NIOSSLContext?, healthCheck: HealthCheckSettings? = nil
   ) {
+    self.healthCheck = healthCheck
     self.name = name
     self.endpoints = endpoints
     self.balancing = balancing

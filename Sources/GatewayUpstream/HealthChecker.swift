@@ -1,43 +1,39 @@
-import GatewayConfig
-import GatewayUpstream
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// Active health checks (`upstreams.<name>.health_check`): an HTTP GET of `path` on every endpoint
-/// every `interval_s`, off the request path (one event loop, one short connection per check).
-/// 2xx and 3xx are healthy; anything else, a refused or slow connection, is not. Thresholds
-/// (`unhealthy_after`, `healthy_after`) are applied by ``EndpointHealth``.
-final class HealthChecker: @unchecked Sendable {  // confined to its event loop
-  let clusters: [String: UpstreamCluster]
+/// Active health checks (`upstreams.<name>.health_check`, carried by each ``ClusterState``): an
+/// HTTP GET of its path on every endpoint every interval, off the request path (one event loop,
+/// one short connection per check). 2xx and 3xx are healthy; anything else, a refused or slow
+/// connection, is not. Thresholds (`unhealthy_after`, `healthy_after`) are applied by
+/// ``EndpointHealth``.
+public final class HealthChecker: @unchecked Sendable {  // confined to its event loop
   let states: [String: ClusterState]
   let eventLoop: EventLoop
   let logger: Logger
   private var tasks: [RepeatedTask] = []
 
-  init(clusters: [String: UpstreamCluster], states: [String: ClusterState], eventLoop: EventLoop, logger: Logger) {
-    self.clusters = clusters
+  public init(states: [String: ClusterState], eventLoop: EventLoop, logger: Logger) {
     self.states = states
     self.eventLoop = eventLoop
     self.logger = logger
   }
 
-  func start() {
-    for (name, cluster) in clusters {
-      guard let check = cluster.healthCheck, let state = states[name] else { continue }
-      let interval = TimeAmount.nanoseconds(Int64(check.intervalSeconds * 1e9))
+  public func start() {
+    for state in states.values {
+      guard let check = state.healthCheck else { continue }
       for endpoint in state.endpoints {
-        let task = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [weak self] _ in
-          self?.check(endpoint, path: check.path, timeout: min(interval, .seconds(2)), tls: state.tlsContext)
+        let task = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: check.interval) { [weak self] _ in
+          self?.check(endpoint, path: check.path, timeout: min(check.interval, .seconds(2)), tls: state.tlsContext)
         }
         tasks.append(task)
       }
     }
   }
 
-  func stop() {
+  public func stop() {
     for t in tasks { t.cancel() }
   }
 
