@@ -157,17 +157,25 @@ enum RequestAdmission {
     _ tenant: TenantContext, in table: TenantTable, environment env: AdmissionEnvironment, now: NIODeadline
   ) -> Result<LoopCluster, AuthoriseRefusal> {
     if let wait = env.rateLimits.check(tenant: tenant, table: table, now: now) {
-      return .failure(AuthoriseRefusal(admission: .rateLimited(retryAfter: wait)))
+      return .failure(.rateLimited(retryAfter: wait))
     }
     guard let cluster = env.clusters[tenant.upstream] ?? env.clusters["default"] else {
-      return .failure(AuthoriseRefusal(admission: .refuse(.upstreamUnavailable, closeConnection: false)))
+      return .failure(.noCluster)
     }
     return .success(cluster)
   }
 
-  /// An authorise phase's "no", as the admission it becomes.
-  struct AuthoriseRefusal: Error {
-    var admission: Admission
+  /// An authorise phase's "no" (plain values, so it can be an `Error`), and the admission it becomes.
+  enum AuthoriseRefusal: Error {
+    case rateLimited(retryAfter: Int)
+    case noCluster
+
+    var admission: Admission {
+      switch self {
+      case .rateLimited(let wait): return .rateLimited(retryAfter: wait)
+      case .noCluster: return .refuse(.upstreamUnavailable, closeConnection: false)
+      }
+    }
   }
 
   /// Sign: the X-Tenant token, its claims straight from the bytes of the request's table (§6).

@@ -13,7 +13,7 @@ struct KeyRingTests {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tgw-keyring-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     for (name, bytes) in files {
-      FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+      _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
     }
     return dir
   }
