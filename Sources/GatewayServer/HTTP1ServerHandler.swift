@@ -18,38 +18,38 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
   typealias OutboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
-  private let loop: LoopContext
-  private let connection: ConnectionInfo
-  private var context: ChannelHandlerContext?
+  let loop: LoopContext
+  let connection: ConnectionInfo
+  var context: ChannelHandlerContext?
   /// The connection's lifecycle: every decision about parts, timers, keep-alive and reads.
-  private var machine = HTTP1ConnectionStateMachine<Exchange>()
+  var machine = HTTP1ConnectionStateMachine<Exchange>()
   /// When the machine's running timer fires.
-  private var deadline: NIODeadline?
-  private var bodyLimit = 0
-  private var method = HTTPMethod.GET
+  var deadline: NIODeadline?
+  var bodyLimit = 0
+  var method = HTTPMethod.GET
   /// Set for a 429: its `Retry-After`, in seconds.
-  private var retryAfter: Int?
+  var retryAfter: Int?
   /// Set when an upgrade was not taken: the decoder starts a fresh parser before its next bytes.
   var parserNeedsFreshStart = false
   /// True while ``ClientRequestDecoder`` is decoding (parts reach this handler synchronously).
   var decoding = false
-  private var version = HTTPVersion.http1_1
+  var version = HTTPVersion.http1_1
   /// What the sweeper, the request decoder and exchanges hold instead of `weak` references to this
   /// handler (see ``BackReference``).
   private(set) lazy var backReference = BackReference(self)
   private lazy var clientReference = ClientReference(self)
-  private var writer = HTTP1ResponseWriter()
+  var writer = HTTP1ResponseWriter()
   /// The current request, from its head to its access-log line (nil between requests).
-  private var request: RequestContext?
+  var request: RequestContext?
   /// When the connection reached HTTP (after TLS).
-  private var openedAt = NIODeadline.uptimeNanoseconds(0)
+  var openedAt = NIODeadline.uptimeNanoseconds(0)
   /// How long a drain waits for the first request of a connection that has sent none yet.
   static let drainGraceForNewConnections = TimeAmount.seconds(2)
   /// The request line of bytes the parser refused before producing a head (for the access log).
   var unparsedRequestLine: (method: String, target: String)?
 
   /// The current request is over: its log phase, once.
-  private func endRequest(completed: Bool) {
+  func endRequest(completed: Bool) {
     guard var r = request else { return }
     request = nil
     loop.log(&r, completed: completed)
@@ -73,43 +73,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     self.context = nil
   }
 
-  // MARK: timeouts
-
-  /// Sets the deadline of a timer the machine started.
-  private func arm(_ timer: HTTP1ConnectionStateMachine<Exchange>.Timer?) {
-    switch timer {
-    case nil: return
-    case .off: deadline = nil
-    case .idle: deadline = loop.sweeper.deadline(in: loop.settings.idleTimeout)
-    case .header, .body: deadline = loop.sweeper.deadline(in: loop.settings.clientHeaderTimeout)
-    }
-  }
-
-  func checkDeadlines(now: NIODeadline) {
-    if loop.draining { drainStep() }
-    // A deadline left over from a timer the machine has stopped means nothing.
-    guard machine.timer != .off, let d = deadline, d <= now else { return }
-    deadline = nil
-    switch machine.deadlinePassed() {
-    case nil: return
-    case .rearmBody: arm(.body)
-    case .body: bodyTimedOut()
-    case .header: headerTimedOut()
-    case .idle: context?.close(promise: nil)
-    }
-  }
-
-  /// A graceful drain is under way: later responses say `Connection: close`, and an idle
-  /// connection closes now (a request in flight finishes first). A connection accepted just before
-  /// the listener closed has a request on its way: closing it now would fail that request (the
-  /// client cannot know it was never read), so it gets a moment to send it.
-  private func drainStep() {
-    guard let context else { return }
-    if machine.drain(young: loop.sweeper.now < openedAt + Self.drainGraceForNewConnections) {
-      context.close(promise: nil)
-    }
-  }
-
   func channelInactive(context: ChannelHandlerContext) {
     loop.counters.openHTTP1Connections -= 1
     deadline = nil
@@ -117,40 +80,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     endRequest(completed: false)
     machine.closed()
     context.fireChannelInactive()
-  }
-
-  /// Called by ``ClientRequestDecoder`` when bytes of a new request arrive on an idle connection.
-  func requestBytesArrived() {
-    guard context != nil else { return }
-    arm(machine.requestBytesArrived())
-  }
-
-  /// A request body stalled for `client_header_timeout_s` (slowloris on the body): 408 if nothing
-  /// was answered yet, else the connection is cut. Either way the upstream request is abandoned.
-  private func bodyTimedOut() {
-    guard let context else { return }
-    if let exchange = machine.answer {
-      exchange.cancel()
-      if exchange.responseStarted {
-        context.close(promise: nil)
-        return
-      }
-      refuse(.requestTimeout, closeConnection: true, context: context)
-    } else {
-      context.close(promise: nil)
-    }
-  }
-
-  /// The head never completed: answer 408 and close (§4 request_timeout).
-  private func headerTimedOut() {
-    guard let context else { return }
-    let refusal = GatewayRefusal.requestTimeout
-    let requestID = loop.requestIDs.next()
-    loop.counters.recordRefusal(refusal)
-    loop.counters.recordResponse(status: refusal.status)
-    let text = HTTP1Responses.headerTimeout(requestID: requestID)
-    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated()
-      .whenComplete { _ in context.close(promise: nil) }
   }
 
   // MARK: requests
@@ -163,7 +92,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
   }
 
-  private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+  func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
     switch part {
     case .head(let head):
       machine.headReceived(keepAlive: head.isKeepAlive && !loop.draining)
@@ -240,85 +169,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
   }
 
-  private func refuse(_ refusal: GatewayRefusal, closeConnection: Bool, context: ChannelHandlerContext) {
-    machine.refusing(close: closeConnection)
-    writeRefusal(refusal, context: context)
-  }
-
-  /// 204 for an allowed CORS preflight.
-  private func writePreflight(origin: String, methods: String, context: ChannelHandlerContext) {
-    guard request != nil else { return }
-    loop.responded(&request!, status: 204)
-    let requestID = request!.requestID
-    var head = writer.beginHead(version: version, status: .noContent, allocator: context.channel.allocator)
-    HTTP1Responses.preflight(into: &head, loop.settings.preflight, origin: origin, methods: methods, requestID: requestID)
-    machine.refusing(close: false)
-    writer.hold(finishHead(&head))
-    if machine.answerWritten() { finishResponse(context: context) }
-  }
-
-  private func writeRefusal(_ refusal: GatewayRefusal, context: ChannelHandlerContext) {
-    // A refusal belongs to a request; one that reached no head (a parser error) gets its
-    // context from errorCaught, and this one is never left unanswered either.
-    if request == nil {
-      request = loop.beginRequest(proto: "h1", host: nil, method: "", uri: "", connection: connection, userAgent: nil)
-    }
-    let requestID = request!.requestID
-    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    loop.refused(&request!, refusal, bodyBytes: body.readableBytes, headOnly: method == .HEAD)
-    var head = writer.beginHead(
-      version: version, status: HTTPResponseStatus(statusCode: refusal.status), allocator: context.channel.allocator,
-      capacity: 320 + body.readableBytes)
-    HTTP1Responses.refusal(into: &head, refusal, requestID: requestID, bodyBytes: body.readableBytes, retryAfter: retryAfter)
-    retryAfter = nil
-    // Held, so the JSON body is copied in behind the head: one write, like a small forwarded response.
-    writer.hold(finishHead(&head))
-    writer.writeBody(body, context: context)
-    if machine.answerWritten() {
-      finishResponse(context: context)
-    } else {
-      writer.writeHeld(context: context)  // a HEAD's head is still held (no body part took it)
-      context.flush()
-    }
-  }
-
-  /// The response is complete: keep the connection for the next request or close it.
-  private func finishResponse(context: ChannelHandlerContext) {
-    endRequest(completed: true)
-    let finish = machine.finishResponse()
-    if finish.resumeRead { context.read() }
-    if finish.close {
-      let written = context.eventLoop.makePromise(of: Void.self)
-      writer.writeEnd(context: context, promise: written)
-      context.flush()
-      written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-    } else {
-      writer.writeEnd(context: context, promise: nil)
-      arm(.idle)
-      // Next pipelined request, if one is waiting (its response is flushed with this one).
-      while let part = machine.nextQueuedPart() { process(part, context: context) }
-      if machine.readAfterFinish() { context.read() }
-      context.flush()
-      // An upgrade asked for and not taken (refused, or answered without a 101): the connection
-      // stays HTTP/1.1, so the stopped parser must start again on the bytes that follow (last:
-      // that can begin the next request at once).
-      if finish.restartParser { restartParser(context: context) }
-    }
-  }
-
-  /// Has the request decoder start a fresh parser on the bytes it holds (after an upgrade that did
-  /// not happen). Inside a decode the decoder notices on return; otherwise it is run now, over the
-  /// bytes it has buffered (a request pipelined behind the upgrade), with an empty read.
-  private func restartParser(context: ChannelHandlerContext) {
-    parserNeedsFreshStart = true
-    guard !decoding else { return }
-    let sync = context.pipeline.syncOperations
-    guard let decoder = try? sync.handler(type: ByteToMessageHandler<ClientRequestDecoder>.self),
-      let decoderContext = try? sync.context(handler: decoder)
-    else { return }
-    decoder.channelRead(context: decoderContext, data: NIOAny(context.channel.allocator.buffer(capacity: 0)))
-  }
-
   // MARK: ClientSide
 
   func exchangeSendHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
@@ -342,16 +192,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
       upgrade: false)
     if request != nil { loop.forwardedHead(&request!, status: Int(head.status.code), exchange: exchange) }
     writer.hold(finishHead(&response))
-  }
-
-  /// Ends a head with `Connection: close` when this response is the connection's last (a close-
-  /// delimited body makes it so).
-  private func finishHead(_ head: inout HTTP1ResponseWriter.Head) -> ByteBuffer {
-    let last = machine.isLastResponse
-    if last { head.add("Connection", "close") }
-    let (bytes, closeDelimited) = writer.finishHead(&head, version: version, requestMethod: method, closing: last)
-    if closeDelimited { machine.responseIsCloseDelimited() }
-    return bytes
   }
 
   func exchangeSendBody(_ exchange: Exchange, _ buffer: ByteBuffer) {

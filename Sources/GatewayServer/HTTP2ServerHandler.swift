@@ -18,49 +18,23 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
   typealias OutboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
 
-  /// A stream's state, a class: the handler reads and changes it in place. As a struct in the
-  /// dictionary, each `streams[id]?.x = y` ran Dictionary's modify coroutine, whose frame (for a
-  /// value this size) is a heap allocation, and each read-modify-write copied the struct with a
-  /// retain of every reference in it.
-  final class StreamState {
-    /// The request, from its HEADERS to its access-log line.
-    var request: RequestContext
-    var exchange: Exchange?
-    var method: HTTPMethod = .GET
-    /// Request end, window credit, response framing and backpressure: every decision about the
-    /// stream's frames.
-    var machine: HTTP2StreamStateMachine
-    var responseDone: Bool { machine.response.done }
-    /// An extended CONNECT for a WebSocket (RFC 8441): the `Sec-WebSocket-Accept` the upstream's
-    /// 101 must carry, then the tunnel once it answered.
-    var websocketAccept: String?
-    var tunnel: HTTP2StreamTunnel?
-    /// DATA the client sent before the tunnel was up (bounded by the stream window).
-    var earlyData: [ByteBuffer] = []
-
-    init(request: RequestContext, requestEnded: Bool) {
-      self.request = request
-      self.machine = HTTP2StreamStateMachine(requestEnded: requestEnded)
-    }
-  }
-
-  private let loop: LoopContext
+  let loop: LoopContext
   private let connection: ConnectionInfo
-  private var context: ChannelHandlerContext?
+  private(set) var context: ChannelHandlerContext?
   /// What the sweeper, exchanges, tunnels and write callbacks hold instead of `weak` references to
   /// this handler (see ``BackReference``).
   private(set) lazy var backReference = BackReference(self)
   private lazy var clientReference = ClientReference(self)
-  private var streams: [HTTP2StreamID: StreamState] = [:]
+  private(set) var streams: [HTTP2StreamID: StreamState] = [:]
   private var connectionCredit = 0
   /// True between channelRead and channelReadComplete: writes then are flushed at read complete.
-  private var inReadCycle = false
+  private(set) var inReadCycle = false
   /// Set while the connection has no streams: it closes (GOAWAY) when this passes.
   private var idleDeadline: NIODeadline?
   /// The connection's lifecycle: active, draining, closing, lingering (``HTTP2ConnectionStateMachine``).
-  private var lifecycle = HTTP2ConnectionStateMachine()
+  var lifecycle = HTTP2ConnectionStateMachine()
   /// A flush is queued for the end of this event-loop tick (``scheduleFlush(_:)``).
-  private var flushQueued = false
+  var flushQueued = false
   /// How long a connection closed for an error keeps reading (and ignoring) before it is closed.
   static let linger = TimeAmount.seconds(1)
   /// A stream closed (it has left `streams`): its log phase.
@@ -249,63 +223,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     }
   }
 
-  // MARK: outbound helpers
-
-  private func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
-    guard let context else { return }
-    streams[id]?.machine.response.finish()
-    context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(code))), promise: nil)
-  }
-
-  private func sendPreflight(_ id: HTTP2StreamID, origin: String, methods: String) {
-    guard let context, let s = streams[id] else { return }
-    loop.responded(&s.request, status: 204)
-    let requestID = s.request.requestID
-    let headers = HTTP2Responses.preflight(loop.settings.preflight, origin: origin, methods: methods, requestID: requestID)
-    s.machine.response.finish()
-    writeLast(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), id: id, context: context)
-    context.flush()
-  }
-
-  /// Writes a response's last frame (END_STREAM set). If the client is still sending its request,
-  /// RST_STREAM(NO_ERROR) then asks it to stop (RFC 9113 §8.1), once that frame has been written:
-  /// "only after sending a complete response". Written at once, the reset would also lose the
-  /// response: NIOHTTP2 holds DATA in its flow-control buffer until a flush, RST_STREAM goes
-  /// straight through and closes the stream, and the held DATA is dropped (a refusal's client got
-  /// HEADERS with `content-length: 148`, then the reset, and no body).
-  private func writeLast(_ frame: HTTP2Frame, id: HTTP2StreamID, context: ChannelHandlerContext) {
-    guard let s = streams[id], s.machine.stopsRequestAfterResponse else {
-      context.write(wrapOutboundOut(frame), promise: nil)
-      return
-    }
-    let written = context.eventLoop.makePromise(of: Void.self)
-    written.futureResult.assumeIsolated().whenSuccess { [weak backReference] in backReference?.target.stopRequest(id) }
-    context.write(wrapOutboundOut(frame), promise: written)
-  }
-
-  /// The response is on the wire and the client is still sending: RST_STREAM(NO_ERROR).
-  private func stopRequest(_ id: HTTP2StreamID) {
-    guard let context, let s = streams[id], s.machine.stopsRequestAfterResponse else { return }
-    context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
-  }
-
-  private func sendRefusal(_ id: HTTP2StreamID, _ refusal: GatewayRefusal, method: HTTPMethod, retryAfter: Int? = nil) {
-    guard let context, let s = streams[id] else { return }
-    let requestID = s.request.requestID
-    let body = RefusalResponse.body(refusal, requestID: requestID, allocator: context.channel.allocator)
-    loop.refused(&s.request, refusal, bodyBytes: body.readableBytes, headOnly: method == .HEAD)
-    let headers = HTTP2Responses.refusal(refusal, requestID: requestID, bodyBytes: body.readableBytes, retryAfter: retryAfter)
-    let headOnly = method == .HEAD
-    s.machine.response.finish()
-    let headersFrame = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: headOnly)))
-    if headOnly {
-      writeLast(headersFrame, id: id, context: context)
-    } else {
-      context.write(wrapOutboundOut(headersFrame), promise: nil)
-      writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true))), id: id, context: context)
-    }
-    context.flush()
-  }
 
   // MARK: ClientSide
 
@@ -347,32 +264,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     write(s.machine.response.body(buffer), id: id, state: s, context: context)
   }
 
-  /// Writes what ``HTTP2ResponseFraming`` released, none of it ending the stream.
-  private func write(_ writes: HTTP2ResponseFraming.Writes, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
-    if let h = writes.headers {
-      context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: false)))), promise: nil)
-    }
-    if let d = writes.data { writeData(d, id: id, state: s, context: context) }
-  }
-
-  private func writeData(_ buffer: ByteBuffer, id: HTTP2StreamID, state s: StreamState, context: ChannelHandlerContext) {
-    let n = buffer.readableBytes
-    s.request.log?.bytesOut += n
-    loop.counters.responseBodyBytes &+= n
-    let promise = context.eventLoop.makePromise(of: Void.self)
-    promise.futureResult.assumeIsolated().whenComplete { [weak backReference] _ in backReference?.target.dataWritten(id, bytes: n) }
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: false)))), promise: promise)
-    if s.machine.wrote(n) == .pause {
-      if let tunnel = s.tunnel { tunnel.setReadPaused(true) } else { s.exchange?.clientWritabilityChanged(isWritable: false) }
-    }
-  }
-
-  private func dataWritten(_ id: HTTP2StreamID, bytes: Int) {
-    guard let s = streams[id] else { return }
-    if s.machine.written(bytes) == .resume {
-      if let tunnel = s.tunnel { tunnel.setReadPaused(false) } else { s.exchange?.clientWritabilityChanged(isWritable: true) }
-    }
-  }
 
   func exchangeSendEnd(_ exchange: Exchange) {
     let id = HTTP2StreamID(exchange.streamID)
@@ -410,18 +301,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     scheduleFlush(context)
   }
 
-  /// Flushes once per event-loop tick however many streams ask: responses of different streams
-  /// that complete in the same tick (each from its own upstream read) go out in one batch of TLS
-  /// records and one write. Inside a client read cycle, channelReadComplete flushes anyway.
-  private func scheduleFlush(_ context: ChannelHandlerContext) {
-    if inReadCycle || flushQueued { return }
-    flushQueued = true
-    context.eventLoop.assumeIsolated().execute { [weak backReference] in
-      guard let self = backReference?.target else { return }
-      self.flushQueued = false
-      self.context?.flush()
-    }
-  }
 
   func exchangeSendRefusal(_ exchange: Exchange, _ refusal: GatewayRefusal) {
     loop.counters.recordUpstreamError(exchange.failure?.kind ?? "unknown", cluster: exchange.cluster.metricsIndex)
@@ -444,180 +323,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, ClientSide, Expirable {
     }
   }
 
-  /// The upstream switched protocols. For an extended CONNECT whose 101 checked out, the stream
-  /// answers `:status 200` and becomes a tunnel to the upstream socket; anything else is cut (an
-  /// ordinary HTTP/2 request never asks for an upgrade).
-  func exchangeUpgraded(_ exchange: Exchange, connection upstream: UpstreamConnection) {
-    let id = HTTP2StreamID(exchange.streamID)
-    guard let context, let s = streams[id], s.websocketAccept != nil, let headers = s.machine.response.heldHeaders,
-      let upstreamChannel = upstream.channel
-    else {
-      upstream.cancel()
-      if let s = streams[id], s.machine.response.heldHeaders == nil, s.websocketAccept != nil {
-        sendRefusal(id, GatewayRefusal.upstreamError.with(message: "The upstream's WebSocket handshake is invalid."), method: .GET)
-      } else {
-        reset(id, .internalError)
-      }
-      return
-    }
-    let tunnel = HTTP2StreamTunnel(client: self, streamID: id, sweeper: loop.sweeper, idleTimeout: loop.settings.idleTimeout)
-    do {
-      try upstreamChannel.pipeline.syncOperations.addHandler(tunnel)
-    } catch {
-      upstream.cancel()
-      reset(id, .internalError)
-      return
-    }
-    guard upstream.detachForTunnel() != nil else {
-      upstreamChannel.close(promise: nil)
-      reset(id, .internalError)
-      return
-    }
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false)))), promise: nil)
-    _ = s.machine.response.takeHeaders()
-    s.tunnel = tunnel
-    let early = s.earlyData
-    s.earlyData = []
-    for buffer in early { tunnel.send(buffer) }
-    if !s.machine.stopsRequestAfterResponse { tunnel.finishOutput() }
-    // Bytes that came with the 101 reach the tunnel from the decoder's removal task (Tunnel.swift).
-    upstreamChannel.read()
-    context.flush()
-  }
-
-  /// The upstream's 101 for an extended CONNECT: checked, and turned into the stream's `:status 200`
-  /// (held until the tunnel is up, in `exchangeUpgraded`).
-  private func websocketAccepted(_ id: HTTP2StreamID, head: HTTPResponseHead, expectedAccept: String, requestID: String) {
-    guard let s = streams[id] else { return }
-    guard head.headers.first(name: "Sec-WebSocket-Accept") == expectedAccept else {
-      // Left without headers: exchangeUpgraded answers 502 upstream_error.
-      return
-    }
-    // Connection and Upgrade are hop-by-hop (dropped); the accept is between gateway and upstream.
-    let headers = HTTP2Responses.forwarded(
-      status: "200", from: head.headers, requestID: requestID, allowOrigin: nil, varyOrigin: false,
-      dropping: "sec-websocket-accept")
-    if let exchange = s.exchange { loop.forwardedHead(&s.request, status: 200, exchange: exchange) }
-    s.machine.response.head(headers)
-  }
-
-  // MARK: extended CONNECT tunnels
-
-  /// Client DATA on a WebSocket stream: to the upstream once the tunnel is up (held before), with
-  /// the stream's window given back as the upstream socket takes the bytes.
-  private func tunnelData(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data, state s: StreamState) {
-    var bytes = 0
-    if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-      bytes = buffer.readableBytes
-      s.request.bodyBytes += bytes
-      if let tunnel = s.tunnel {
-        tunnel.send(buffer)
-      } else {
-        s.earlyData.append(buffer)
-      }
-    }
-    if s.machine.tunnelData(bytes: bytes, endStream: data.endStream) { s.tunnel?.finishOutput() }
-    creditTunnel(id)
-  }
-
-  private func creditTunnel(_ id: HTTP2StreamID) {
-    guard let context, let s = streams[id], let increment = s.machine.tunnelCredit(writable: s.tunnel?.isWritable ?? false) else { return }
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-    if !inReadCycle { context.flush() }
-  }
-
-  /// Upstream bytes for the stream.
-  func tunnelReceived(_ id: HTTP2StreamID, _ buffer: ByteBuffer) {
-    guard let context, let s = streams[id], !s.responseDone else { return }
-    writeData(buffer, id: id, state: s, context: context)
-    context.flush()
-  }
-
-  /// The upstream socket can take more: give the client back its window.
-  func tunnelWritable(_ id: HTTP2StreamID) { creditTunnel(id) }
-
-  /// The upstream closed: the stream ends (and is reset if the client is still sending).
-  func tunnelClosed(_ id: HTTP2StreamID) {
-    guard let context, let s = streams[id], !s.responseDone else { return }
-    s.machine.response.finish()
-    s.tunnel = nil
-    let empty = context.channel.allocator.buffer(capacity: 0)
-    writeLast(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))), id: id, context: context)
-    context.flush()
-  }
 
   /// HTTP/2 uses stream flow control instead of pausing the connection.
   func exchangeSetRequestBodyPaused(_ exchange: Exchange, _ paused: Bool) {}
-
-  func errorCaught(context: ChannelHandlerContext, error: Error) {
-    // NIOHTTP2Handler has already answered protocol errors (RST_STREAM or GOAWAY). A connection
-    // error's GOAWAY must be followed by closing the TCP connection (RFC 9113 §5.4.1): flush it,
-    // then close. Stream-level errors leave the connection usable.
-    // The client sent HEADERS (or DATA) on a stream it had ended: half-closed (remote), which
-    // RFC 9113 §5.1 answers with STREAM_CLOSED; NIOHTTP2 1.46 resets the stream with PROTOCOL_ERROR
-    // for HEADERS there (StreamStateMachine.receiveHeaders, the halfClosedRemoteLocalIdle/Active
-    // case), so the lifecycle makes it a connection error (h2spec http2/5.1/6).
-    let kind: HTTP2ConnectionStateMachine.ErrorKind
-    if Self.isFrameAfterEndStream(error) {
-      kind = .frameAfterEndStream
-    } else if error is NIOHTTP2Errors.StreamError {
-      kind = .stream
-    } else if error is any NIOHTTP2Error {
-      kind = .protocolError
-    } else {
-      kind = .other
-    }
-    switch lifecycle.errorCaught(kind) {
-    case .ignore:
-      if let streamError = error as? NIOHTTP2Errors.StreamError {
-        // A frame for one stream was refused (NIOHTTP2 reset that stream): the connection stays.
-        loop.logger.debug("http/2 stream error", metadata: ["stream": "\(streamError.streamID)", "error": "\(streamError.baseError)"])
-      } else {
-        loop.logger.debug("http/2 protocol error", metadata: ["error": "\(error)"])
-      }
-    case .linger:
-      lingeringClose(context: context, error: error)
-    case .goAwayStreamClosedAndLinger(let last):
-      let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .streamClosed, opaqueData: nil))
-      context.write(wrapOutboundOut(goAway), promise: nil)
-      lingeringClose(context: context, error: error)
-    case .close:
-      loop.logger.debug("http/2 connection error", metadata: ["error": "\(error)"])
-      context.close(promise: nil)
-    }
-  }
-}
-
-extension HTTP2ServerHandler {
-  /// A connection error's close, lingering: closing at once with the client's frames still unread
-  /// would send a TCP reset, and a reset can discard the GOAWAY before the client reads it. So:
-  /// flush the GOAWAY, half-close (TLS close_notify + FIN: the client sees GOAWAY, then end of
-  /// stream), and close for good after `linger`, whatever the client still sends being ignored
-  /// meanwhile.
-  private func lingeringClose(context: ChannelHandlerContext, error: Error) {
-    loop.logger.debug("http/2 connection error; closing", metadata: ["error": "\(error)"])
-    context.flush()
-    context.close(mode: .output, promise: nil)
-    let channel = context.channel
-    context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
-  }
-
-  /// NIOHTTP2's error for a frame on a stream the client had already ended (half-closed remote),
-  /// as it reports it: bare, or wrapped in a `StreamError`. (A closed stream is a connection error
-  /// NIOHTTP2 answers with its own GOAWAY(STREAM_CLOSED).)
-  static func isFrameAfterEndStream(_ error: Error) -> Bool {
-    let base = (error as? NIOHTTP2Errors.StreamError)?.baseError ?? error
-    guard let transition = base as? NIOHTTP2Errors.BadStreamStateTransition else { return false }
-    return transition.fromState == .halfClosedRemoteLocalIdle || transition.fromState == .halfClosedRemoteLocalActive
-  }
-}
-
-extension HTTP2ServerHandler: NIOHTTP2FrameDelegate {
-  /// Every frame NIOHTTP2Handler writes, its own included. A GOAWAY with an error code means it
-  /// found a connection error (flood, HPACK or flow-control violation, bad frame); it reports the
-  /// error next through `errorCaught`, which then closes the connection. The gateway's own GOAWAYs
-  /// (drain, idle) carry NO_ERROR.
-  func wroteFrame(_ frame: HTTP2Frame) {
-    if case .goAway(_, let code, _) = frame.payload { lifecycle.wroteGoAway(errorCode: code) }
-  }
 }
