@@ -36,9 +36,9 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   /// The PostgreSQL storage (certificates, account key, lock, challenges) when
   /// `tls.acme.storage: postgres`; nil: `storage_dir` is the fleet's shared storage.
   let fleet: ACMEFleetStore?
-  private let sharedReads = ManagedAtomic<Int>(0)
-  private let queue = DispatchQueue(label: "tenant-gateway.acme")
-  private var scheduler: CertificateScheduler
+  let sharedReads = ManagedAtomic<Int>(0)
+  let queue = DispatchQueue(label: "tenant-gateway.acme")
+  private(set) var scheduler: CertificateScheduler
   private var started = false
   private var stopped = false
   /// Handshakes waiting for a domain's first certificate.
@@ -48,9 +48,9 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   /// `issued`: this gateway's order; `stored_elsewhere`: another fleet member's certificate found in
   /// storage once the lock was taken (no order); `held_elsewhere`: the lock was taken; `failed`;
   /// `not_eligible`: the table dropped the domain before its order began.
-  private var orderResults: [String: Int] = ["issued": 0, "failed": 0, "held_elsewhere": 0, "stored_elsewhere": 0, "not_eligible": 0]
+  private(set) var orderResults: [String: Int] = ["issued": 0, "failed": 0, "held_elsewhere": 0, "stored_elsewhere": 0, "not_eligible": 0]
   /// Most concurrent orders seen (for the closing note's "peak concurrent orders").
-  private var peakRunning = 0
+  private(set) var peakRunning = 0
   /// Most waiters per domain: a handshake flood for one mapped domain cannot grow memory.
   static let maxWaitersPerDomain = 1024
 
@@ -405,58 +405,5 @@ final class ACMECertificates: @unchecked Sendable {  // mutable state confined t
   private func release(waitersOf domain: String) {
     guard let list = waiters.removeValue(forKey: domain) else { return }
     for w in list { w() }
-  }
-
-  // MARK: seeing it
-
-  struct Entry: Sendable {
-    let domain: String
-    let state: String
-    let issuer: String?
-    let notAfter: Date?
-    let lastError: String?
-    let nextAttemptAt: Date?
-  }
-
-  /// Every domain known (eligible, or with a certificate in storage), sorted; or one.
-  func entries(host: String? = nil) -> [Entry] {
-    queue.sync {
-      let now = Date()
-      let names = host.map { [$0] } ?? scheduler.domains.keys.sorted()
-      return names.compactMap { name in
-        guard let d = scheduler.domains[name] else {
-          return host == nil ? nil : Entry(domain: name, state: "not_eligible", issuer: nil, notAfter: nil, lastError: nil, nextAttemptAt: nil)
-        }
-        return Entry(
-          domain: name, state: d.status(now: now).rawValue, issuer: d.certificate?.issuer, notAfter: d.certificate?.notAfter,
-          lastError: d.lastError, nextAttemptAt: d.nextAttemptAt)
-      }
-    }
-  }
-
-  struct Stats: Sendable {
-    let byState: [String: Int]
-    let orders: [String: Int]
-    let running: Int
-    let peakRunning: Int
-    let soonestNotAfter: Date?
-    let pendingChallenges: Int
-    /// Certificate files loaded (or failed) for handshakes, plus shared challenge files read.
-    let storageReads: Int
-  }
-
-  func stats() -> Stats {
-    queue.sync {
-      let now = Date()
-      var byState: [String: Int] = ["pending": 0, "valid": 0, "renewing": 0, "failed": 0, "not_eligible": 0]
-      var soonest: Date? = nil
-      for (_, d) in scheduler.domains {
-        byState[d.status(now: now).rawValue, default: 0] += 1
-        if d.eligible, let t = d.certificate?.notAfter { soonest = min(soonest ?? t, t) }
-      }
-      return Stats(
-        byState: byState, orders: orderResults, running: scheduler.runningOrders, peakRunning: peakRunning, soonestNotAfter: soonest,
-        pendingChallenges: responder.pendingCount, storageReads: served.stats.loads + served.stats.failures + sharedReads.load(ordering: .relaxed))
-    }
   }
 }
