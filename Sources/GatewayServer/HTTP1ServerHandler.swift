@@ -50,9 +50,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
   /// The current request is over: its log phase, once.
   func endRequest(completed: Bool) {
-    guard var r = request else { return }
+    guard request != nil else { return }
+    // In place: a copy of the context out of the optional would retain and release each of its
+    // references once more per request.
+    loop.log(&request!, completed: completed)
     request = nil
-    loop.log(&r, completed: completed)
   }
 
   init(loop: LoopContext, connection: ConnectionInfo) {
