@@ -226,6 +226,56 @@ struct ACMETests {
     #expect(h.gatewayRunning)
   }
 
+  /// Renewal and a failed validation with its retry, against the real CA. Storage holds a
+  /// certificate past its renewal window (`clients/expiring_cert.py`), and pebble's http-01 port
+  /// first has nothing listening on it: the renewal fails, the domain is `failed` with its error
+  /// and a backoff of 2 min ± 10 %, and the old certificate keeps serving. Then
+  /// `clients/tcp_relay.py` joins that port to the gateway's plain-HTTP listener, and the retry
+  /// replaces the old certificate with pebble's.
+  @Test("Renewal: a failed validation backs off and keeps the old certificate serving; the retry validates and replaces it")
+  func renewalAfterFailedValidation() throws {
+    let h = try GatewayHarness()
+    defer { h.stop() }
+    let httpPort = freePort()
+    let validationPort = freePort()
+    let pebble = try Pebble(tlsPort: freePort(), httpPort: validationPort)
+    defer { pebble.stop() }
+    let storage = h.directory.appendingPathComponent("acme").path
+    let domain = "shop.acme.test"
+    let made = try h.python("expiring_cert.py", [domain, storage])
+    #expect(made.status == 0, "\(made.stderr)")
+    try Self.configure(h, pebble: pebble, httpPort: httpPort, storage: storage, challenges: "[http-01]")
+    try h.startPrewritten()
+
+    // Loaded at start and served at once, although it is already due for renewal.
+    let old = try Self.presented(port: h.port, sni: domain)
+    #expect(old.contains("expiring test issuer"), "\(old) \(h.gatewayLogTail)")
+    // The renewal's validation reaches a closed port: failed, with why and when it tries again.
+    try h.waitFor(timeout: 60) { try Self.state(h.adminPort, domain) == "failed" }
+    let entry = try #require(try Self.certificates(h.adminPort).first { $0["domain"] as? String == domain })
+    let lastError = entry["lastError"] as? String ?? ""
+    #expect(!lastError.isEmpty, "\(entry)")
+    let next = try #require((entry["nextAttemptAt"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }, "\(entry)")
+    let wait = next.timeIntervalSinceNow
+    #expect(wait > 60 && wait < 135, "next attempt in \(wait) s: \(entry)")
+    #expect(try Self.metric(h.adminPort, "tenant_gateway_acme_orders_total{result=\"failed\"}") >= 1)
+    #expect(try Self.metric(h.adminPort, "tenant_gateway_acme_orders_total{result=\"issued\"}") == 0)
+    let during = try Self.presented(port: h.port, sni: domain)
+    #expect(during.contains("expiring test issuer"), "the old certificate stopped serving: \(during)")
+
+    // The CA can reach the gateway now: the backed-off retry validates and replaces the certificate.
+    let relay = try h.startPython("tcp_relay.py", [String(validationPort), String(httpPort), "240"], output: "/dev/null")
+    defer { relay.terminate() }
+    try h.waitFor(timeout: 200) { try Self.state(h.adminPort, domain) == "valid" }
+    let root = try pebble.issuingRoot()
+    let renewed = try Self.presented(port: h.port, sni: domain, root: root)
+    #expect(renewed.contains("Pebble") && renewed.contains("Verify return code: 0 (ok)"), "\(renewed)")
+    #expect(try Self.metric(h.adminPort, "tenant_gateway_acme_orders_total{result=\"issued\"}") >= 1)
+    let stored = try String(contentsOfFile: "\(storage)/\(domain).pem", encoding: .utf8)
+    #expect(!stored.isEmpty && pebble.issuedCount >= 1)
+    #expect(try Self.certificates(h.adminPort).first { $0["domain"] as? String == domain }?["lastError"] as? String == nil)
+  }
+
   /// Starts a second gateway from `h`'s config with its own admin port (and storage_dir, when
   /// given), on the same listeners (SO_REUSEPORT). Returns the process, its admin port and log.
   static func startSecond(_ h: GatewayHarness, storage: (from: String, to: String)? = nil, name: String = "2") throws -> (Process, Int, String) {
