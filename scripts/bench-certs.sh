@@ -4,8 +4,10 @@
 # Generates N self-signed P-256 certificates (<domain>.pem + <domain>.key), starts the release
 # gateway with them, and prints: start-up time (launch → /readyz 200), RSS after start, the cost of a
 # first (loading) and a cached handshake for custom domains next to a configured certificate's, RSS
-# after the loads; then times HAProxy loading the same directory (`haproxy -c`, crt directory) for
-# the ratio. Loopback only; bounded (HAPROXY_TIMEOUT, default 900 s).
+# after the loads; then the same handshakes with the same files served from `tls.acme.storage_dir`
+# instead (a snapshot mapping every domain to an active shop; the CA is unreachable, as in an
+# outage, so nothing is ordered); then times HAProxy loading the same directory (`haproxy -c`, crt
+# directory) for the ratio. Loopback only; bounded (HAPROXY_TIMEOUT, default 900 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-50000}"
@@ -57,16 +59,10 @@ tenant_header: {signing_keys: [{kid: k1, alg: HS256, secret_file: $PWD/dev/tenan
 access_log: {path: ""}
 CONF
 
-start=$(date +%s.%N)
-"$BIN" serve --config "$WORK/gateway.conf" > "$WORK/gateway.log" 2>&1 &
-GW=$!
-trap 'kill $GW 2>/dev/null; wait 2>/dev/null' EXIT
-until curl -fs http://127.0.0.1:19901/readyz >/dev/null 2>&1; do sleep 0.02; done
-ready=$(date +%s.%N)
-rss() { awk '/VmRSS/{print int($2/1024)}' /proc/$GW/status; }
-rss_start=$(rss)
-
-python3 - "$N" "$SAMPLE" > "$WORK/handshakes.json" <<'PY'
+# The handshake sample: SAMPLE random custom domains twice (first use, cached) beside the
+# configured certificate, as JSON on stdout.
+handshakes() {
+  python3 - "$N" "$SAMPLE" <<'PY'
 import json, random, socket, ssl, statistics, sys, time
 n, sample = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -76,16 +72,57 @@ def handshake(name):
         with ctx.wrap_socket(s, server_hostname=name) as t2:
             cert = t2.getpeercert(binary_form=True)
     return (time.perf_counter() - t) * 1000, cert
-names = [f"shop{i}.example-merchant.test" for i in random.sample(range(n), sample)]
+names = [f"shop{i}.example-merchant.test" for i in random.Random(8).sample(range(n), sample)]
 base = [handshake("acme.platform.localhost")[0] for _ in range(sample)]
 first, certs = zip(*[handshake(x) for x in names])
 cached = [handshake(x)[0] for x in names]
 assert len(set(certs)) == len(names), "a domain got another domain's certificate"
+assert base and certs[0] != handshake("acme.platform.localhost")[1], "a custom domain got the default certificate"
 q = lambda v: {"p50": round(statistics.median(v), 2), "p99": round(sorted(v)[int(len(v) * 0.99) - 1], 2)}
 print(json.dumps({"configured": q(base), "first": q(first), "cached": q(cached)}))
 PY
+}
+
+start=$(date +%s.%N)
+"$BIN" serve --config "$WORK/gateway.conf" > "$WORK/gateway.log" 2>&1 &
+GW=$!
+trap 'kill $GW 2>/dev/null; wait 2>/dev/null' EXIT
+until curl -fs http://127.0.0.1:19901/readyz >/dev/null 2>&1; do sleep 0.02; done
+ready=$(date +%s.%N)
+rss() { awk '/VmRSS/{print int($2/1024)}' /proc/$GW/status; }
+rss_start=$(rss)
+handshakes > "$WORK/handshakes.json"
 rss_after=$(rss)
 curl -s http://127.0.0.1:19901/metrics | grep '^tenant_gateway_custom_certificate' > "$WORK/metrics.txt"
+kill $GW; wait $GW 2>/dev/null || true
+
+# The same files as ACME's storage: every domain a custom domain of an active shop, the CA a closed
+# port (loaded at start, served on demand, never ordered while valid).
+rm -rf "$WORK/acme-storage"; cp -al "$WORK/domains" "$WORK/acme-storage"
+python3 - "$N" > "$WORK/acme-tenants.json" <<'PY'
+import json, sys, uuid
+n = int(sys.argv[1])
+shops = [{"id": str(uuid.UUID(int=0xce << 120 | i)), "subdomain": f"m{i}", "customDomains": [f"shop{i}.example-merchant.test"],
+          "headlessMode": False, "allowedOrigins": [], "status": "active"} for i in range(n)]
+shops.append({"id": "5b0c6f2e-8a1d-4c3b-9e7f-1a2b3c4d5e01", "subdomain": "acme", "customDomains": [], "headlessMode": False,
+              "allowedOrigins": [], "status": "active"})
+print(json.dumps({"version": f"bench-certs-{n}", "shops": shops, "apiKeys": []}))
+PY
+sed -e "s|  custom_domain_certs_dir: $WORK/domains|  acme: {directory_url: \"https://127.0.0.1:9/dir\", contact: ops@example.com, challenges: [tls-alpn-01], storage_dir: $WORK/acme-storage}|" \
+    -e "s|snapshot: {path: [^,]*,|snapshot: {path: $WORK/acme-tenants.json,|" -e "s|state_dir: $WORK/var|state_dir: $WORK/var-acme|" \
+    "$WORK/gateway.conf" > "$WORK/gateway-acme.conf"
+"$BIN" serve --config "$WORK/gateway-acme.conf" > "$WORK/gateway-acme.log" 2>&1 &
+GW=$!
+until curl -fs http://127.0.0.1:19901/readyz >/dev/null 2>&1; do sleep 0.02; done
+# Storage is read at start: wait until every domain is known valid before timing handshakes.
+for _ in $(seq 1 600); do
+  valid=$(curl -s http://127.0.0.1:19901/admin/certificates | python3 -c "import json, sys; print(json.load(sys.stdin)['byState']['valid'])")
+  [ "$valid" -ge "$N" ] && break
+  sleep 0.5
+done
+acme_loaded=$(date +%s.%N)
+handshakes > "$WORK/handshakes-acme.json"
+acme_orders=$(curl -s http://127.0.0.1:19901/metrics | awk '/^tenant_gateway_acme_orders_total/ {s += $2} END {print s + 0}')
 kill $GW; wait $GW 2>/dev/null || true
 trap - EXIT
 
@@ -121,15 +158,19 @@ CFG
   fi
 fi
 
-python3 - "$N" "$start" "$ready" "$rss_start" "$rss_after" "$WORK/handshakes.json" "$haproxy_s" "$SAMPLE" <<'PY'
+python3 - "$N" "$start" "$ready" "$rss_start" "$rss_after" "$WORK/handshakes.json" "$haproxy_s" "$SAMPLE" "$WORK/handshakes-acme.json" "$acme_orders" <<'PY'
 import json, sys
-n, start, ready, rss0, rss1, hs, hap, sample = sys.argv[1:]
+n, start, ready, rss0, rss1, hs, hap, sample, hs_acme, acme_orders = sys.argv[1:]
 h = json.load(open(hs))
+a = json.load(open(hs_acme))
 startup = float(ready) - float(start)
 print(f"custom-domain certificates: {n}")
 print(f"gateway start-up (launch -> /readyz): {startup:.2f} s   RSS after start: {rss0} MiB   after {sample} loads: {rss1} MiB")
 print(f"handshake ms (p50 / p99): configured cert {h['configured']['p50']} / {h['configured']['p99']}, "
       f"custom first use {h['first']['p50']} / {h['first']['p99']}, custom cached {h['cached']['p50']} / {h['cached']['p99']}")
+print(f"same run, served from tls.acme.storage_dir (table-checked): configured {a['configured']['p50']} / {a['configured']['p99']}, "
+      f"first use {a['first']['p50']} / {a['first']['p99']}, cached {a['cached']['p50']} / {a['cached']['p99']}  (orders: {acme_orders})")
+print(f"cached handshake p50, ACME / directory: {a['cached']['p50'] / h['cached']['p50']:.3f}")
 try:
     print(f"haproxy -c with the same directory: {float(hap):.2f} s  (gateway start-up = {startup / float(hap):.3f}x HAProxy)")
 except ValueError:

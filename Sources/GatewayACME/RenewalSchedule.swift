@@ -40,8 +40,8 @@ public enum RenewalSchedule {
 
   /// The wait after the `failures`-th failure in a row (1, 2, …): 2 min doubling up to 12 h, with
   /// ±10 % per-domain jitter, and never shorter than what the CA asked for (`Retry-After`).
-  /// Two minutes doubling keeps five failed validations over an hour apart, under Let's Encrypt's
-  /// 5 failed validations per identifier per hour.
+  /// Two minutes doubling puts failures at 0, 2, 6, 14, 30 and 62 min, so no hour holds more than
+  /// Let's Encrypt's 5 failed validations per identifier per hour.
   public static func backoff(domain: String, failures: Int, serverRetryAfter: Double? = nil) -> Double {
     let n = max(1, failures)
     let base = min(120 * pow(2, Double(min(n - 1, 20))), 12 * 3600)
