@@ -53,7 +53,7 @@ tls:
   custom_domain_certs_dir: $WORK/domains
   certificates: [{cert: $WORK/certs/platform.pem, key: $WORK/certs/platform.key}]
 platform: {api_hosts: [api.platform.localhost], domain: platform.localhost}
-snapshot: {path: $PWD/samples/tenants.json, state_dir: $WORK/var}
+snapshot: {path: $PWD/samples/tenants.json, changes_path: $WORK/tenants.changes, state_dir: $WORK/var}
 upstreams: {default: "http://127.0.0.1:9"}
 tenant_header: {signing_keys: [{kid: k1, alg: HS256, secret_file: $PWD/dev/tenant-hs256.key}]}
 access_log: {path: ""}
@@ -109,7 +109,7 @@ shops.append({"id": "5b0c6f2e-8a1d-4c3b-9e7f-1a2b3c4d5e01", "subdomain": "acme",
 print(json.dumps({"version": f"bench-certs-{n}", "shops": shops, "apiKeys": []}))
 PY
 sed -e "s|  custom_domain_certs_dir: $WORK/domains|  acme: {directory_url: \"https://127.0.0.1:9/dir\", contact: ops@example.com, challenges: [tls-alpn-01], storage_dir: $WORK/acme-storage}|" \
-    -e "s|snapshot: {path: [^,]*,|snapshot: {path: $WORK/acme-tenants.json,|" -e "s|state_dir: $WORK/var|state_dir: $WORK/var-acme|" \
+    -e "s|snapshot: {path: [^,]*,|snapshot: {path: $WORK/acme-tenants.json,|" -e "s|changes_path: $WORK/tenants.changes|changes_path: $WORK/acme-tenants.changes|" -e "s|state_dir: $WORK/var|state_dir: $WORK/var-acme|" \
     "$WORK/gateway.conf" > "$WORK/gateway-acme.conf"
 "$BIN" serve --config "$WORK/gateway-acme.conf" > "$WORK/gateway-acme.log" 2>&1 &
 GW=$!
