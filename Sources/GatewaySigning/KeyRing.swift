@@ -39,13 +39,13 @@ public enum SigningKeys {
       do { bytes = try FileBytes.read(spec.file) } catch {
         throw LoadError(keyPath: path, reason: "cannot read \(spec.file): \(error)")
       }
-      switch spec.alg {
-      case "HS256":
+      switch JOSEAlgorithm(rawValue: spec.alg) {
+      case .hs256:
         guard let key = SigningKey.hs256Secret(fileContents: bytes) else {
           throw LoadError(keyPath: path, reason: "\(spec.file) must hold at least \(SigningKey.minimumSecretBytes) bytes (less trailing whitespace)")
         }
         return SigningKey(kid: spec.kid, material: .hs256(key))
-      case "EdDSA":
+      case .eddsa:
         // PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey -algorithm ed25519` writes it.
         guard let pem = String(bytes: bytes, encoding: .utf8), let der = PEM.decode(pem, label: "PRIVATE KEY"),
           der.count == 48, der.prefix(16).elementsEqual(PEM.ed25519PKCS8Prefix),
@@ -54,7 +54,8 @@ public enum SigningKeys {
           throw LoadError(keyPath: path, reason: "\(spec.file) is not a PKCS#8 PEM Ed25519 private key")
         }
         return SigningKey(kid: spec.kid, material: .eddsa(key))
-      default:
+      case .es256, nil:
+        // ES256 verifies session tokens; X-Tenant is signed with HS256 or EdDSA only (PRODUCT.md §5).
         throw LoadError(keyPath: path, reason: "alg \(spec.alg) is not supported yet")
       }
     }

@@ -19,11 +19,14 @@ public struct VerifyKey: Sendable {
     self.material = material
   }
 
-  public var algorithm: String {
+  /// The JOSE `alg` name a token's header must carry.
+  public var algorithm: String { jose.rawValue }
+
+  public var jose: JOSEAlgorithm {
     switch material {
-    case .hs256: return "HS256"
-    case .es256: return "ES256"
-    case .eddsa: return "EdDSA"
+    case .hs256: return .hs256
+    case .es256: return .es256
+    case .eddsa: return .eddsa
     }
   }
 
@@ -41,25 +44,26 @@ public struct VerifyKey: Sendable {
   /// (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo) for ES256 (P-256) or EdDSA (Ed25519).
   public static func load(kid: String, alg: String, file: String) throws(LoadError) -> VerifyKey {
     guard let data = FileManager.default.contents(atPath: file) else { throw .unreadable("cannot read \(file)") }
-    switch alg {
-    case "HS256":
+    guard let algorithm = JOSEAlgorithm(rawValue: alg) else {
+      throw .invalid("algorithm \(alg) is not supported (\(JOSEAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    switch algorithm {
+    case .hs256:
       guard let key = SigningKey.hs256Secret(fileContents: Array(data)) else {
         throw .invalid("\(file): an HS256 secret needs at least \(SigningKey.minimumSecretBytes) bytes")
       }
       return VerifyKey(kid: kid, material: .hs256(key))
-    case "ES256":
+    case .es256:
       guard let pem = String(data: data, encoding: .utf8), let key = try? P256.Signing.PublicKey(pemRepresentation: pem) else {
         throw .invalid("\(file): not a PEM P-256 public key")
       }
       return VerifyKey(kid: kid, material: .es256(key))
-    case "EdDSA":
+    case .eddsa:
       guard let pem = String(data: data, encoding: .utf8), let der = PEM.decode(pem, label: "PUBLIC KEY"),
         der.count == 44, der.prefix(12).elementsEqual(PEM.ed25519SPKIPrefix),
         let key = try? Curve25519.Signing.PublicKey(rawRepresentation: der.suffix(32))
       else { throw .invalid("\(file): not a PEM Ed25519 public key") }
       return VerifyKey(kid: kid, material: .eddsa(key))
-    default:
-      throw .invalid("algorithm \(alg) is not supported (HS256, ES256, EdDSA)")
     }
   }
 

@@ -19,10 +19,12 @@ public struct SigningKey: Sendable {
   }
 
   /// The JOSE `alg` name.
-  public var algorithm: String {
+  public var algorithm: String { jose.rawValue }
+
+  public var jose: JOSEAlgorithm {
     switch material {
-    case .hs256: return "HS256"
-    case .eddsa: return "EdDSA"
+    case .hs256: return .hs256
+    case .eddsa: return .eddsa
     }
   }
 
